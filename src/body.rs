@@ -1,0 +1,207 @@
+//! The response body: cached bytes, a miss being streamed and captured, or a pass-through.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use http::header::CONTENT_LENGTH;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use crate::key::CacheKey;
+use crate::policy::{ResponsePolicy, VaryKey};
+use crate::store::StoredResponse;
+
+pin_project! {
+    /// The body of every response from [`Cache`](crate::Cache).
+    ///
+    /// A hit yields the stored [`Bytes`] as one frame (a reference-count clone, no copy). A miss
+    /// streams the inner body frame by frame, as it arrives, while keeping a copy of the data
+    /// for the store; the copy is stored only when the body ended within the size limit. A
+    /// response that is not cacheable passes through untouched.
+    ///
+    /// Errors of the inner body are passed on unchanged, and a body that fails or is dropped
+    /// before its end is never stored.
+    pub struct ResponseBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        Full { data: Option<Bytes> },
+        Miss { #[pin] body: B, tee: Option<Tee> },
+        Pass { #[pin] body: B },
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn full(data: Bytes) -> Self {
+        Self {
+            kind: Kind::Full {
+                data: (!data.is_empty()).then_some(data),
+            },
+        }
+    }
+
+    pub(crate) fn miss(body: B, tee: Tee) -> Self {
+        Self {
+            kind: Kind::Miss {
+                body,
+                tee: Some(tee),
+            },
+        }
+    }
+
+    pub(crate) fn pass(body: B) -> Self {
+        Self {
+            kind: Kind::Pass { body },
+        }
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project().kind.project() {
+            KindProj::Full { data } => Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
+            KindProj::Pass { body } => body.poll_frame(cx),
+            KindProj::Miss { mut body, tee } => {
+                let frame = ready!(body.as_mut().poll_frame(cx));
+                match &frame {
+                    Some(Ok(frame)) => {
+                        if let (Some(data), Some(capture)) = (frame.data_ref(), tee.as_mut()) {
+                            if !capture.push(data) {
+                                // Over the size limit: keep streaming, stop capturing.
+                                *tee = None;
+                            }
+                        }
+                        // hyper stops polling once the announced length was sent, so the end
+                        // is recognised here too, not only on `Ready(None)`: when the body says
+                        // so, or when its exact size (e.g. `Content-Length`) has arrived.
+                        let complete = tee
+                            .as_ref()
+                            .is_some_and(|capture| capture.expected == Some(capture.len as u64));
+                        if complete || body.is_end_stream() {
+                            if let Some(capture) = tee.take() {
+                                capture.commit();
+                            }
+                        }
+                    }
+                    // A partial body is never stored.
+                    Some(Err(_)) => *tee = None,
+                    None => {
+                        if let Some(capture) = tee.take() {
+                            capture.commit();
+                        }
+                    }
+                }
+                Poll::Ready(frame)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full { data } => data.is_none(),
+            Kind::Miss { body, .. } | Kind::Pass { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            Kind::Miss { body, .. } | Kind::Pass { body } => body.size_hint(),
+        }
+    }
+}
+
+impl<B> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.kind {
+            Kind::Full { .. } => "Full",
+            Kind::Miss { .. } => "Miss",
+            Kind::Pass { .. } => "Pass",
+        };
+        f.debug_struct("ResponseBody").field("kind", &kind).finish()
+    }
+}
+
+/// Receives complete responses captured from misses. Implemented by the layer's shared state,
+/// which hands them to the store without blocking the body.
+pub(crate) trait Commit: Send + Sync {
+    fn commit(self: Arc<Self>, key: CacheKey, response: StoredResponse);
+}
+
+/// The copy of a miss being captured for the store.
+pub(crate) struct Tee {
+    pub(crate) key: CacheKey,
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) policy: ResponsePolicy,
+    pub(crate) vary: VaryKey,
+    pub(crate) chunks: Vec<Bytes>,
+    pub(crate) len: usize,
+    /// The body's exact size when known in advance (`SizeHint::exact`).
+    pub(crate) expected: Option<u64>,
+    pub(crate) limit: usize,
+    pub(crate) sink: Arc<dyn Commit>,
+}
+
+impl Tee {
+    /// Records a data frame; `false` once the body is larger than the limit.
+    fn push(&mut self, data: &Bytes) -> bool {
+        self.len = self.len.saturating_add(data.len());
+        if self.len > self.limit {
+            return false;
+        }
+        if !data.is_empty() {
+            self.chunks.push(data.clone());
+        }
+        true
+    }
+
+    /// The body is complete: build the entry and hand it to the store.
+    fn commit(self) {
+        let body = match self.chunks.len() {
+            0 => Bytes::new(),
+            1 => self.chunks.into_iter().next().unwrap_or_default(),
+            _ => {
+                let mut buf = BytesMut::with_capacity(self.len);
+                for chunk in &self.chunks {
+                    buf.extend_from_slice(chunk);
+                }
+                buf.freeze()
+            }
+        };
+        let mut headers = self.headers;
+        // The whole body is known now; its length answers HEAD requests correctly later.
+        // RFC 9110 §8.6: never on a 204.
+        if self.status != StatusCode::NO_CONTENT {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+        let response = StoredResponse {
+            status: self.status,
+            headers,
+            body,
+            policy: self.policy,
+            vary: self.vary,
+        };
+        self.sink.commit(self.key, response);
+    }
+}

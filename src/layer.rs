@@ -1,0 +1,221 @@
+//! [`CacheLayer`] and its builder.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use tower_layer::Layer;
+
+use crate::clock::{Clock, SystemClock};
+use crate::handle::CacheHandle;
+use crate::policy::CacheOptions;
+use crate::service::Cache;
+use crate::status::{StatusHeaders, is_sf_token};
+use crate::store::{MemoryStore, Store};
+
+/// Default largest storable response: 8 MiB.
+const DEFAULT_MAX_ENTRY_SIZE: usize = 8 * 1024 * 1024;
+/// Default identifier in `Cache-Status`.
+const DEFAULT_NAME: &str = "tower-cache-layer";
+
+/// State shared by the layer, every service it made and every handle: one cache.
+pub(crate) struct Shared<St> {
+    pub(crate) store: St,
+    pub(crate) options: CacheOptions,
+    pub(crate) max_entry_size: usize,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) status: Arc<StatusHeaders>,
+    pub(crate) stats: Stats,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) stores: AtomicU64,
+}
+
+/// A [`Layer`] that puts a shared HTTP cache in front of a service.
+///
+/// All services made by one `CacheLayer` (and its clones) share one cache, so a layer applied
+/// to every route of an axum `Router` is one cache, not one per route. See the
+/// [crate docs](crate) for examples.
+pub struct CacheLayer<St = MemoryStore> {
+    shared: Arc<Shared<St>>,
+}
+
+impl CacheLayer {
+    /// A cache in memory with the default settings: 256 MiB, responses up to 8 MiB.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder for a cache in memory; [`CacheLayerBuilder::store`] picks another store.
+    pub fn builder() -> CacheLayerBuilder {
+        CacheLayerBuilder::with_store(MemoryStore::default())
+    }
+}
+
+impl Default for CacheLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<St: Store> CacheLayer<St> {
+    /// A cache with default settings over `store`.
+    pub fn with_store(store: St) -> Self {
+        CacheLayerBuilder::with_store(store).build()
+    }
+
+    /// A handle to clear the cache, remove entries and read its counters.
+    pub fn handle(&self) -> CacheHandle<St> {
+        CacheHandle::new(Arc::clone(&self.shared))
+    }
+}
+
+impl<St> Clone for CacheLayer<St> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<St> fmt::Debug for CacheLayer<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheLayer")
+            .field("store", &std::any::type_name::<St>())
+            .field("options", &self.shared.options)
+            .field("max_entry_size", &self.shared.max_entry_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, St> Layer<S> for CacheLayer<St> {
+    type Service = Cache<S, St>;
+
+    fn layer(&self, inner: S) -> Cache<S, St> {
+        Cache::from_shared(inner, Arc::clone(&self.shared))
+    }
+}
+
+/// Builder for [`CacheLayer`], from [`CacheLayer::builder`].
+#[must_use]
+pub struct CacheLayerBuilder<St = MemoryStore> {
+    store: St,
+    options: CacheOptions,
+    max_entry_size: usize,
+    clock: Arc<dyn Clock>,
+    name: String,
+    x_cache: bool,
+}
+
+impl CacheLayerBuilder {
+    /// Total bytes the in-memory store may hold, headers included. Default 256 MiB.
+    pub fn max_capacity(mut self, bytes: u64) -> Self {
+        self.store = MemoryStore::new(bytes);
+        self
+    }
+}
+
+impl<St: Store> CacheLayerBuilder<St> {
+    fn with_store(store: St) -> Self {
+        Self {
+            store,
+            options: CacheOptions::default(),
+            max_entry_size: DEFAULT_MAX_ENTRY_SIZE,
+            clock: Arc::new(SystemClock),
+            name: DEFAULT_NAME.to_owned(),
+            x_cache: true,
+        }
+    }
+
+    /// Keeps responses in `store` instead.
+    pub fn store<St2: Store>(self, store: St2) -> CacheLayerBuilder<St2> {
+        CacheLayerBuilder {
+            store,
+            options: self.options,
+            max_entry_size: self.max_entry_size,
+            clock: self.clock,
+            name: self.name,
+            x_cache: self.x_cache,
+        }
+    }
+
+    /// Largest response body that is stored, in bytes. Default 8 MiB. Larger responses are
+    /// streamed to the client uncached.
+    pub fn max_entry_size(mut self, bytes: usize) -> Self {
+        self.max_entry_size = bytes;
+        self
+    }
+
+    /// A heuristic freshness lifetime for responses that carry no explicit freshness
+    /// (RFC 9111 §4.2.2); see [`CacheOptions::default_ttl`]. Default: none.
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.options.default_ttl = Some(ttl);
+        self
+    }
+
+    /// Replaces all policy options (including any [`default_ttl`](Self::default_ttl)).
+    pub fn options(mut self, options: CacheOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The clock the cache reads; [`SystemClock`] by default.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The cache's name in `Cache-Status` (RFC 9211). Default `tower-cache-layer`.
+    ///
+    /// # Panics
+    ///
+    /// When `name` is not a structured-field token (RFC 8941 §3.3.4): a letter or `*`
+    /// followed by letters, digits and `!#$%&'*+-.^_`|~:/`.
+    pub fn cache_name(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        assert!(
+            is_sf_token(&name),
+            "cache name must be a structured-field token: {name:?}"
+        );
+        self.name = name;
+        self
+    }
+
+    /// Whether responses carry `X-Cache: HIT | MISS`. Default `true`. `Cache-Status` is always
+    /// sent.
+    pub fn x_cache_header(mut self, enabled: bool) -> Self {
+        self.x_cache = enabled;
+        self
+    }
+
+    /// Builds the layer.
+    pub fn build(self) -> CacheLayer<St> {
+        CacheLayer {
+            shared: Arc::new(Shared {
+                store: self.store,
+                options: self.options,
+                max_entry_size: self.max_entry_size,
+                clock: self.clock,
+                status: Arc::new(StatusHeaders::new(self.name, self.x_cache)),
+                stats: Stats::default(),
+            }),
+        }
+    }
+}
+
+impl<St> fmt::Debug for CacheLayerBuilder<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheLayerBuilder")
+            .field("store", &std::any::type_name::<St>())
+            .field("options", &self.options)
+            .field("max_entry_size", &self.max_entry_size)
+            .field("name", &self.name)
+            .field("x_cache", &self.x_cache)
+            .finish_non_exhaustive()
+    }
+}

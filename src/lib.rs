@@ -1,0 +1,150 @@
+//! A shared HTTP cache (RFC 9111) for any [Tower](https://docs.rs/tower) service.
+//!
+//! [`CacheLayer`] wraps a `Service<http::Request<B>>` (an axum `Router`, a hyper `service_fn`,
+//! a reverse-proxy client) and answers repeated requests from a cache, following HTTP caching
+//! as RFC 9111 defines it for a shared cache. Every response carries `X-Cache: HIT` or
+//! `X-Cache: MISS`, a standard `Cache-Status` field (RFC 9211), and hits carry `Age`.
+//!
+//! # Example
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//!
+//! use http::{Request, Response};
+//! use http_body_util::{BodyExt, Full};
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_cache_layer::CacheLayer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let calls = Arc::new(AtomicUsize::new(0));
+//! let counter = Arc::clone(&calls);
+//! let origin = tower::service_fn(move |_req: Request<Full<bytes::Bytes>>| {
+//!     counter.fetch_add(1, Ordering::SeqCst);
+//!     async {
+//!         Ok::<_, Infallible>(
+//!             Response::builder()
+//!                 .header("cache-control", "max-age=60")
+//!                 .body(Full::from("hello"))
+//!                 .unwrap(),
+//!         )
+//!     }
+//! });
+//! let mut service = ServiceBuilder::new().layer(CacheLayer::new()).service(origin);
+//!
+//! for expected in ["MISS", "HIT"] {
+//!     let request = Request::get("http://example.com/greeting").body(Full::default())?;
+//!     let response = service.ready().await?.call(request).await?;
+//!     assert_eq!(response.headers()["x-cache"], expected);
+//!     assert_eq!(response.into_body().collect().await?.to_bytes(), "hello");
+//! }
+//! assert_eq!(calls.load(Ordering::SeqCst), 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # With axum
+//!
+//! One layer is one cache, shared by every route it wraps:
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use tower_cache_layer::CacheLayer;
+//!
+//! let cache = CacheLayer::builder().max_capacity(64 * 1024 * 1024).build();
+//! let handle = cache.handle(); // clear(), remove(), stats()
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async { ([("cache-control", "max-age=30")], "home") }))
+//!     .layer(cache);
+//! ```
+//!
+//! # With hyper
+//!
+//! ```no_run
+//! use std::convert::Infallible;
+//!
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use hyper::body::Incoming;
+//! use hyper_util::rt::{TokioExecutor, TokioIo};
+//! use hyper_util::server::conn::auto;
+//! use hyper_util::service::TowerToHyperService;
+//! use tower::ServiceBuilder;
+//! use tower_cache_layer::CacheLayer;
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let service = ServiceBuilder::new()
+//!     .layer(CacheLayer::new())
+//!     .service_fn(|_req: Request<Incoming>| async {
+//!         Ok::<_, Infallible>(Response::new(Full::<bytes::Bytes>::from("hi")))
+//!     });
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! loop {
+//!     let (stream, _) = listener.accept().await?;
+//!     let service = TowerToHyperService::new(service.clone());
+//!     tokio::spawn(async move {
+//!         let _ = auto::Builder::new(TokioExecutor::new())
+//!             .serve_connection(TokioIo::new(stream), service)
+//!             .await;
+//!     });
+//! }
+//! # }
+//! ```
+//!
+//! # What is cached
+//!
+//! | Rule | RFC |
+//! |---|---|
+//! | Only responses to `GET` are stored; `HEAD` is answered from a stored `GET` | 9111 §3, §4 |
+//! | `no-store` (request or response) and `private` responses are not stored | 9111 §3, §5.2 |
+//! | With `Authorization`, only `public`, `s-maxage` or `must-revalidate` responses are stored | 9111 §3.5 |
+//! | Freshness: `s-maxage`, then `max-age`, then `Expires` − `Date` | 9111 §4.2.1 |
+//! | Heuristic freshness (10% of the age of `Last-Modified`, or a configured default) | 9111 §4.2.2 |
+//! | `Age` is computed and sent on every hit | 9111 §4.2.3 |
+//! | Request `no-cache`, `max-age`, `min-fresh`, `max-stale`, `only-if-cached` | 9111 §5.2.1 |
+//! | Responses are selected by their `Vary` fields; `Vary: *` is not stored | 9111 §4.1 |
+//! | Hop-by-hop fields are not stored | 9111 §3.1 |
+//! | Responses with `Set-Cookie` are not stored (configurable) | — |
+//!
+//! Bodies stream: a miss reaches the client frame by frame while a copy is kept, and is stored
+//! only once complete and within [`CacheLayerBuilder::max_entry_size`]. A failing or
+//! truncated body is never stored.
+
+#![deny(missing_docs, unreachable_pub, unsafe_code)]
+#![warn(
+    missing_debug_implementations,
+    rust_2018_idioms,
+    clippy::await_holding_lock,
+    clippy::todo
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+pub mod clock;
+mod future;
+mod handle;
+mod key;
+mod layer;
+pub mod policy;
+mod service;
+mod status;
+pub mod store;
+
+#[doc(inline)]
+pub use self::body::ResponseBody;
+#[doc(inline)]
+pub use self::future::ResponseFuture;
+#[doc(inline)]
+pub use self::handle::{CacheHandle, CacheStats};
+#[doc(inline)]
+pub use self::key::CacheKey;
+#[doc(inline)]
+pub use self::layer::{CacheLayer, CacheLayerBuilder};
+#[doc(inline)]
+pub use self::service::Cache;
+
+/// Alias for a type-erased error type.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,313 @@
+//! Header helpers shared by the policy: HTTP-dates, delta-seconds, hop-by-hop fields.
+//!
+//! Everything here works on raw bytes and never panics: field values may be empty, non-UTF-8,
+//! absurdly long or plain garbage.
+
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue};
+use std::time::{Duration, SystemTime};
+
+/// The largest delta-seconds value the policy represents: 2^31 seconds (RFC 9111 §1.2.2).
+pub const MAX_DELTA_SECONDS: u64 = 1 << 31;
+
+/// Parses an HTTP-date in any of the three formats of RFC 9110 §5.6.7.
+///
+/// Accepts the preferred IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) and the obsolete
+/// RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime (`Sun Nov  6 08:49:37 1994`)
+/// formats; surrounding whitespace is ignored. Returns `None` for anything else, including
+/// non-ASCII bytes and dates before 1970.
+///
+/// Two-digit RFC 850 years map to 1970..=2069. RFC 9110 §5.6.7 asks for "more than 50 years in
+/// the future" to be read as the past, which needs a clock; the policy has none, and that
+/// format has been obsolete for decades.
+pub fn parse_http_date(value: &HeaderValue) -> Option<SystemTime> {
+    // RFC 9110 §5.6.7: HTTP-date is ASCII; `to_str` rejects obs-text.
+    let s = value.to_str().ok()?;
+    httpdate::parse_http_date(s).ok()
+}
+
+/// Parses delta-seconds (RFC 9111 §1.2.2), saturating at 2^31 seconds.
+///
+/// Only a non-empty run of ASCII digits is accepted (no sign, no whitespace, no fraction);
+/// anything else is `None`. Values that do not fit saturate to [`MAX_DELTA_SECONDS`]
+/// (RFC 9111 §1.2.2: "the cache MUST consider the value to be 2147483648 (2^31)").
+pub fn parse_delta_seconds(value: &[u8]) -> Option<Duration> {
+    // RFC 9111 §1.2.2: delta-seconds = 1*DIGIT
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let secs = value.iter().fold(0u64, |acc, &b| {
+        acc.saturating_mul(10)
+            .saturating_add(u64::from(b - b'0'))
+            .min(MAX_DELTA_SECONDS)
+    });
+    Some(Duration::from_secs(secs))
+}
+
+/// Removes hop-by-hop fields (RFC 9110 §7.6.1): `Connection`, the fields it names,
+/// `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`,
+/// `Trailer`, `Transfer-Encoding`, `Upgrade`.
+///
+/// Names listed in `Connection` are matched case-insensitively; list members that are not
+/// valid field names are skipped.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // RFC 9110 §7.6.1: "Intermediaries MUST parse a received Connection header field before a
+    // message is forwarded and, for each connection-option in this field, remove any header or
+    // trailer field(s) from the message with the same name as the connection-option".
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|value| list_members(value.as_bytes()))
+        .filter_map(|member| HeaderName::from_bytes(member).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    // RFC 9110 §7.6.1 (Connection, Proxy-Connection, Keep-Alive, TE, Transfer-Encoding,
+    // Upgrade), §11.7.1 / §11.7.2 (Proxy-Authenticate, Proxy-Authorization, consumed by the
+    // proxy they address), §6.6.2 (Trailer).
+    headers.remove(header::CONNECTION);
+    headers.remove(HeaderName::from_static("keep-alive"));
+    headers.remove(HeaderName::from_static("proxy-connection"));
+    headers.remove(header::PROXY_AUTHENTICATE);
+    headers.remove(header::PROXY_AUTHORIZATION);
+    headers.remove(header::TE);
+    headers.remove(header::TRAILER);
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.remove(header::UPGRADE);
+}
+
+/// `Pragma: no-cache` on any line (RFC 9111 §5.4). Callers decide whether it applies (only
+/// without a `Cache-Control` field).
+pub(crate) fn pragma_no_cache(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::PRAGMA)
+        .iter()
+        .flat_map(|value| list_members(value.as_bytes()))
+        .any(|member| member.eq_ignore_ascii_case(b"no-cache"))
+}
+
+/// Is `b` optional whitespace (RFC 9110 §5.6.3: `OWS = *( SP / HTAB )`)?
+pub(crate) fn is_ows(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// `value` without leading and trailing OWS (RFC 9110 §5.6.3).
+pub(crate) fn trim_ows(value: &[u8]) -> &[u8] {
+    let start = value
+        .iter()
+        .position(|&b| !is_ows(b))
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|&b| !is_ows(b))
+        .map_or(start, |i| i + 1);
+    &value[start..end]
+}
+
+/// The non-empty, OWS-trimmed members of a comma-separated list (RFC 9110 §5.6.1: empty list
+/// elements are ignored). Not quote-aware: only for lists of tokens.
+pub(crate) fn list_members(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|member| !member.is_empty())
+}
+
+/// Is `b` a `tchar` (RFC 9110 §5.6.2)?
+pub(crate) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn hv(s: &str) -> HeaderValue {
+        HeaderValue::from_str(s).unwrap()
+    }
+
+    // 1994-11-06T08:49:37Z, the example date of RFC 9110 §5.6.7.
+    fn rfc_example() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(784_111_777)
+    }
+
+    // RFC 9110 §5.6.7: IMF-fixdate
+    #[test]
+    fn http_date_imf_fixdate() {
+        assert_eq!(
+            parse_http_date(&hv("Sun, 06 Nov 1994 08:49:37 GMT")),
+            Some(rfc_example())
+        );
+    }
+
+    // RFC 9110 §5.6.7: obsolete RFC 850 format
+    #[test]
+    fn http_date_rfc850() {
+        assert_eq!(
+            parse_http_date(&hv("Sunday, 06-Nov-94 08:49:37 GMT")),
+            Some(rfc_example())
+        );
+    }
+
+    // RFC 9110 §5.6.7: obsolete asctime format
+    #[test]
+    fn http_date_asctime() {
+        assert_eq!(
+            parse_http_date(&hv("Sun Nov  6 08:49:37 1994")),
+            Some(rfc_example())
+        );
+    }
+
+    // RFC 9110 §5.6.7: surrounding whitespace is not part of the date
+    #[test]
+    fn http_date_surrounding_whitespace_is_ignored() {
+        assert_eq!(
+            parse_http_date(&hv("  Sun, 06 Nov 1994 08:49:37 GMT ")),
+            Some(rfc_example())
+        );
+    }
+
+    // RFC 9111 §5.3: invalid dates (e.g. "0") are not dates
+    #[test]
+    fn http_date_garbage_is_none() {
+        for s in [
+            "",
+            "0",
+            "-1",
+            "tomorrow",
+            "Sun, 06 Nov 1994 08:49:37",
+            "Sun, 06 Nov 1994 25:49:37 GMT",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1969 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT, extra",
+            "Wednesday, 1",
+            "Sun Nov 6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_http_date(&hv(s)), None, "{s:?}");
+        }
+        let non_utf8 = HeaderValue::from_bytes(b"Sun, 06 Nov 1994 08:49:37 GM\xff").unwrap();
+        assert_eq!(parse_http_date(&non_utf8), None);
+    }
+
+    // RFC 9111 §1.2.2: delta-seconds = 1*DIGIT
+    #[test]
+    fn delta_seconds_digits() {
+        assert_eq!(parse_delta_seconds(b"0"), Some(Duration::ZERO));
+        assert_eq!(parse_delta_seconds(b"60"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_delta_seconds(b"007"), Some(Duration::from_secs(7)));
+    }
+
+    // RFC 9111 §1.2.2: anything but digits is not delta-seconds
+    #[test]
+    fn delta_seconds_rejects_non_digits() {
+        for v in [
+            &b""[..],
+            b" 1",
+            b"1 ",
+            b"-1",
+            b"+1",
+            b"1.5",
+            b"1e3",
+            b"0x10",
+            b"abc",
+            b"\xff",
+            "\u{0661}".as_bytes(),
+        ] {
+            assert_eq!(parse_delta_seconds(v), None, "{v:?}");
+        }
+    }
+
+    // RFC 9111 §1.2.2: values beyond 2^31 saturate to 2^31
+    #[test]
+    fn delta_seconds_saturate_at_2_pow_31() {
+        let max = Some(Duration::from_secs(MAX_DELTA_SECONDS));
+        assert_eq!(
+            parse_delta_seconds(b"2147483647"),
+            Some(Duration::from_secs(2_147_483_647))
+        );
+        assert_eq!(parse_delta_seconds(b"2147483648"), max);
+        assert_eq!(parse_delta_seconds(b"2147483649"), max);
+        assert_eq!(
+            parse_delta_seconds(b"99999999999999999999999999999999999999"),
+            max
+        );
+        assert_eq!(parse_delta_seconds("9".repeat(100_000).as_bytes()), max);
+    }
+
+    // RFC 9110 §7.6.1: the fixed hop-by-hop fields are removed, others kept
+    #[test]
+    fn hop_by_hop_fixed_fields_removed() {
+        let mut h = HeaderMap::new();
+        for name in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+        ] {
+            h.append(HeaderName::from_static(name), hv("x"));
+        }
+        h.insert(header::CACHE_CONTROL, hv("max-age=60"));
+        h.insert(header::CONTENT_TYPE, hv("text/plain"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert!(h.contains_key(header::CACHE_CONTROL));
+        assert!(h.contains_key(header::CONTENT_TYPE));
+    }
+
+    // RFC 9110 §7.6.1: fields named by Connection are removed, case-insensitively, on every line
+    #[test]
+    fn hop_by_hop_connection_named_fields_removed() {
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, hv("close, X-Foo ,,\tx-bar"));
+        h.append(header::CONNECTION, hv("X-Baz"));
+        h.insert("x-foo", hv("1"));
+        h.append("x-bar", hv("2"));
+        h.append("x-bar", hv("3"));
+        h.insert("x-baz", hv("4"));
+        h.insert("x-keep", hv("5"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h.get("x-keep").unwrap(), "5");
+    }
+
+    // RFC 9110 §7.6.1: invalid connection-options are skipped without panicking
+    #[test]
+    fn hop_by_hop_invalid_connection_options_skipped() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::CONNECTION,
+            HeaderValue::from_bytes(b"bad name, \xff\xfe, (x), x-gone").unwrap(),
+        );
+        h.insert("x-gone", hv("1"));
+        h.insert("x-stay", hv("1"));
+        remove_hop_by_hop(&mut h);
+        assert!(!h.contains_key("x-gone"));
+        assert!(h.contains_key("x-stay"));
+        assert!(!h.contains_key(header::CONNECTION));
+    }
+
+    // RFC 9111 §5.4: Pragma no-cache, case-insensitive, among other list members
+    #[test]
+    fn pragma_no_cache_detected() {
+        let mut h = HeaderMap::new();
+        assert!(!pragma_no_cache(&h));
+        h.append(header::PRAGMA, hv("foo"));
+        assert!(!pragma_no_cache(&h));
+        h.append(header::PRAGMA, hv("bar, No-Cache"));
+        assert!(pragma_no_cache(&h));
+    }
+
+    #[test]
+    fn trim_ows_handles_edges() {
+        assert_eq!(trim_ows(b""), b"");
+        assert_eq!(trim_ows(b" \t "), b"");
+        assert_eq!(trim_ows(b" a b\t"), b"a b");
+    }
+}

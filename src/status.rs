@@ -1,0 +1,171 @@
+//! The `X-Cache` and `Cache-Status` (RFC 9211) response fields.
+
+use std::fmt::Write as _;
+
+use http::header::HeaderName;
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+/// `X-Cache: HIT | MISS`.
+pub(crate) const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+/// `Cache-Status` (RFC 9211).
+pub(crate) const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+const HIT: HeaderValue = HeaderValue::from_static("HIT");
+const MISS: HeaderValue = HeaderValue::from_static("MISS");
+
+/// Why a request went forward to the inner service (RFC 9211 §2.2 `fwd`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Forward {
+    /// The cache could not key the request (no authority).
+    Bypass,
+    /// The method is not cacheable.
+    Method,
+    /// Nothing was stored for the URI.
+    UriMiss,
+    /// Something was stored, but for other `Vary` values.
+    VaryMiss,
+    /// The request's directives ruled out a stored fresh response.
+    Request,
+    /// The stored response was stale.
+    Stale,
+}
+
+impl Forward {
+    fn as_str(self) -> &'static str {
+        match self {
+            Forward::Bypass => "bypass",
+            Forward::Method => "method",
+            Forward::UriMiss => "uri-miss",
+            Forward::VaryMiss => "vary-miss",
+            Forward::Request => "request",
+            Forward::Stale => "stale",
+        }
+    }
+}
+
+/// Renders the status fields; built once per layer.
+#[derive(Clone, Debug)]
+pub(crate) struct StatusHeaders {
+    name: String,
+    x_cache: bool,
+}
+
+impl StatusHeaders {
+    pub(crate) fn new(name: String, x_cache: bool) -> Self {
+        Self { name, x_cache }
+    }
+
+    /// Marks a response served from the cache; `ttl` is its remaining freshness in seconds
+    /// (negative when stale).
+    pub(crate) fn hit(&self, headers: &mut HeaderMap, ttl: i64) {
+        if self.x_cache {
+            headers.insert(X_CACHE, HIT);
+        }
+        let mut value = String::with_capacity(self.name.len() + 24);
+        let _ = write!(value, "{}; hit; ttl={ttl}", self.name);
+        append(headers, value);
+    }
+
+    /// Marks a response the cache generated itself without a stored one (e.g. `only-if-cached`).
+    pub(crate) fn generated(&self, headers: &mut HeaderMap, detail: &str) {
+        if self.x_cache {
+            headers.insert(X_CACHE, MISS);
+        }
+        append(headers, format!("{}; fwd=miss; detail={detail}", self.name));
+    }
+
+    /// Marks a response that came from the inner service.
+    pub(crate) fn forwarded(
+        &self,
+        headers: &mut HeaderMap,
+        forward: Forward,
+        status: StatusCode,
+        stored: bool,
+        detail: Option<&str>,
+    ) {
+        if self.x_cache {
+            headers.insert(X_CACHE, MISS);
+        }
+        let mut value = String::with_capacity(self.name.len() + 48);
+        let _ = write!(
+            value,
+            "{}; fwd={}; fwd-status={}",
+            self.name,
+            forward.as_str(),
+            status.as_u16()
+        );
+        if stored {
+            value.push_str("; stored");
+        }
+        if let Some(detail) = detail {
+            let _ = write!(value, "; detail={detail}");
+        }
+        append(headers, value);
+    }
+}
+
+/// RFC 9211 §2: a cache adds its member at the end, after those of caches nearer the origin.
+fn append(headers: &mut HeaderMap, value: String) {
+    if let Ok(value) = HeaderValue::try_from(value) {
+        headers.append(CACHE_STATUS, value);
+    }
+}
+
+/// Is `name` usable as the cache's identifier in `Cache-Status` (an sf-token, RFC 8941 §3.3.4)?
+pub(crate) fn is_sf_token(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    let Some(first) = bytes.next() else {
+        return false;
+    };
+    (first.is_ascii_alphabetic() || first == b'*')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:/".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statuses(headers: &HeaderMap) -> Vec<&str> {
+        headers
+            .get_all(CACHE_STATUS)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn hit_renders_ttl() {
+        let mut headers = HeaderMap::new();
+        StatusHeaders::new("c".into(), true).hit(&mut headers, 42);
+        assert_eq!(headers[X_CACHE], "HIT");
+        assert_eq!(statuses(&headers), ["c; hit; ttl=42"]);
+    }
+
+    // RFC 9211 §2: members of upstream caches are kept, ours comes last.
+    #[test]
+    fn forwarded_appends_after_upstream_members() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CACHE_STATUS, HeaderValue::from_static("upstream; hit"));
+        StatusHeaders::new("c".into(), false).forwarded(
+            &mut headers,
+            Forward::UriMiss,
+            StatusCode::OK,
+            true,
+            None,
+        );
+        assert!(headers.get(X_CACHE).is_none());
+        assert_eq!(
+            statuses(&headers),
+            ["upstream; hit", "c; fwd=uri-miss; fwd-status=200; stored"]
+        );
+    }
+
+    #[test]
+    fn sf_token_names() {
+        assert!(is_sf_token("tower-cache-layer"));
+        assert!(is_sf_token("edge:1/a"));
+        assert!(!is_sf_token("1cache"));
+        assert!(!is_sf_token("has space"));
+        assert!(!is_sf_token(""));
+    }
+}

@@ -1,0 +1,111 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+
+use super::{Store, StoreError, StoredResponse};
+use crate::key::CacheKey;
+
+/// The default store: in memory, on [`moka::future::Cache`], bounded in bytes.
+///
+/// Entries are weighed by [`StoredResponse::weight`] plus the key, so the configured capacity
+/// bounds the memory held by headers and bodies; moka's TinyLFU admission and LRU eviction
+/// decide what stays when it is full. Entries also expire once they can no longer be served
+/// (fresh lifetime plus any stale window), which only reclaims memory early: whether an entry
+/// may be served is decided on every read by [`policy`](crate::policy).
+///
+/// Cloning a `MemoryStore` gives another handle to the same cache.
+#[derive(Clone, Debug)]
+pub struct MemoryStore {
+    cache: moka::future::Cache<CacheKey, Arc<StoredResponse>>,
+}
+
+/// Default capacity: 256 MiB.
+pub(crate) const DEFAULT_CAPACITY: u64 = 256 * 1024 * 1024;
+
+impl MemoryStore {
+    /// A store holding at most `max_capacity` bytes of responses.
+    pub fn new(max_capacity: u64) -> Self {
+        let cache = moka::future::Cache::builder()
+            .max_capacity(max_capacity)
+            .weigher(|key: &CacheKey, value: &Arc<StoredResponse>| {
+                u32::try_from(key.as_str().len() + value.weight()).unwrap_or(u32::MAX)
+            })
+            .expire_after(UsableLifetime)
+            .build();
+        Self { cache }
+    }
+
+    /// Number of entries (approximate until pending maintenance has run).
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Bytes currently held, as weighed (approximate until pending maintenance has run).
+    pub fn weighted_size(&self) -> u64 {
+        self.cache.weighted_size()
+    }
+
+    /// Runs moka's pending maintenance (evictions, counts); useful before reading counts.
+    pub async fn run_pending_tasks(&self) {
+        self.cache.run_pending_tasks().await;
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl Store for MemoryStore {
+    async fn get(&self, key: &CacheKey) -> Result<Option<Arc<StoredResponse>>, StoreError> {
+        Ok(self.cache.get(key).await)
+    }
+
+    async fn put(&self, key: CacheKey, value: Arc<StoredResponse>) -> Result<(), StoreError> {
+        self.cache.insert(key, value).await;
+        Ok(())
+    }
+
+    async fn remove(&self, key: &CacheKey) -> Result<bool, StoreError> {
+        Ok(self.cache.remove(key).await.is_some())
+    }
+
+    async fn clear(&self) -> Result<u64, StoreError> {
+        self.cache.run_pending_tasks().await;
+        let count = self.cache.entry_count();
+        self.cache.invalidate_all();
+        self.cache.run_pending_tasks().await;
+        Ok(count)
+    }
+}
+
+/// Reclaims an entry once no request could use it any more.
+struct UsableLifetime;
+
+impl Expiry<CacheKey, Arc<StoredResponse>> for UsableLifetime {
+    fn expire_after_create(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<StoredResponse>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        // An entry with a validator stays useful after it goes stale: it can be revalidated
+        // (RFC 9111 §4.3), so only capacity eviction removes it.
+        if value.headers.contains_key(http::header::ETAG)
+            || value.headers.contains_key(http::header::LAST_MODIFIED)
+        {
+            return None;
+        }
+        let policy = &value.policy;
+        let remaining = policy.freshness_lifetime.saturating_sub(policy.initial_age);
+        let stale = policy
+            .stale_while_revalidate
+            .unwrap_or_default()
+            .max(policy.stale_if_error.unwrap_or_default());
+        // A request may still accept a stale response with `max-stale` (RFC 9111 §5.2.1.2);
+        // keep a short grace period for it.
+        Some(remaining + stale + Duration::from_secs(60))
+    }
+}

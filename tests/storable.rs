@@ -1,0 +1,244 @@
+//! What is not stored (RFC 9111 §3) and request directives (§5.2.1), over TCP.
+
+mod support;
+
+use http::Request;
+use http_body_util::Full;
+use support::{get, response, send, serve};
+use tower_cache_layer::CacheLayer;
+
+async fn twice(
+    headers: &'static [(&'static str, &'static str)],
+    req: &[(&str, &str)],
+) -> (String, String, usize) {
+    let server = serve(CacheLayer::new(), move |_| response(headers, "body")).await;
+    let a = get(&server.url("/"), req).await;
+    let b = get(&server.url("/"), req).await;
+    assert_eq!(a.body, "body");
+    assert_eq!(b.body, "body");
+    (
+        a.cache_status().to_owned(),
+        b.x_cache().to_owned(),
+        server.calls(),
+    )
+}
+
+// RFC 9111 §5.2.2.5
+#[tokio::test]
+async fn no_store_is_not_stored() {
+    let (status, second, calls) = twice(&[("cache-control", "no-store, max-age=60")], &[]).await;
+    assert_eq!(
+        status,
+        "tower-cache-layer; fwd=uri-miss; fwd-status=200; detail=no-store"
+    );
+    assert_eq!((second.as_str(), calls), ("MISS", 2));
+}
+
+// RFC 9111 §5.2.2.7: a shared cache does not store private responses.
+#[tokio::test]
+async fn private_is_not_stored() {
+    let (_, second, calls) = twice(&[("cache-control", "private, max-age=60")], &[]).await;
+    assert_eq!((second.as_str(), calls), ("MISS", 2));
+}
+
+// RFC 9111 §3.5: a request with Authorization is only stored when the response allows it.
+#[tokio::test]
+async fn authorization_needs_explicit_permission() {
+    let auth = [("authorization", "Bearer alice")];
+    let (_, second, calls) = twice(&[("cache-control", "max-age=60")], &auth).await;
+    assert_eq!((second.as_str(), calls), ("MISS", 2));
+    for allowed in [
+        "public, max-age=60",
+        "s-maxage=60",
+        "max-age=60, must-revalidate",
+    ] {
+        let server = serve(CacheLayer::new(), move |_| {
+            response(&[("cache-control", allowed)], "shared")
+        })
+        .await;
+        get(&server.url("/"), &auth).await;
+        assert_eq!(
+            get(&server.url("/"), &auth).await.x_cache(),
+            "HIT",
+            "{allowed}"
+        );
+        assert_eq!(server.calls(), 1);
+    }
+}
+
+// One user's cookie must never reach another user.
+#[tokio::test]
+async fn set_cookie_is_not_stored() {
+    let (_, second, calls) = twice(
+        &[
+            ("cache-control", "max-age=60"),
+            ("set-cookie", "session=alice"),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!((second.as_str(), calls), ("MISS", 2));
+}
+
+// RFC 9111 §3: no freshness information and no validator: nothing to reuse, not stored.
+#[tokio::test]
+async fn no_freshness_no_validator_is_not_stored() {
+    let (status, second, calls) = twice(&[], &[]).await;
+    assert!(status.contains("detail=no-freshness"), "{status}");
+    assert_eq!((second.as_str(), calls), ("MISS", 2));
+}
+
+// RFC 9111 §5.2.1.5: request no-store: this exchange is not stored.
+#[tokio::test]
+async fn request_no_store_is_not_stored() {
+    let (_, second, calls) = twice(
+        &[("cache-control", "max-age=60")],
+        &[("cache-control", "no-store")],
+    )
+    .await;
+    assert_eq!((second.as_str(), calls), ("MISS", 2));
+}
+
+// RFC 9111 §5.2.1.4 and §5.4: request no-cache (or Pragma) goes to the origin.
+#[tokio::test]
+async fn request_no_cache_goes_to_origin() {
+    let server = serve(CacheLayer::new(), |_| {
+        response(&[("cache-control", "max-age=60")], "x")
+    })
+    .await;
+    get(&server.url("/"), &[]).await;
+    let forced = get(&server.url("/"), &[("cache-control", "no-cache")]).await;
+    assert_eq!(forced.x_cache(), "MISS");
+    assert!(
+        forced.cache_status().contains("fwd=request"),
+        "{}",
+        forced.cache_status()
+    );
+    assert_eq!(
+        get(&server.url("/"), &[("pragma", "no-cache")])
+            .await
+            .x_cache(),
+        "MISS"
+    );
+    assert_eq!(get(&server.url("/"), &[]).await.x_cache(), "HIT");
+    assert_eq!(server.calls(), 3);
+}
+
+// RFC 9111 §5.2.1.7: only-if-cached with nothing stored gets a 504 without contacting the origin.
+#[tokio::test]
+async fn only_if_cached_miss_is_504() {
+    let server = serve(CacheLayer::new(), |_| {
+        response(&[("cache-control", "max-age=60")], "x")
+    })
+    .await;
+    let r = get(&server.url("/"), &[("cache-control", "only-if-cached")]).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(server.calls(), 0);
+    get(&server.url("/"), &[]).await;
+    let r = get(&server.url("/"), &[("cache-control", "only-if-cached")]).await;
+    assert_eq!((r.status.as_u16(), r.x_cache()), (200, "HIT"));
+}
+
+// RFC 9111 §3: only GET responses are stored; POST is forwarded with its body.
+#[tokio::test]
+async fn post_is_forwarded_not_stored() {
+    let server = serve(CacheLayer::new(), |_| {
+        response(&[("cache-control", "max-age=60")], "posted")
+    })
+    .await;
+    for _ in 0..2 {
+        let r = send(
+            Request::post(server.url("/p"))
+                .body(Full::from("data"))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.x_cache(), "MISS");
+        assert_eq!(
+            r.cache_status(),
+            "tower-cache-layer; fwd=method; fwd-status=200"
+        );
+    }
+    assert_eq!(get(&server.url("/p"), &[]).await.x_cache(), "MISS");
+    assert_eq!(server.calls(), 3);
+}
+
+// Status codes that are not heuristically cacheable need explicit freshness.
+#[tokio::test]
+async fn non_heuristic_status_needs_explicit_freshness() {
+    let server = serve(CacheLayer::new(), |req| {
+        let mut r = match req.uri().path() {
+            "/explicit" => response(&[("cache-control", "max-age=60")], "gone"),
+            _ => response(
+                &[
+                    ("etag", "\"e\""),
+                    ("last-modified", "Mon, 01 Jan 2024 00:00:00 GMT"),
+                ],
+                "gone",
+            ),
+        };
+        *r.status_mut() = http::StatusCode::FORBIDDEN;
+        r
+    })
+    .await;
+    get(&server.url("/heuristic"), &[]).await;
+    assert_eq!(get(&server.url("/heuristic"), &[]).await.x_cache(), "MISS");
+    get(&server.url("/explicit"), &[]).await;
+    let hit = get(&server.url("/explicit"), &[]).await;
+    assert_eq!((hit.status.as_u16(), hit.x_cache()), (403, "HIT"));
+}
+
+// RFC 9111 §4.1: a stored response is only reused for matching Vary fields.
+#[tokio::test]
+async fn vary_selects_the_variant() {
+    let server = serve(CacheLayer::new(), |req| {
+        let gz = req
+            .headers()
+            .get("accept-encoding")
+            .is_some_and(|v| v == "gzip");
+        response(
+            &[("cache-control", "max-age=60"), ("vary", "Accept-Encoding")],
+            if gz { "gzip-bytes" } else { "plain" },
+        )
+    })
+    .await;
+    assert_eq!(
+        get(&server.url("/v"), &[("accept-encoding", "gzip")])
+            .await
+            .body,
+        "gzip-bytes"
+    );
+    let other = get(&server.url("/v"), &[]).await;
+    assert_eq!((other.x_cache(), &other.body[..]), ("MISS", &b"plain"[..]));
+    assert!(
+        other.cache_status().contains("fwd=vary-miss"),
+        "{}",
+        other.cache_status()
+    );
+    let same = get(&server.url("/v"), &[]).await;
+    assert_eq!((same.x_cache(), &same.body[..]), ("HIT", &b"plain"[..]));
+}
+
+// RFC 9111 §3.1: hop-by-hop fields are not stored.
+#[tokio::test]
+async fn hop_by_hop_fields_are_not_stored() {
+    let server = serve(CacheLayer::new(), |_| {
+        response(
+            &[
+                ("cache-control", "max-age=60"),
+                ("connection", "x-hop"),
+                ("x-hop", "1"),
+                ("keep-alive", "timeout=5"),
+                ("x-end", "2"),
+            ],
+            "x",
+        )
+    })
+    .await;
+    get(&server.url("/"), &[]).await;
+    let hit = get(&server.url("/"), &[]).await;
+    assert_eq!(hit.x_cache(), "HIT");
+    assert_eq!(hit.header("x-hop"), None);
+    assert_eq!(hit.header("keep-alive"), None);
+    assert_eq!(hit.header("x-end"), Some("2"));
+}
