@@ -145,7 +145,8 @@ impl<B> fmt::Debug for ResponseBody<B> {
 /// Receives complete responses captured from misses. Implemented by the layer's shared state,
 /// which hands them to the store without blocking the body.
 pub(crate) trait Commit: Send + Sync {
-    fn commit(self: Arc<Self>, key: CacheKey, response: StoredResponse);
+    /// Stores `response`, received for a request with `req_headers`.
+    fn commit(self: Arc<Self>, key: CacheKey, response: StoredResponse, req_headers: HeaderMap);
 }
 
 /// The copy of a miss being captured for the store.
@@ -155,6 +156,7 @@ pub(crate) struct Tee {
     pub(crate) headers: HeaderMap,
     pub(crate) policy: ResponsePolicy,
     pub(crate) vary: VaryKey,
+    pub(crate) req_headers: HeaderMap,
     pub(crate) chunks: Vec<Bytes>,
     pub(crate) len: usize,
     /// The body's exact size when known in advance (`SizeHint::exact`).
@@ -202,6 +204,6 @@ impl Tee {
             policy: self.policy,
             vary: self.vary,
         };
-        self.sink.commit(self.key, response);
+        self.sink.commit(self.key, response, self.req_headers);
     }
 }

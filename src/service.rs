@@ -21,7 +21,7 @@ use crate::layer::Shared;
 use crate::policy::headers::remove_hop_by_hop;
 use crate::policy::{CacheControl, ResponsePolicy, Reuse, Vary, VaryKey, is_storable, reuse};
 use crate::status::Forward;
-use crate::store::{MemoryStore, Store, StoredResponse};
+use crate::store::{MemoryStore, Store, StoredEntry, StoredResponse};
 
 /// Middleware that answers requests from a shared HTTP cache (RFC 9111) and stores cacheable
 /// responses of the inner service.
@@ -135,12 +135,16 @@ where
         }
     };
 
-    let mut forward = Forward::UriMiss;
-    if let Some(entry) = stored {
-        // RFC 9111 §4.1: a stored response is only selected by matching `Vary` values.
-        if !entry.vary.matches(req.headers()) {
-            forward = Forward::VaryMiss;
-        } else {
+    // RFC 9111 §4.1: a stored response is only selected by matching `Vary` values.
+    let selected = stored
+        .as_ref()
+        .and_then(|entry| entry.select(req.headers()));
+    let mut forward = match (&stored, selected) {
+        (Some(_), None) => Forward::VaryMiss,
+        _ => Forward::UriMiss,
+    };
+    if let Some(entry) = selected {
+        {
             match reuse(&entry.policy, req.headers(), now) {
                 Reuse::Fresh | Reuse::StaleAllowed => {
                     return Ok(shared.hit(&entry, now, is_head));
@@ -286,6 +290,7 @@ impl<St: Store> Shared<St> {
                     headers,
                     policy,
                     vary,
+                    req_headers: exchange.req_headers,
                     chunks: Vec::new(),
                     len: 0,
                     expected: body.size_hint().exact(),
@@ -311,10 +316,16 @@ impl<St: Store> Shared<St> {
 }
 
 impl<St: Store> Commit for Shared<St> {
-    fn commit(self: Arc<Self>, key: CacheKey, response: StoredResponse) {
+    fn commit(self: Arc<Self>, key: CacheKey, response: StoredResponse, req_headers: HeaderMap) {
         let shared = Arc::clone(&self);
         let mut put = Box::pin(async move {
-            match shared.store.put(key, Arc::new(response)).await {
+            // Read, add the variant, write: concurrent stores of two variants of one URL may
+            // keep only one of them, which costs a later miss, never a wrong answer.
+            let entry = match shared.store.get(&key).await {
+                Ok(Some(entry)) => entry.with_response(Arc::new(response), &req_headers),
+                _ => StoredEntry::new(Arc::new(response)),
+            };
+            match shared.store.put(key, Arc::new(entry)).await {
                 Ok(()) => {
                     shared.stats.stores.fetch_add(1, Ordering::Relaxed);
                 }

@@ -217,6 +217,10 @@ async fn vary_selects_the_variant() {
     );
     let same = get(&server.url("/v"), &[]).await;
     assert_eq!((same.x_cache(), &same.body[..]), ("HIT", &b"plain"[..]));
+    // Both variants are kept: the gzip one was not replaced by the plain one.
+    let gz = get(&server.url("/v"), &[("accept-encoding", "gzip")]).await;
+    assert_eq!((gz.x_cache(), &gz.body[..]), ("HIT", &b"gzip-bytes"[..]));
+    assert_eq!(server.calls(), 2);
 }
 
 // RFC 9111 §3.1: hop-by-hop fields are not stored.

@@ -3,12 +3,12 @@ use std::time::{Duration, Instant};
 
 use moka::Expiry;
 
-use super::{Store, StoreError, StoredResponse};
+use super::{Store, StoreError, StoredEntry, StoredResponse};
 use crate::key::CacheKey;
 
 /// The default store: in memory, on [`moka::future::Cache`], bounded in bytes.
 ///
-/// Entries are weighed by [`StoredResponse::weight`] plus the key, so the configured capacity
+/// Entries are weighed by [`StoredEntry::weight`] plus the key, so the configured capacity
 /// bounds the memory held by headers and bodies; moka's TinyLFU admission and LRU eviction
 /// decide what stays when it is full. Entries also expire once they can no longer be served
 /// (fresh lifetime plus any stale window), which only reclaims memory early: whether an entry
@@ -17,7 +17,7 @@ use crate::key::CacheKey;
 /// Cloning a `MemoryStore` gives another handle to the same cache.
 #[derive(Clone, Debug)]
 pub struct MemoryStore {
-    cache: moka::future::Cache<CacheKey, Arc<StoredResponse>>,
+    cache: moka::future::Cache<CacheKey, Arc<StoredEntry>>,
 }
 
 /// Default capacity: 256 MiB.
@@ -28,7 +28,7 @@ impl MemoryStore {
     pub fn new(max_capacity: u64) -> Self {
         let cache = moka::future::Cache::builder()
             .max_capacity(max_capacity)
-            .weigher(|key: &CacheKey, value: &Arc<StoredResponse>| {
+            .weigher(|key: &CacheKey, value: &Arc<StoredEntry>| {
                 u32::try_from(key.as_str().len() + value.weight()).unwrap_or(u32::MAX)
             })
             .expire_after(UsableLifetime)
@@ -59,11 +59,11 @@ impl Default for MemoryStore {
 }
 
 impl Store for MemoryStore {
-    async fn get(&self, key: &CacheKey) -> Result<Option<Arc<StoredResponse>>, StoreError> {
+    async fn get(&self, key: &CacheKey) -> Result<Option<Arc<StoredEntry>>, StoreError> {
         Ok(self.cache.get(key).await)
     }
 
-    async fn put(&self, key: CacheKey, value: Arc<StoredResponse>) -> Result<(), StoreError> {
+    async fn put(&self, key: CacheKey, value: Arc<StoredEntry>) -> Result<(), StoreError> {
         self.cache.insert(key, value).await;
         Ok(())
     }
@@ -84,28 +84,38 @@ impl Store for MemoryStore {
 /// Reclaims an entry once no request could use it any more.
 struct UsableLifetime;
 
-impl Expiry<CacheKey, Arc<StoredResponse>> for UsableLifetime {
+impl Expiry<CacheKey, Arc<StoredEntry>> for UsableLifetime {
     fn expire_after_create(
         &self,
         _key: &CacheKey,
-        value: &Arc<StoredResponse>,
+        value: &Arc<StoredEntry>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        // An entry with a validator stays useful after it goes stale: it can be revalidated
-        // (RFC 9111 §4.3), so only capacity eviction removes it.
-        if value.headers.contains_key(http::header::ETAG)
-            || value.headers.contains_key(http::header::LAST_MODIFIED)
-        {
-            return None;
-        }
-        let policy = &value.policy;
-        let remaining = policy.freshness_lifetime.saturating_sub(policy.initial_age);
-        let stale = policy
-            .stale_while_revalidate
-            .unwrap_or_default()
-            .max(policy.stale_if_error.unwrap_or_default());
-        // A request may still accept a stale response with `max-stale` (RFC 9111 §5.2.1.2);
-        // keep a short grace period for it.
-        Some(remaining + stale + Duration::from_secs(60))
+        // The entry lives as long as its longest-lived variant.
+        value
+            .variants()
+            .iter()
+            .map(|response| usable_for(response))
+            .try_fold(Duration::ZERO, |longest, d| d.map(|d| longest.max(d)))
     }
+}
+
+/// How long a response may still be of use; `None` while it can be revalidated.
+fn usable_for(response: &StoredResponse) -> Option<Duration> {
+    // A response with a validator stays useful after it goes stale: it can be revalidated
+    // (RFC 9111 §4.3), so only capacity eviction removes it.
+    if response.headers.contains_key(http::header::ETAG)
+        || response.headers.contains_key(http::header::LAST_MODIFIED)
+    {
+        return None;
+    }
+    let policy = &response.policy;
+    let remaining = policy.freshness_lifetime.saturating_sub(policy.initial_age);
+    let stale = policy
+        .stale_while_revalidate
+        .unwrap_or_default()
+        .max(policy.stale_if_error.unwrap_or_default());
+    // A request may still accept a stale response with `max-stale` (RFC 9111 §5.2.1.2); keep
+    // a short grace period for it.
+    Some(remaining + stale + Duration::from_secs(60))
 }

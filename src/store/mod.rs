@@ -53,7 +53,77 @@ impl StoredResponse {
     }
 }
 
-/// A backend that keeps [`StoredResponse`]s under [`CacheKey`]s.
+/// Every stored response for one primary key: one per `Vary` variant (RFC 9111 §4.1), the
+/// most recent first.
+///
+/// Keeping the variants of a URL together means that invalidating the URL (RFC 9111 §4.4)
+/// removes all of them at once.
+#[derive(Clone, Debug, Default)]
+pub struct StoredEntry {
+    variants: Vec<Arc<StoredResponse>>,
+}
+
+impl StoredEntry {
+    /// Most variants kept for one URL; older ones are dropped beyond it.
+    pub const MAX_VARIANTS: usize = 32;
+
+    /// An entry holding one response.
+    pub fn new(response: Arc<StoredResponse>) -> Self {
+        Self {
+            variants: vec![response],
+        }
+    }
+
+    /// The stored variants, most recent first.
+    pub fn variants(&self) -> &[Arc<StoredResponse>] {
+        &self.variants
+    }
+
+    /// The most recent variant selected by the request's header fields (RFC 9111 §4.1: "the
+    /// most recent one" when several match).
+    pub fn select(&self, req_headers: &HeaderMap) -> Option<&Arc<StoredResponse>> {
+        self.variants.iter().find(|v| v.vary.matches(req_headers))
+    }
+
+    /// This entry with `response`, newly received for a request with `req_headers`, in front:
+    /// it replaces the variants that request selected, and only those.
+    pub fn with_response(&self, response: Arc<StoredResponse>, req_headers: &HeaderMap) -> Self {
+        let mut variants = Vec::with_capacity(self.variants.len() + 1);
+        variants.push(response);
+        variants.extend(
+            self.variants
+                .iter()
+                .filter(|v| !v.vary.matches(req_headers))
+                .take(Self::MAX_VARIANTS - 1)
+                .cloned(),
+        );
+        Self { variants }
+    }
+
+    /// This entry with `old` replaced by `new` (e.g. after a 304 freshened it); unchanged when
+    /// `old` is no longer stored.
+    pub fn with_replaced(&self, old: &Arc<StoredResponse>, new: Arc<StoredResponse>) -> Self {
+        let variants = self
+            .variants
+            .iter()
+            .map(|v| {
+                if Arc::ptr_eq(v, old) {
+                    Arc::clone(&new)
+                } else {
+                    Arc::clone(v)
+                }
+            })
+            .collect();
+        Self { variants }
+    }
+
+    /// Sum of the variants' [`StoredResponse::weight`].
+    pub fn weight(&self) -> usize {
+        self.variants.iter().map(|v| v.weight()).sum()
+    }
+}
+
+/// A backend that keeps [`StoredEntry`]s under [`CacheKey`]s.
 ///
 /// Futures returned by a store must be `Send`. Errors are reported as [`StoreError`]; the
 /// service logs them and carries on as if the entry were absent, so a failing store degrades
@@ -63,13 +133,13 @@ pub trait Store: Send + Sync + 'static {
     fn get(
         &self,
         key: &CacheKey,
-    ) -> impl Future<Output = Result<Option<Arc<StoredResponse>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Arc<StoredEntry>>, StoreError>> + Send;
 
     /// Inserts or replaces an entry.
     fn put(
         &self,
         key: CacheKey,
-        value: Arc<StoredResponse>,
+        value: Arc<StoredEntry>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Removes an entry; returns whether one was there.
