@@ -147,7 +147,7 @@ where
         {
             match reuse(&entry.policy, req.headers(), now) {
                 Reuse::Fresh | Reuse::StaleAllowed => {
-                    return Ok(shared.hit(&entry, now, is_head));
+                    return Ok(shared.hit(entry, now, is_head));
                 }
                 Reuse::Revalidate => {
                     forward = if entry.policy.is_fresh(now) {
