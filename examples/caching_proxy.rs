@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Either, Empty, Full};
@@ -492,7 +492,10 @@ async fn admin(cache: &CacheHandle, peer: SocketAddr, method: &Method) -> Respon
 async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn StdError>> {
     let mut cache = CacheLayer::builder()
         .max_capacity(config.max_capacity)
-        .max_entry_size(usize::try_from(config.max_entry_size).unwrap_or(usize::MAX));
+        .max_entry_size(usize::try_from(config.max_entry_size).unwrap_or(usize::MAX))
+        // RFC 9213: as a CDN-like cache in front of an origin, obey `CDN-Cache-Control` over
+        // `Cache-Control` when the origin sends it; browsers still see `Cache-Control`.
+        .targeted_cache_control(HeaderName::from_static("cdn-cache-control"));
     if let Some(secs) = config.default_ttl {
         cache = cache.default_ttl(Duration::from_secs(secs));
     }

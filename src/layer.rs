@@ -1,14 +1,18 @@
 //! [`CacheLayer`] and its builder.
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use http::HeaderName;
 use std::time::Duration;
 
 use tower_layer::Layer;
 
 use crate::clock::{Clock, SystemClock};
 use crate::handle::CacheHandle;
+use crate::key::CacheKey;
 use crate::policy::CacheOptions;
 use crate::service::Cache;
 use crate::status::{StatusHeaders, is_sf_token};
@@ -27,6 +31,10 @@ pub(crate) struct Shared<St> {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) status: Arc<StatusHeaders>,
     pub(crate) stats: Stats,
+    /// A targeted `Cache-Control` field that takes precedence (RFC 9213).
+    pub(crate) targeted: Option<HeaderName>,
+    /// Keys being revalidated in the background (RFC 5861 §3), one task per key.
+    pub(crate) revalidating: Mutex<HashSet<CacheKey>>,
 }
 
 #[derive(Debug, Default)]
@@ -110,6 +118,7 @@ pub struct CacheLayerBuilder<St = MemoryStore> {
     clock: Arc<dyn Clock>,
     name: String,
     x_cache: bool,
+    targeted: Option<HeaderName>,
 }
 
 impl CacheLayerBuilder {
@@ -129,6 +138,7 @@ impl<St: Store> CacheLayerBuilder<St> {
             clock: Arc::new(SystemClock),
             name: DEFAULT_NAME.to_owned(),
             x_cache: true,
+            targeted: None,
         }
     }
 
@@ -141,6 +151,7 @@ impl<St: Store> CacheLayerBuilder<St> {
             clock: self.clock,
             name: self.name,
             x_cache: self.x_cache,
+            targeted: self.targeted,
         }
     }
 
@@ -193,6 +204,14 @@ impl<St: Store> CacheLayerBuilder<St> {
         self
     }
 
+    /// A targeted cache-control field (RFC 9213), such as `CDN-Cache-Control`, that this cache
+    /// obeys instead of `Cache-Control` when a response carries it in a valid form. The field
+    /// is passed on to the client unchanged. Default: none.
+    pub fn targeted_cache_control(mut self, field: HeaderName) -> Self {
+        self.targeted = Some(field);
+        self
+    }
+
     /// Builds the layer.
     pub fn build(self) -> CacheLayer<St> {
         CacheLayer {
@@ -203,6 +222,8 @@ impl<St: Store> CacheLayerBuilder<St> {
                 clock: self.clock,
                 status: Arc::new(StatusHeaders::new(self.name, self.x_cache)),
                 stats: Stats::default(),
+                targeted: self.targeted,
+                revalidating: Mutex::new(HashSet::new()),
             }),
         }
     }
@@ -216,6 +237,7 @@ impl<St> fmt::Debug for CacheLayerBuilder<St> {
             .field("max_entry_size", &self.max_entry_size)
             .field("name", &self.name)
             .field("x_cache", &self.x_cache)
+            .field("targeted", &self.targeted)
             .finish_non_exhaustive()
     }
 }

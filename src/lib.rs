@@ -96,18 +96,28 @@
 //!
 //! # What is cached
 //!
+//! A shared cache as RFC 9111 defines it. Each rule is a pure function in [`policy`], citing
+//! its section.
+//!
 //! | Rule | RFC |
 //! |---|---|
-//! | Only responses to `GET` are stored; `HEAD` is answered from a stored `GET` | 9111 §3, §4 |
-//! | `no-store` (request or response) and `private` responses are not stored | 9111 §3, §5.2 |
+//! | Only responses to `GET` are stored; `HEAD` is answered from a stored `GET` and freshens it | 9111 §3, §4.3.5 |
+//! | `no-store` (request or response) and unqualified `private` responses are not stored; qualified `private="f"` / `no-cache="f"` store the rest without the named fields | 9111 §3, §5.2 |
 //! | With `Authorization`, only `public`, `s-maxage` or `must-revalidate` responses are stored | 9111 §3.5 |
-//! | Freshness: `s-maxage`, then `max-age`, then `Expires` − `Date` | 9111 §4.2.1 |
+//! | Freshness: `s-maxage`, then `max-age`, then `Expires` − `Date`; an invalid `Expires` is already expired | 9111 §4.2.1, §5.3 |
 //! | Heuristic freshness (10% of the age of `Last-Modified`, or a configured default) | 9111 §4.2.2 |
-//! | `Age` is computed and sent on every hit | 9111 §4.2.3 |
-//! | Request `no-cache`, `max-age`, `min-fresh`, `max-stale`, `only-if-cached` | 9111 §5.2.1 |
-//! | Responses are selected by their `Vary` fields; `Vary: *` is not stored | 9111 §4.1 |
+//! | `Age` is computed and sent on every answer from the cache | 9111 §4.2.3 |
+//! | Stale responses are validated (`If-None-Match` with every stored tag, `If-Modified-Since`); a `304` freshens them | 9111 §4.3 |
+//! | The client's `If-None-Match` / `If-Modified-Since` are answered `304` from a fresh stored response | 9111 §4.3.2, 9110 §13 |
+//! | `no-cache`, `must-revalidate`, `proxy-revalidate`, `must-understand`, `public` | 9111 §5.2.2 |
+//! | Request `no-cache`, `no-store`, `max-age`, `min-fresh`, `max-stale`, `only-if-cached` | 9111 §5.2.1 |
+//! | `stale-while-revalidate` (one background revalidation per key) and `stale-if-error` | 5861 |
+//! | A targeted field such as `CDN-Cache-Control` takes precedence ([`CacheLayerBuilder::targeted_cache_control`]) | 9213 |
+//! | Several `Vary` variants per URL; `Vary: *` is not stored | 9111 §4.1 |
+//! | Unsafe methods invalidate the target URI and same-origin `Location` / `Content-Location` | 9111 §4.4 |
+//! | A single byte range of a stored `200` is served `206` / `416` from the cache, with `If-Range` | 9110 §14 |
 //! | Hop-by-hop fields are not stored | 9111 §3.1 |
-//! | Responses with `Set-Cookie` are not stored (configurable) | — |
+//! | Responses with `Set-Cookie` are not stored (configurable with [`policy::CacheOptions`]) | — |
 //!
 //! Bodies stream: a miss reaches the client frame by frame while a copy is kept, and is stored
 //! only once complete and within [`CacheLayerBuilder::max_entry_size`]. A failing or

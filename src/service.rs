@@ -8,8 +8,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{AGE, CACHE_CONTROL, DATE};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::header::{
+    AGE, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, IF_MODIFIED_SINCE,
+    IF_NONE_MATCH, LAST_MODIFIED,
+};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use tower_service::Service;
 
@@ -18,9 +21,19 @@ use crate::body::{Commit, ResponseBody, Tee};
 use crate::future::ResponseFuture;
 use crate::key::CacheKey;
 use crate::layer::Shared;
+use crate::policy::conditional::{Precondition, evaluate_preconditions, not_modified_headers};
 use crate::policy::headers::remove_hop_by_hop;
-use crate::policy::{CacheControl, ResponsePolicy, Reuse, Vary, VaryKey, is_storable, reuse};
-use crate::status::Forward;
+use crate::policy::invalidate::{invalidation_uris, is_safe_method};
+use crate::policy::range::{RangeDecision, content_range, evaluate_range, unsatisfied_range};
+use crate::policy::reuse::may_serve_stale_if_error;
+use crate::policy::revalidate::{
+    add_validators, freshen_headers, head_freshens, not_modified_matches,
+};
+use crate::policy::storable::fields_not_to_store;
+use crate::policy::{
+    CacheControl, ResponsePolicy, Reuse, Vary, VaryKey, is_storable, reuse, targeted_cache_control,
+};
+use crate::status::{Forward, Served};
 use crate::store::{MemoryStore, Store, StoredEntry, StoredResponse};
 
 /// Middleware that answers requests from a shared HTTP cache (RFC 9111) and stores cacheable
@@ -95,68 +108,92 @@ where
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
         let shared = &self.shared;
+        let method = req.method();
 
-        // RFC 9111 §3: this cache stores responses to GET; HEAD is answered from them.
-        let forward = if req.method() == Method::GET || req.method() == Method::HEAD {
-            match CacheKey::from_parts(req.uri(), req.headers()) {
-                Some(key) => {
-                    let future = cached_call(Arc::clone(shared), inner, req, key);
-                    return ResponseFuture::cached(Box::pin(future));
-                }
-                None => Forward::Bypass,
+        let forward = match CacheKey::from_parts(req.uri(), req.headers()) {
+            // RFC 9111 §3: this cache stores responses to GET; HEAD is answered from them.
+            Some(key) if method == Method::GET || method == Method::HEAD => {
+                let future = cached_call(Arc::clone(shared), inner, req, key);
+                return ResponseFuture::cached(Box::pin(future));
             }
-        } else {
-            Forward::Method
+            // RFC 9111 §4.4: unsafe methods invalidate what is stored for their target.
+            Some(key) if !is_safe_method(method) => {
+                let future = unsafe_call(Arc::clone(shared), inner, req, key);
+                return ResponseFuture::cached(Box::pin(future));
+            }
+            Some(_) => Forward::Method,
+            None if method == Method::GET || method == Method::HEAD => Forward::Bypass,
+            None => Forward::Method,
         };
         shared.stats.misses.fetch_add(1, Ordering::Relaxed);
         ResponseFuture::forward(inner.call(req), Arc::clone(&shared.status), forward)
     }
 }
 
-/// A GET or HEAD request: answer from the store or forward and capture.
+/// A GET or HEAD request: answer from the store, or forward (validating what is stored) and
+/// capture the response.
 async fn cached_call<S, St, ReqBody, ResBody>(
     shared: Arc<Shared<St>>,
     mut inner: S,
-    req: Request<ReqBody>,
+    mut req: Request<ReqBody>,
     key: CacheKey,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
     St: Store,
-    ResBody: Body<Data = Bytes>,
+    ReqBody: Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
 {
     let now = shared.clock.now();
-    let is_head = req.method() == Method::HEAD;
-    let stored = match shared.store.get(&key).await {
-        Ok(stored) => stored,
-        Err(error) => {
-            tracing::warn!(%key, %error, "cache lookup failed; forwarding");
-            None
-        }
-    };
+    let stored = shared.lookup(&key).await;
 
     // RFC 9111 §4.1: a stored response is only selected by matching `Vary` values.
     let selected = stored
         .as_ref()
-        .and_then(|entry| entry.select(req.headers()));
-    let mut forward = match (&stored, selected) {
+        .and_then(|entry| entry.select(req.headers()).cloned());
+    let mut forward = match (&stored, &selected) {
         (Some(_), None) => Forward::VaryMiss,
         _ => Forward::UriMiss,
     };
-    if let Some(entry) = selected {
-        {
-            match reuse(&entry.policy, req.headers(), now) {
-                Reuse::Fresh | Reuse::StaleAllowed => {
-                    return Ok(shared.hit(entry, now, is_head));
+    if let Some(candidate) = &selected {
+        let stale = if candidate.policy.is_fresh(now) {
+            Forward::Request
+        } else {
+            Forward::Stale
+        };
+        match reuse(&candidate.policy, req.headers(), now) {
+            Reuse::Fresh | Reuse::StaleAllowed => {
+                let answer = shared.answer_from_store(
+                    req.method(),
+                    req.headers(),
+                    candidate,
+                    now,
+                    Served::Fresh,
+                );
+                if let Some(response) = answer {
+                    return Ok(response);
                 }
-                Reuse::Revalidate => {
-                    forward = if entry.policy.is_fresh(now) {
-                        Forward::Request
-                    } else {
-                        Forward::Stale
-                    };
-                }
+                // A precondition or range the cache leaves to the origin.
+                forward = stale;
             }
+            // RFC 5861 §3: serve the stale response now, revalidate once in the background.
+            Reuse::StaleWhileRevalidate if req.method() == Method::GET => {
+                let answer = shared.answer_from_store(
+                    req.method(),
+                    req.headers(),
+                    candidate,
+                    now,
+                    Served::StaleWhileRevalidate,
+                );
+                if let Some(response) = answer {
+                    shared.revalidate_in_background(inner, req, key, Arc::clone(candidate));
+                    return Ok(response);
+                }
+                forward = stale;
+            }
+            _ => forward = stale,
         }
     }
 
@@ -176,20 +213,87 @@ where
     shared.stats.misses.fetch_add(1, Ordering::Relaxed);
     let method = req.method().clone();
     let req_headers = req.headers().clone();
+    // RFC 9111 §4.3.1: a stored response with a validator is validated, not fetched again;
+    // the entity tags of the other stored variants go along, so a 304 may select one of them.
+    let mut validating = Vec::new();
+    if let Some(stored) = &selected {
+        if add_validators(&stored.headers, req.headers_mut()) {
+            validating.push(Arc::clone(stored));
+        }
+    }
+    if let Some(entry) = &stored {
+        for variant in entry.variants() {
+            let is_selected = selected.as_ref().is_some_and(|s| Arc::ptr_eq(s, variant));
+            let Some(etag) = variant.headers.get(ETAG).filter(|_| !is_selected) else {
+                continue;
+            };
+            // Only the tag: another variant's `Last-Modified` says nothing about this one.
+            let tag_only = HeaderMap::from_iter([(ETAG, etag.clone())]);
+            if add_validators(&tag_only, req.headers_mut()) {
+                validating.push(Arc::clone(variant));
+            }
+        }
+    }
     let request_time = now;
+    let result = inner.call(req).await;
+    let exchange = Exchange {
+        key,
+        forward,
+        method,
+        req_headers,
+        request_time,
+        response_time: shared.clock.now(),
+    };
+    match result {
+        Ok(response) => Ok(shared
+            .on_response(response, exchange, selected, validating)
+            .await),
+        Err(error) => {
+            // RFC 5861 §4: an origin that cannot be reached may be covered by a stale response.
+            if let Some(answer) = selected
+                .as_ref()
+                .and_then(|stored| shared.stale_if_error(&exchange, stored, None))
+            {
+                return Ok(answer);
+            }
+            Err(error)
+        }
+    }
+}
+
+/// A request with an unsafe method: forwarded, then what is stored for its target (and for
+/// `Location` / `Content-Location` on the same origin) is invalidated (RFC 9111 §4.4).
+async fn unsafe_call<S, St, ReqBody, ResBody>(
+    shared: Arc<Shared<St>>,
+    mut inner: S,
+    req: Request<ReqBody>,
+    key: CacheKey,
+) -> Result<Response<ResponseBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    St: Store,
+{
+    shared.stats.misses.fetch_add(1, Ordering::Relaxed);
+    let method = req.method().clone();
     let response = inner.call(req).await?;
-    let response_time = shared.clock.now();
-    Ok(shared.forwarded(
-        response,
-        Exchange {
-            key,
-            forward,
-            method,
-            req_headers,
-            request_time,
-            response_time,
-        },
-    ))
+    if let Ok(target) = key.as_str().parse::<Uri>() {
+        for uri in invalidation_uris(&method, response.status(), &target, response.headers()) {
+            if let Some(key) = CacheKey::from_uri(&uri) {
+                if let Err(error) = shared.store.remove(&key).await {
+                    tracing::warn!(%key, %error, "cache invalidation failed");
+                }
+            }
+        }
+    }
+    let (mut parts, body) = response.into_parts();
+    shared.status.forwarded(
+        &mut parts.headers,
+        Forward::Method,
+        parts.status,
+        false,
+        None,
+    );
+    Ok(Response::from_parts(parts, ResponseBody::pass(body)))
 }
 
 /// What the service remembers of a forwarded request.
@@ -203,31 +307,271 @@ struct Exchange {
 }
 
 impl<St: Store> Shared<St> {
-    /// Builds the answer from a stored response: a header-map clone and a `Bytes` clone.
-    fn hit<B>(
+    async fn lookup(&self, key: &CacheKey) -> Option<Arc<StoredEntry>> {
+        match self.store.get(key).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(%key, %error, "cache lookup failed; forwarding");
+                None
+            }
+        }
+    }
+
+    /// The `Cache-Control` this cache obeys: the targeted field when configured, present and
+    /// valid (RFC 9213 §2.1), else `Cache-Control`.
+    fn cache_control(&self, headers: &HeaderMap) -> CacheControl {
+        self.targeted
+            .as_ref()
+            .and_then(|field| targeted_cache_control(headers, field))
+            .unwrap_or_else(|| CacheControl::from_headers(headers))
+    }
+
+    /// Answers a request from a stored response: a header-map clone and a `Bytes` clone (a
+    /// slice of it for a range). `None` when the request needs the origin after all: a
+    /// precondition or a range the cache does not evaluate itself.
+    fn answer_from_store<B>(
         &self,
-        entry: &StoredResponse,
+        method: &Method,
+        req_headers: &HeaderMap,
+        stored: &StoredResponse,
         now: SystemTime,
-        is_head: bool,
-    ) -> Response<ResponseBody<B>> {
-        self.stats.hits.fetch_add(1, Ordering::Relaxed);
+        served: Served,
+    ) -> Option<Response<ResponseBody<B>>> {
+        let is_head = method == Method::HEAD;
         // RFC 9111 §4.2.3, §5.1: every response from the cache carries its current age.
-        let age = entry.policy.age(now);
-        let mut headers = entry.headers.clone();
-        headers.insert(AGE, HeaderValue::from(age.as_secs()));
-        let ttl = i64::try_from(entry.policy.freshness_lifetime.as_secs())
+        let age = stored.policy.age(now);
+        let ttl = i64::try_from(stored.policy.freshness_lifetime.as_secs())
             .unwrap_or(i64::MAX)
             .saturating_sub(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
-        self.status.hit(&mut headers, ttl);
-        let body = if is_head {
-            Bytes::new()
-        } else {
-            entry.body.clone()
-        };
+
+        // RFC 9111 §4.3.2, RFC 9110 §13.2.2: the cache evaluates the client's preconditions
+        // against the stored response.
+        let (status, mut headers, body) =
+            match evaluate_preconditions(method, req_headers, stored.status, &stored.headers) {
+                Precondition::NotModified => (
+                    StatusCode::NOT_MODIFIED,
+                    not_modified_headers(&stored.headers),
+                    Bytes::new(),
+                ),
+                Precondition::Failed => (
+                    StatusCode::PRECONDITION_FAILED,
+                    HeaderMap::new(),
+                    Bytes::new(),
+                ),
+                Precondition::Forward => return None,
+                Precondition::None => {
+                    let len = stored.body.len() as u64;
+                    // RFC 9110 §14.2: a single byte range of a stored 200 is served from it.
+                    match evaluate_range(method, req_headers, stored.status, &stored.headers, len) {
+                        RangeDecision::Full => {
+                            (stored.status, stored.headers.clone(), stored.body.clone())
+                        }
+                        RangeDecision::Partial { start, end } => {
+                            let mut headers = stored.headers.clone();
+                            let range = content_range(start, end, len);
+                            headers.insert(CONTENT_RANGE, header_value(range)?);
+                            headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start + 1));
+                            let body = stored
+                                .body
+                                .slice(usize::try_from(start).ok()?..=usize::try_from(end).ok()?);
+                            (StatusCode::PARTIAL_CONTENT, headers, body)
+                        }
+                        RangeDecision::Unsatisfiable => {
+                            let mut headers = HeaderMap::new();
+                            headers.insert(CONTENT_RANGE, header_value(unsatisfied_range(len))?);
+                            (StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new())
+                        }
+                        RangeDecision::Forward => return None,
+                    }
+                }
+            };
+        self.stats.hits.fetch_add(1, Ordering::Relaxed);
+        headers.insert(AGE, HeaderValue::from(age.as_secs()));
+        self.status.served(&mut headers, served, ttl);
+        let body = if is_head { Bytes::new() } else { body };
         let mut response = Response::new(ResponseBody::full(body));
-        *response.status_mut() = entry.status;
+        *response.status_mut() = status;
         *response.headers_mut() = headers;
-        response
+        Some(response)
+    }
+
+    /// Serves `stored` in place of a failed origin answer, where RFC 5861 §4 allows it.
+    fn stale_if_error<B>(
+        &self,
+        exchange: &Exchange,
+        stored: &StoredResponse,
+        origin_status: Option<StatusCode>,
+    ) -> Option<Response<ResponseBody<B>>> {
+        let now = exchange.response_time;
+        if !may_serve_stale_if_error(&stored.policy, &exchange.req_headers, now) {
+            return None;
+        }
+        self.answer_from_store(
+            &exchange.method,
+            &exchange.req_headers,
+            stored,
+            now,
+            Served::StaleIfError(origin_status),
+        )
+    }
+
+    /// Handles the inner service's answer to a forwarded GET or HEAD.
+    async fn on_response<B>(
+        self: &Arc<Self>,
+        response: Response<B>,
+        exchange: Exchange,
+        selected: Option<Arc<StoredResponse>>,
+        validating: Vec<Arc<StoredResponse>>,
+    ) -> Response<ResponseBody<B>>
+    where
+        B: Body<Data = Bytes>,
+    {
+        let status = response.status();
+        // RFC 5861 §4: these errors may be covered by a stale response.
+        if matches!(status.as_u16(), 500 | 502 | 503 | 504) {
+            if let Some(answer) = selected
+                .as_ref()
+                .and_then(|stored| self.stale_if_error(&exchange, stored, Some(status)))
+            {
+                return answer;
+            }
+        }
+        // RFC 9111 §4.3.3, §4.3.4: a 304 that selects the stored response freshens it, and the
+        // client gets the stored response (or its own 304).
+        if status == StatusCode::NOT_MODIFIED {
+            let only_one = validating.len() == 1;
+            let chosen = validating.iter().find(|stored| {
+                selects(stored, &exchange.req_headers, response.headers(), only_one)
+            });
+            if let Some(stored) = chosen {
+                {
+                    let updated = self.freshen(&exchange, stored, response.headers()).await;
+                    let answer = self
+                        .answer_from_store(
+                            &exchange.method,
+                            &exchange.req_headers,
+                            &updated,
+                            exchange.response_time,
+                            Served::Revalidated,
+                        )
+                        .or_else(|| {
+                            // The client's own range or precondition went to the origin with
+                            // ours; serve the whole stored response.
+                            self.answer_from_store(
+                                &Method::GET,
+                                &HeaderMap::new(),
+                                &updated,
+                                exchange.response_time,
+                                Served::Revalidated,
+                            )
+                        });
+                    if let Some(answer) = answer {
+                        return answer;
+                    }
+                }
+            }
+        }
+        // RFC 9111 §4.3.5: a HEAD response freshens the stored GET it matches; one that does
+        // not match shows the stored response is outdated.
+        if exchange.method == Method::HEAD && status.is_success() {
+            if let Some(stored) = selected.as_ref() {
+                if head_freshens(&stored.headers, response.headers()) {
+                    self.freshen(&exchange, stored, response.headers()).await;
+                } else if let Err(error) = self.store.remove(&exchange.key).await {
+                    tracing::warn!(key = %exchange.key, %error, "cache invalidation failed");
+                }
+            }
+        }
+        self.forwarded(response, exchange)
+    }
+
+    /// Updates a stored response with the header fields of a 304 or HEAD response
+    /// (RFC 9111 §3.2, §4.3.4) and writes it back.
+    async fn freshen(
+        &self,
+        exchange: &Exchange,
+        stored: &Arc<StoredResponse>,
+        update: &HeaderMap,
+    ) -> Arc<StoredResponse> {
+        let headers = freshen_headers(&stored.headers, update);
+        let cc = self.cache_control(&headers);
+        let policy = ResponsePolicy::new(
+            stored.status,
+            &headers,
+            &cc,
+            &self.options,
+            exchange.request_time,
+            exchange.response_time,
+        );
+        let updated = Arc::new(StoredResponse {
+            status: stored.status,
+            headers,
+            body: stored.body.clone(),
+            policy,
+            vary: stored.vary.clone(),
+        });
+        if let Some(entry) = self.lookup(&exchange.key).await {
+            let entry = entry.with_replaced(stored, Arc::clone(&updated));
+            if let Err(error) = self.store.put(exchange.key.clone(), Arc::new(entry)).await {
+                tracing::warn!(key = %exchange.key, %error, "cache update failed");
+            }
+        }
+        updated
+    }
+
+    /// Revalidates `stored` with the client's request in a task of its own (RFC 5861 §3);
+    /// at most one per key at a time.
+    fn revalidate_in_background<S, ReqBody, ResBody>(
+        self: &Arc<Self>,
+        mut inner: S,
+        mut req: Request<ReqBody>,
+        key: CacheKey,
+        stored: Arc<StoredResponse>,
+    ) where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        ReqBody: Send + 'static,
+        ResBody: Body<Data = Bytes> + Send + 'static,
+    {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Some(guard) = InFlight::claim(self, &key) else {
+            return;
+        };
+        let shared = Arc::clone(self);
+        runtime.spawn(async move {
+            let _guard = guard;
+            let req_headers = req.headers().clone();
+            add_validators(&stored.headers, req.headers_mut());
+            let request_time = shared.clock.now();
+            let Ok(response) = inner.call(req).await else {
+                return;
+            };
+            let exchange = Exchange {
+                key,
+                forward: Forward::Stale,
+                method: Method::GET,
+                req_headers,
+                request_time,
+                response_time: shared.clock.now(),
+            };
+            if response.status() == StatusCode::NOT_MODIFIED {
+                if selects(&stored, &exchange.req_headers, response.headers(), true) {
+                    shared.freshen(&exchange, &stored, response.headers()).await;
+                }
+                return;
+            }
+            // A full response goes through the usual capture; reading it to the end stores it.
+            let body = shared.forwarded(response, exchange).into_body();
+            let mut body = std::pin::pin!(body);
+            while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+                if frame.is_err() {
+                    break;
+                }
+            }
+        });
     }
 
     /// Marks a response from the inner service, and tees its body into the store when it may
@@ -248,7 +592,7 @@ impl<St: Store> Shared<St> {
                 parts.headers.insert(DATE, date);
             }
         }
-        let cc = CacheControl::from_headers(&parts.headers);
+        let cc = self.cache_control(&parts.headers);
         let decision = is_storable(
             &exchange.method,
             &exchange.req_headers,
@@ -270,8 +614,12 @@ impl<St: Store> Shared<St> {
         let (body, stored, detail) = match decision {
             Ok(()) => {
                 let mut headers = parts.headers.clone();
-                // RFC 9111 §3.1: hop-by-hop fields are not stored.
+                // RFC 9111 §3.1: hop-by-hop fields are not stored; RFC 9111 §5.2.2.4,
+                // §5.2.2.7: neither are the fields named by qualified no-cache / private.
                 remove_hop_by_hop(&mut headers);
+                for field in fields_not_to_store(&cc) {
+                    headers.remove(field);
+                }
                 let policy = ResponsePolicy::new(
                     parts.status,
                     &headers,
@@ -312,6 +660,63 @@ impl<St: Store> Shared<St> {
             detail,
         );
         Response::from_parts(parts, body)
+    }
+}
+
+/// Does a 304 to a validation of `stored` select it? RFC 9111 §4.3.4, and one case it leaves
+/// open: when every validator in the request came from `stored` alone (`only_one`, and the
+/// client sent none of its own), a 304 that carries no validator can only refer to `stored`.
+/// Origins such as Python's `http.server` answer that way.
+fn selects(
+    stored: &StoredResponse,
+    client_headers: &HeaderMap,
+    not_modified: &HeaderMap,
+    only_one: bool,
+) -> bool {
+    if not_modified_matches(&stored.headers, not_modified) {
+        return true;
+    }
+    if !only_one {
+        return false;
+    }
+    let client_validated = client_headers.contains_key(IF_NONE_MATCH)
+        || client_headers.contains_key(IF_MODIFIED_SINCE);
+    let carries_validator =
+        not_modified.contains_key(ETAG) || not_modified.contains_key(LAST_MODIFIED);
+    !client_validated && !carries_validator
+}
+
+fn header_value(value: String) -> Option<HeaderValue> {
+    HeaderValue::try_from(value).ok()
+}
+
+/// A key being revalidated in the background; released on drop, even if the task panics or
+/// is cancelled.
+struct InFlight<St> {
+    shared: Arc<Shared<St>>,
+    key: CacheKey,
+}
+
+impl<St> InFlight<St> {
+    fn claim(shared: &Arc<Shared<St>>, key: &CacheKey) -> Option<Self> {
+        let mut revalidating = shared
+            .revalidating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        revalidating.insert(key.clone()).then(|| Self {
+            shared: Arc::clone(shared),
+            key: key.clone(),
+        })
+    }
+}
+
+impl<St> Drop for InFlight<St> {
+    fn drop(&mut self) {
+        self.shared
+            .revalidating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
     }
 }
 

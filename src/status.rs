@@ -43,6 +43,19 @@ impl Forward {
     }
 }
 
+/// How a response built from a stored one came about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Served {
+    /// Fresh (or stale within the request's `max-stale`): no contact with the origin.
+    Fresh,
+    /// The origin confirmed the stored response with a 304 (RFC 9111 §4.3.4).
+    Revalidated,
+    /// Stale, served at once while it is revalidated in the background (RFC 5861 §3).
+    StaleWhileRevalidate,
+    /// Stale, served because the origin failed, with its status if it answered (RFC 5861 §4).
+    StaleIfError(Option<StatusCode>),
+}
+
 /// Renders the status fields; built once per layer.
 #[derive(Clone, Debug)]
 pub(crate) struct StatusHeaders {
@@ -57,12 +70,27 @@ impl StatusHeaders {
 
     /// Marks a response served from the cache; `ttl` is its remaining freshness in seconds
     /// (negative when stale).
-    pub(crate) fn hit(&self, headers: &mut HeaderMap, ttl: i64) {
+    /// Marks a response built from a stored one; `ttl` is its remaining freshness in seconds
+    /// (negative when stale).
+    pub(crate) fn served(&self, headers: &mut HeaderMap, served: Served, ttl: i64) {
         if self.x_cache {
             headers.insert(X_CACHE, HIT);
         }
-        let mut value = String::with_capacity(self.name.len() + 24);
-        let _ = write!(value, "{}; hit; ttl={ttl}", self.name);
+        let name = &self.name;
+        let value = match served {
+            Served::Fresh => format!("{name}; hit; ttl={ttl}"),
+            Served::Revalidated => format!("{name}; fwd=stale; fwd-status=304; ttl={ttl}"),
+            Served::StaleWhileRevalidate => {
+                format!("{name}; fwd=stale; ttl={ttl}; detail=stale-while-revalidate")
+            }
+            Served::StaleIfError(Some(status)) => format!(
+                "{name}; fwd=stale; fwd-status={}; ttl={ttl}; detail=stale-if-error",
+                status.as_u16()
+            ),
+            Served::StaleIfError(None) => {
+                format!("{name}; fwd=stale; ttl={ttl}; detail=stale-if-error")
+            }
+        };
         append(headers, value);
     }
 
@@ -136,7 +164,7 @@ mod tests {
     #[test]
     fn hit_renders_ttl() {
         let mut headers = HeaderMap::new();
-        StatusHeaders::new("c".into(), true).hit(&mut headers, 42);
+        StatusHeaders::new("c".into(), true).served(&mut headers, Served::Fresh, 42);
         assert_eq!(headers[X_CACHE], "HIT");
         assert_eq!(statuses(&headers), ["c; hit; ttl=42"]);
     }

@@ -31,6 +31,8 @@ use std::time::Duration;
 pub struct CacheControl {
     /// At least one syntactically valid directive (known or not) was seen.
     any: bool,
+    /// Parsed from a targeted field (RFC 9213) by [`targeted_cache_control`].
+    targeted: bool,
     no_store: bool,
     no_cache: Option<FieldList>,
     private: Option<FieldList>,
@@ -89,6 +91,15 @@ impl CacheControl {
     /// Unknown but well-formed directives count as present.
     pub fn is_empty(&self) -> bool {
         !self.any
+    }
+
+    /// Parsed from a targeted field such as `CDN-Cache-Control` by [`targeted_cache_control`].
+    ///
+    /// Such directives replace both `Cache-Control` and `Expires` (RFC 9213 §2.2): the
+    /// freshness and storability rules skip `Expires` when this is true, and a targeted value
+    /// is never [`is_empty`](Self::is_empty).
+    pub fn is_targeted(&self) -> bool {
+        self.targeted
     }
 
     /// `no-store` (§5.2.1.5, §5.2.2.5).
@@ -272,6 +283,297 @@ impl CacheControl {
             b"stale-if-error" => first_opt(&mut self.stale_if_error, delta(&arg)),
             // RFC 9111 §5.2.3: unknown extension directives are ignored
             _ => {}
+        }
+    }
+}
+
+/// The directives of a targeted cache-control field (RFC 9213), such as `CDN-Cache-Control`.
+///
+/// Returns `Some` when `field` is present in `headers` with a valid, non-empty value: all its
+/// lines, combined with `", "`, must parse as a Structured Fields Dictionary (RFC 8941 §4.2:
+/// lowercase keys; values that are Integers, Decimals, Strings, Tokens, Byte Sequences,
+/// Booleans or Inner Lists; parameters allowed and ignored). Any parse error, or an empty
+/// dictionary, makes the field invalid: `None`, and the caller falls back to
+/// `Cache-Control` and `Expires` (RFC 9213 §2.1, §2.2).
+///
+/// When it is `Some`, the caller uses it *instead of* the `Cache-Control` field, as the `cc`
+/// of [`is_storable`](super::is_storable), [`freshness_lifetime`](super::freshness::freshness_lifetime)
+/// and [`ResponsePolicy::new`](super::ResponsePolicy::new); these then ignore `Expires` too
+/// ([`CacheControl::is_targeted`]). Values map onto the `Cache-Control` directives they
+/// stand for (RFC 9213 §2.1): Boolean true is the bare directive, Boolean false omits it,
+/// Integers and Decimals are the argument as written (a Decimal `max-age` is invalid, hence
+/// zero), Strings and Tokens are a quoted argument, and Byte Sequences or Inner Lists are a
+/// malformed argument, read as restrictively as `Cache-Control` reads one. A key that occurs
+/// more than once keeps its last value (RFC 8941 §4.2.2). Unknown directives are ignored
+/// but still make the field non-empty (RFC 9213 §3.1's `CDN-Cache-Control: none`).
+pub fn targeted_cache_control(headers: &HeaderMap, field: &HeaderName) -> Option<CacheControl> {
+    // RFC 8941 §4.2: field lines are combined with ", " before parsing.
+    let mut lines = headers.get_all(field).iter();
+    let mut combined = lines.next()?.as_bytes().to_vec();
+    for value in lines {
+        combined.extend_from_slice(b", ");
+        combined.extend_from_slice(value.as_bytes());
+    }
+    // RFC 9213 §2.1: "If a targeted field in a given response is empty, or a parsing error is
+    // encountered, that field MUST be ignored by the cache".
+    let members = sf::parse_dictionary(&combined)?;
+    if members.is_empty() {
+        return None;
+    }
+    let mut line = Vec::new();
+    for (key, value) in members {
+        let arg: Option<Vec<u8>> = match value {
+            sf::Value::True => None,
+            // Boolean false: the directive is not in effect.
+            sf::Value::False => continue,
+            sf::Value::Number(raw) => Some(raw.to_vec()),
+            sf::Value::Quoted(raw) => Some(raw.to_vec()),
+            sf::Value::Token(raw) => {
+                let mut quoted = Vec::with_capacity(raw.len() + 2);
+                quoted.push(b'"');
+                quoted.extend_from_slice(raw);
+                quoted.push(b'"');
+                Some(quoted)
+            }
+            sf::Value::Other => Some(Vec::new()),
+        };
+        if !line.is_empty() {
+            line.extend_from_slice(b", ");
+        }
+        line.extend_from_slice(key);
+        if let Some(arg) = arg {
+            line.push(b'=');
+            line.extend_from_slice(&arg);
+        }
+    }
+    let value = HeaderValue::from_bytes(&line).ok()?;
+    let mut cc = CacheControl::from_values([&value]);
+    // RFC 9213 §2.2: the targeted field, valid and non-empty, replaces Cache-Control.
+    cc.any = true;
+    cc.targeted = true;
+    Some(cc)
+}
+
+/// A small Structured Fields Dictionary validator (RFC 8941 §4.2), enough for RFC 9213.
+mod sf {
+    /// A member's value, as far as cache directives need it.
+    pub(super) enum Value<'a> {
+        /// Boolean true (a bare key, or `?1`).
+        True,
+        /// Boolean false (`?0`).
+        False,
+        /// An Integer or Decimal, as written.
+        Number(&'a [u8]),
+        /// A String, quotes and escapes included (valid as an HTTP quoted-string).
+        Quoted(&'a [u8]),
+        /// A Token.
+        Token(&'a [u8]),
+        /// A Byte Sequence or an Inner List.
+        Other,
+    }
+
+    /// RFC 8941 §4.2.2: the members in order of first appearance, a repeated key keeping its
+    /// last value; `None` on any parse error.
+    pub(super) fn parse_dictionary(input: &[u8]) -> Option<Vec<(&[u8], Value<'_>)>> {
+        let mut p = Parser { input, pos: 0 };
+        // RFC 8941 §4.2: discard leading SP; an empty field is an empty dictionary.
+        p.skip_sp();
+        let mut members: Vec<(&[u8], Value<'_>)> = Vec::new();
+        if p.at_end() {
+            return Some(members);
+        }
+        loop {
+            let key = p.key()?;
+            let value = if p.eat(b'=') {
+                p.item_or_inner_list()?
+            } else {
+                p.parameters()?;
+                Value::True
+            };
+            match members.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => members.push((key, value)),
+            }
+            p.skip_ows();
+            if p.at_end() {
+                return Some(members);
+            }
+            if !p.eat(b',') {
+                return None;
+            }
+            p.skip_ows();
+            // RFC 8941 §4.2.2: a trailing comma is an error.
+            if p.at_end() {
+                return None;
+            }
+        }
+    }
+
+    struct Parser<'a> {
+        input: &'a [u8],
+        pos: usize,
+    }
+
+    impl<'a> Parser<'a> {
+        fn at_end(&self) -> bool {
+            self.pos >= self.input.len()
+        }
+
+        fn peek(&self) -> Option<u8> {
+            self.input.get(self.pos).copied()
+        }
+
+        fn eat(&mut self, b: u8) -> bool {
+            if self.peek() == Some(b) {
+                self.pos += 1;
+                true
+            } else {
+                false
+            }
+        }
+
+        fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
+            let start = self.pos;
+            while self.peek().is_some_and(&f) {
+                self.pos += 1;
+            }
+            &self.input[start..self.pos]
+        }
+
+        fn skip_sp(&mut self) {
+            self.take_while(|b| b == b' ');
+        }
+
+        fn skip_ows(&mut self) {
+            self.take_while(|b| b == b' ' || b == b'\t');
+        }
+
+        /// RFC 8941 §4.2.3.3: key = ( lcalpha / "*" ) *( lcalpha / DIGIT / "_" / "-" / "." / "*" )
+        fn key(&mut self) -> Option<&'a [u8]> {
+            let first = self.peek()?;
+            if !(first.is_ascii_lowercase() || first == b'*') {
+                return None;
+            }
+            Some(self.take_while(|b| {
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'_' | b'-' | b'.' | b'*')
+            }))
+        }
+
+        /// RFC 8941 §4.2.1.1
+        fn item_or_inner_list(&mut self) -> Option<Value<'a>> {
+            if self.eat(b'(') {
+                // RFC 8941 §4.2.1.2: inner-list
+                loop {
+                    self.skip_sp();
+                    if self.eat(b')') {
+                        self.parameters()?;
+                        return Some(Value::Other);
+                    }
+                    self.bare_item()?;
+                    self.parameters()?;
+                    if !matches!(self.peek(), Some(b' ' | b')')) {
+                        return None;
+                    }
+                }
+            }
+            let value = self.bare_item()?;
+            self.parameters()?;
+            Some(value)
+        }
+
+        /// RFC 8941 §4.2.3.2: parameters are parsed and ignored.
+        fn parameters(&mut self) -> Option<()> {
+            while self.eat(b';') {
+                self.skip_sp();
+                self.key()?;
+                if self.eat(b'=') {
+                    self.bare_item()?;
+                }
+            }
+            Some(())
+        }
+
+        /// RFC 8941 §4.2.3.1
+        fn bare_item(&mut self) -> Option<Value<'a>> {
+            match self.peek()? {
+                b'-' | b'0'..=b'9' => self.number(),
+                b'"' => self.string(),
+                b'*' | b'A'..=b'Z' | b'a'..=b'z' => Some(self.token()),
+                b':' => self.binary(),
+                b'?' => self.boolean(),
+                _ => None,
+            }
+        }
+
+        /// RFC 8941 §4.2.4: at most 15 integer digits, or 12 before and 1 to 3 after a dot.
+        fn number(&mut self) -> Option<Value<'a>> {
+            let start = self.pos;
+            self.eat(b'-');
+            let int = self.take_while(|b| b.is_ascii_digit()).len();
+            if int == 0 {
+                return None;
+            }
+            if self.eat(b'.') {
+                let frac = self.take_while(|b| b.is_ascii_digit()).len();
+                if int > 12 || !(1..=3).contains(&frac) {
+                    return None;
+                }
+            } else if int > 15 {
+                return None;
+            }
+            Some(Value::Number(&self.input[start..self.pos]))
+        }
+
+        /// RFC 8941 §4.2.5: printable ASCII, escapes only for `"` and `\`.
+        fn string(&mut self) -> Option<Value<'a>> {
+            let start = self.pos;
+            self.pos += 1;
+            loop {
+                match self.peek()? {
+                    b'\\' => {
+                        self.pos += 1;
+                        if !matches!(self.peek()?, b'"' | b'\\') {
+                            return None;
+                        }
+                        self.pos += 1;
+                    }
+                    b'"' => {
+                        self.pos += 1;
+                        return Some(Value::Quoted(&self.input[start..self.pos]));
+                    }
+                    0x20..=0x7e => self.pos += 1,
+                    _ => return None,
+                }
+            }
+        }
+
+        /// RFC 8941 §4.2.6: ( ALPHA / "*" ) *( tchar / ":" / "/" )
+        fn token(&mut self) -> Value<'a> {
+            let start = self.pos;
+            self.pos += 1;
+            self.take_while(|b| super::is_tchar(b) || b == b':' || b == b'/');
+            Value::Token(&self.input[start..self.pos])
+        }
+
+        /// RFC 8941 §4.2.7: ":" *base64 ":"
+        fn binary(&mut self) -> Option<Value<'a>> {
+            self.pos += 1;
+            self.take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+            self.eat(b':').then_some(Value::Other)
+        }
+
+        /// RFC 8941 §4.2.8: "?" ( "0" / "1" )
+        fn boolean(&mut self) -> Option<Value<'a>> {
+            self.pos += 1;
+            if self.eat(b'1') {
+                Some(Value::True)
+            } else if self.eat(b'0') {
+                Some(Value::False)
+            } else {
+                None
+            }
         }
     }
 }
@@ -819,6 +1121,125 @@ mod tests {
         assert!(cc.public());
         assert!(parse_bytes(&[b"\x80\x81\xfe"]).is_empty());
         let cc = parse_bytes(&[b"private=\"x-a, \xff\xfe\""]);
+        assert_eq!(
+            cc.private_fields(),
+            Some(&[HeaderName::from_static("x-a")][..])
+        );
+    }
+
+    fn targeted(lines: &[&str]) -> Option<CacheControl> {
+        let mut h = HeaderMap::new();
+        for l in lines {
+            h.append("cdn-cache-control", HeaderValue::from_str(l).unwrap());
+        }
+        targeted_cache_control(&h, &HeaderName::from_static("cdn-cache-control"))
+    }
+
+    // RFC 9213 §2.1: a valid dictionary maps onto Cache-Control directives
+    #[test]
+    fn targeted_field_valid_dictionary() {
+        let cc = targeted(&["max-age=600, must-revalidate, private=\"x-a, x-b\""]).unwrap();
+        assert!(cc.is_targeted());
+        assert_eq!(cc.max_age(), secs(600));
+        assert!(cc.must_revalidate());
+        let names: Vec<&str> = cc
+            .private_fields()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
+        assert_eq!(names, ["x-a", "x-b"]);
+        let cc = targeted(&["no-store", "s-maxage=5;x=1"]).unwrap();
+        assert!(cc.no_store());
+        assert_eq!(cc.s_maxage(), secs(5));
+    }
+
+    // RFC 9213 §2.1, RFC 8941 §3.3.6: Boolean values
+    #[test]
+    fn targeted_field_booleans() {
+        let cc = targeted(&["no-store=?0, no-cache=?1"]).unwrap();
+        assert!(!cc.no_store());
+        assert!(cc.no_cache());
+        assert_eq!(cc.no_cache_fields(), None);
+        // All members false: still a valid, non-empty field.
+        let cc = targeted(&["no-store=?0"]).unwrap();
+        assert!(!cc.is_empty() && !cc.no_store());
+    }
+
+    // RFC 9213 §3.1: an unknown directive makes the field valid and non-empty
+    #[test]
+    fn targeted_field_unknown_directive_is_non_empty() {
+        let cc = targeted(&["none"]).unwrap();
+        assert!(!cc.is_empty());
+        assert!(!cc.no_store());
+    }
+
+    // RFC 9213 §2.1: empty or unparseable targeted fields are ignored
+    #[test]
+    fn targeted_field_invalid_or_empty_is_none() {
+        assert!(targeted(&[]).is_none());
+        for line in [
+            "",
+            "   ",
+            "Max-Age=60",
+            "max-age=60,",
+            "max-age=60 public",
+            "max-age=\"60",
+            "max-age==1",
+            "max-age=1234567890123456",
+            "max-age=1.2345",
+            "private=\"\\x\"",
+            "a=(1 2",
+            "a=?2",
+            "a=:abc",
+            ", max-age=1",
+            "max-age=60;",
+            "1a",
+        ] {
+            assert!(targeted(&[line]).is_none(), "{line:?}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert(
+            "cdn-cache-control",
+            HeaderValue::from_bytes(b"max-age=\xff").unwrap(),
+        );
+        assert!(
+            targeted_cache_control(&h, &HeaderName::from_static("cdn-cache-control")).is_none()
+        );
+    }
+
+    // RFC 8941 §4.2.2: a repeated key keeps its last value
+    #[test]
+    fn targeted_field_last_duplicate_wins() {
+        assert_eq!(
+            targeted(&["max-age=1, max-age=2"]).unwrap().max_age(),
+            secs(2)
+        );
+        assert_eq!(
+            targeted(&["max-age=1", "max-age=3"]).unwrap().max_age(),
+            secs(3)
+        );
+    }
+
+    // RFC 9213 §2.1: values violating a directive's type are read restrictively
+    #[test]
+    fn targeted_field_type_violations_are_restrictive() {
+        assert_eq!(
+            targeted(&["max-age=1.5"]).unwrap().max_age(),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            targeted(&["max-age=-5"]).unwrap().max_age(),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            targeted(&["max-age=(1 2)"]).unwrap().max_age(),
+            Some(Duration::ZERO)
+        );
+        let cc = targeted(&["private=:YWJj:"]).unwrap();
+        assert!(cc.private() && cc.private_fields().is_none());
+        // Tokens become quoted arguments: private=x-a names a field.
+        let cc = targeted(&["private=x-a, a=tok/en:x"]).unwrap();
         assert_eq!(
             cc.private_fields(),
             Some(&[HeaderName::from_static("x-a")][..])

@@ -67,6 +67,11 @@ fn date_value(headers: &HeaderMap) -> Option<SystemTime> {
 ///
 /// Explicit lifetimes are returned even when zero. Invalid `max-age` / `s-maxage` values are
 /// already zero in [`CacheControl`].
+///
+/// `cc` is the parsed `Cache-Control` of `headers`, or the directives of a targeted field
+/// ([`targeted_cache_control`](super::targeted_cache_control)). Only `Date`, `Expires` and
+/// `Last-Modified` are read from `headers`; with a targeted `cc`, `Expires` is ignored
+/// (RFC 9213 §2.2).
 pub fn freshness_lifetime(
     status: StatusCode,
     headers: &HeaderMap,
@@ -93,9 +98,16 @@ pub fn freshness_lifetime(
     // RFC 9111 §4.2.1: "If the Expires response header field is present, use its value minus
     // the value of the Date response header field (using the time the message was received if
     // it is not present)"
+    // RFC 9213 §2.2: a cache using a targeted field "MUST ignore the Cache-Control and
+    // Expires header fields in that response".
     let date = date_value(headers).unwrap_or(response_time);
     let mut expires_lines = headers.get_all(EXPIRES).iter();
-    if let Some(first) = expires_lines.next() {
+    let expires = if cc.is_targeted() {
+        None
+    } else {
+        expires_lines.next()
+    };
+    if let Some(first) = expires {
         // RFC 9111 §4.2.1: with more than one value "either the first occurrence should be used
         // or the response should be considered stale": we consider it stale, unless the lines
         // are exact duplicates of each other.
@@ -223,7 +235,10 @@ impl ResponsePolicy {
     /// Computes the policy of a response received at `response_time` for a request sent at
     /// `request_time`.
     ///
-    /// `cc` is the parsed `Cache-Control` of `headers`.
+    /// `cc` is the parsed `Cache-Control` of `headers`, or the directives of a targeted field
+    /// ([`targeted_cache_control`](super::targeted_cache_control)), which replace
+    /// `Cache-Control` and `Expires` (RFC 9213 §2.2). `Pragma: no-cache` counts only when
+    /// `cc` is empty and `headers` has no `Cache-Control` line (RFC 9111 §5.4).
     pub fn new(
         status: StatusCode,
         headers: &HeaderMap,
@@ -235,8 +250,11 @@ impl ResponsePolicy {
         let freshness_lifetime = freshness_lifetime(status, headers, cc, options, response_time)
             .map_or(Duration::ZERO, |f| f.lifetime);
         // RFC 9111 §5.2.2.4 (no-cache, any form); RFC 9111 §5.4 (Pragma: no-cache, only when
-        // there is no Cache-Control field at all).
-        let no_cache = cc.no_cache()
+        // there is no Cache-Control field at all). Pragma stays tied to the real
+        // Cache-Control field: a targeted `cc` is never empty, so Pragma never applies then.
+        // RFC 9111 §5.2.2.4: qualified `no-cache="field"` only restricts the named fields,
+        // which the cache does not store; the rest may be reused without validation.
+        let no_cache = (cc.no_cache() && cc.no_cache_fields().is_none())
             || (cc.is_empty() && !headers.contains_key(CACHE_CONTROL) && pragma_no_cache(headers));
         // RFC 9111 §5.2.2.2, §5.2.2.8; §5.2.2.10: s-maxage "also implies the semantics of the
         // proxy-revalidate response directive".
@@ -714,7 +732,8 @@ mod tests {
     #[test]
     fn policy_no_cache_any_form() {
         assert!(policy(&[("cache-control", "no-cache")]).no_cache);
-        assert!(policy(&[("cache-control", "no-cache=\"set-cookie\"")]).no_cache);
+        // Qualified: only the named fields are restricted, and they are not stored.
+        assert!(!policy(&[("cache-control", "no-cache=\"set-cookie\"")]).no_cache);
         assert!(!policy(&[("cache-control", "max-age=5")]).no_cache);
     }
 
@@ -762,6 +781,37 @@ mod tests {
         );
         assert_eq!(p.initial_age, Duration::from_secs(5));
         assert_eq!(p.response_time, at(T0));
+    }
+
+    // RFC 9213 §2.2: a targeted field replaces Cache-Control and Expires
+    #[test]
+    fn targeted_field_replaces_cache_control_and_expires() {
+        let e = date(T0 + 1000);
+        let h = headers(&[
+            ("cache-control", "max-age=60"),
+            ("expires", &e),
+            ("pragma", "no-cache"),
+            ("cdn-cache-control", "public"),
+            ("last-modified", &date(T0 - 10_000)),
+        ]);
+        let name = http::HeaderName::from_static("cdn-cache-control");
+        let cc = crate::policy::targeted_cache_control(&h, &name).unwrap();
+        assert_eq!(
+            freshness_lifetime(StatusCode::OK, &h, &cc, &CacheOptions::default(), at(T0)),
+            fresh(1_000, FreshnessSource::Heuristic)
+        );
+        let p = ResponsePolicy::new(
+            StatusCode::OK,
+            &h,
+            &cc,
+            &CacheOptions::default(),
+            at(T0),
+            at(T0),
+        );
+        assert!(
+            !p.no_cache,
+            "Pragma does not apply next to a targeted field"
+        );
     }
 
     // Robustness: far-future and far-past times do not panic

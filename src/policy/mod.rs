@@ -5,22 +5,34 @@
 //! [`Cache`](crate::Cache) service acts on those decisions.
 
 pub mod cache_control;
+pub mod conditional;
 pub mod freshness;
 pub mod headers;
+pub mod invalidate;
+pub mod range;
 pub mod reuse;
+pub mod revalidate;
 pub mod storable;
 pub mod vary;
 
 use std::time::Duration;
 
 #[doc(inline)]
-pub use self::cache_control::CacheControl;
+pub use self::cache_control::{CacheControl, targeted_cache_control};
+#[doc(inline)]
+pub use self::conditional::{EntityTag, EntityTagList, Precondition, evaluate_preconditions};
 #[doc(inline)]
 pub use self::freshness::{Freshness, FreshnessSource, ResponsePolicy};
 #[doc(inline)]
-pub use self::reuse::{Reuse, reuse};
+pub use self::invalidate::{invalidation_uris, is_safe_method};
 #[doc(inline)]
-pub use self::storable::{NotStorable, is_storable};
+pub use self::range::{RangeDecision, evaluate_range};
+#[doc(inline)]
+pub use self::reuse::{Reuse, may_serve_stale_if_error, reuse};
+#[doc(inline)]
+pub use self::revalidate::{add_validators, freshen_headers, head_freshens, not_modified_matches};
+#[doc(inline)]
+pub use self::storable::{NotStorable, fields_not_to_store, is_storable};
 #[doc(inline)]
 pub use self::vary::{Vary, VaryKey};
 

@@ -14,6 +14,10 @@ pub enum Reuse {
     Fresh,
     /// Stale, but the request's `max-stale` allows serving it (§4.2.4).
     StaleAllowed,
+    /// Stale, but within the response's `stale-while-revalidate` window (RFC 5861 §3):
+    /// serve it now and revalidate in the background ("the cache SHOULD attempt to
+    /// revalidate it while still serving stale responses (i.e., without blocking)").
+    StaleWhileRevalidate,
     /// Must not be served without validation: go to the origin.
     Revalidate,
 }
@@ -29,21 +33,29 @@ pub enum Reuse {
 /// 5. fresh: [`Reuse::Fresh`];
 /// 6. stale and `must-revalidate` (or `proxy-revalidate`, `s-maxage`): [`Reuse::Revalidate`];
 /// 7. stale and a request `max-stale` that covers the staleness: [`Reuse::StaleAllowed`];
-/// 8. otherwise [`Reuse::Revalidate`].
+/// 8. stale by no more than the response's `stale-while-revalidate` (RFC 5861 §3), and the
+///    request has no `max-age` (RFC 9111 §5.2.1.1: without `max-stale` the client "does not
+///    wish to receive a stale response"; with a covering `max-stale` rule 7 applied):
+///    [`Reuse::StaleWhileRevalidate`];
+/// 9. otherwise [`Reuse::Revalidate`].
 ///
-/// RFC 5861 `stale-while-revalidate` / `stale-if-error` are not decided here: they are in
-/// [`ResponsePolicy`] for the service to apply.
+/// Rules 1 to 6 already exclude `stale-while-revalidate` for a request `no-cache` (or
+/// `Pragma: no-cache`), a request `min-fresh` (a stale response never has freshness left), a
+/// stored `no-cache` and a stored `must-revalidate` / `proxy-revalidate` / `s-maxage`
+/// (RFC 9111 §4.2.4: a cache "MUST NOT generate a stale response if it is prohibited by an
+/// explicit in-protocol directive"). A request `max-stale=N` smaller than the staleness does
+/// not exclude it: `max-stale` grants staleness, it does not forbid any, and RFC 9111 §4.2.4
+/// lets either the client or the origin permit stale responses.
+///
+/// `stale-if-error` is decided separately, once the origin has failed:
+/// [`may_serve_stale_if_error`].
 pub fn reuse(stored: &ResponsePolicy, req_headers: &HeaderMap, now: SystemTime) -> Reuse {
     let cc = CacheControl::from_headers(req_headers);
 
     // RFC 9111 §5.2.1.4: request no-cache: "a cache MUST NOT use a stored response to satisfy
     // the request without successful validation on the origin server".
     // RFC 9111 §5.4: without Cache-Control, Pragma: no-cache has the same effect.
-    let request_no_cache = cc.no_cache()
-        || (cc.is_empty()
-            && !req_headers.contains_key(CACHE_CONTROL)
-            && pragma_no_cache(req_headers));
-    if request_no_cache {
+    if request_no_cache(&cc, req_headers) {
         return Reuse::Revalidate;
     }
 
@@ -81,11 +93,75 @@ pub fn reuse(stored: &ResponsePolicy, req_headers: &HeaderMap, now: SystemTime) 
 
     // RFC 9111 §4.2.4, §5.2.1.2: the client accepts staleness up to max-stale (any without a
     // value).
+    let staleness = stored.staleness(now);
     match cc.max_stale() {
-        Some(None) => Reuse::StaleAllowed,
-        Some(Some(limit)) if stored.staleness(now) <= limit => Reuse::StaleAllowed,
-        _ => Reuse::Revalidate,
+        Some(None) => return Reuse::StaleAllowed,
+        Some(Some(limit)) if staleness <= limit => return Reuse::StaleAllowed,
+        _ => {}
     }
+
+    // RFC 5861 §3: "caches MAY serve the response in which it appears after it becomes stale,
+    // up to the indicated number of seconds". RFC 9111 §5.2.1.1: a request max-age without
+    // max-stale means the client "does not wish to receive a stale response".
+    if cc.max_age().is_none()
+        && stored
+            .stale_while_revalidate
+            .is_some_and(|window| staleness <= window)
+    {
+        return Reuse::StaleWhileRevalidate;
+    }
+
+    Reuse::Revalidate
+}
+
+/// May a stored response be served because the origin failed? (RFC 5861 §4, RFC 9111 §4.2.4)
+///
+/// Call it when forwarding or revalidating failed in a way that would otherwise produce a
+/// 500, 502, 503 or 504 (RFC 5861 §4's definition of an error). True when the response's
+/// staleness at `now` (zero while fresh) is within the stored response's `stale-if-error`
+/// window, or within the request's own `stale-if-error=N` (RFC 5861 §4: "its scope of
+/// application is the request it appears in"); either grant suffices. Never when:
+///
+/// - the stored response has `must-revalidate`, `proxy-revalidate` or `s-maxage`
+///   ([`ResponsePolicy::must_revalidate`]), or `no-cache` ([`ResponsePolicy::no_cache`]):
+///   RFC 9111 §4.2.4 forbids stale responses prohibited by an explicit directive, and
+///   §5.2.2.2 asks for a 504 instead;
+/// - the request has `no-cache` (or `Pragma: no-cache` without `Cache-Control`): RFC 9111
+///   §5.2.1.4 forbids using a stored response "without successful validation", and there
+///   was none.
+///
+/// Request `max-age`, `min-fresh` and `max-stale` do not forbid it: RFC 5861 §4 applies
+/// "regardless of other freshness information", and a client that does not want an error
+/// fallback can send `stale-if-error=0` or `no-cache`.
+pub fn may_serve_stale_if_error(
+    stored: &ResponsePolicy,
+    req_headers: &HeaderMap,
+    now: SystemTime,
+) -> bool {
+    // RFC 9111 §4.2.4, §5.2.2.2, §5.2.2.4, §5.2.2.8, §5.2.2.10
+    if stored.must_revalidate || stored.no_cache {
+        return false;
+    }
+    let cc = CacheControl::from_headers(req_headers);
+    // RFC 9111 §5.2.1.4, §5.4
+    if request_no_cache(&cc, req_headers) {
+        return false;
+    }
+    // RFC 5861 §4: "when the cached response is more stale than the indicated amount, the
+    // cached response SHOULD NOT be used to satisfy the request, absent other information."
+    let staleness = stored.staleness(now);
+    [stored.stale_if_error, cc.stale_if_error()]
+        .into_iter()
+        .flatten()
+        .any(|window| staleness <= window)
+}
+
+/// Request `no-cache`, or `Pragma: no-cache` without any `Cache-Control` (RFC 9111 §5.4).
+fn request_no_cache(cc: &CacheControl, req_headers: &HeaderMap) -> bool {
+    cc.no_cache()
+        || (cc.is_empty()
+            && !req_headers.contains_key(CACHE_CONTROL)
+            && pragma_no_cache(req_headers))
 }
 
 #[cfg(test)]
@@ -272,6 +348,134 @@ mod tests {
             reuse(&stored(60), &HeaderMap::new(), at(T0 - 100)),
             Reuse::Fresh
         );
+    }
+
+    fn swr(lifetime: u64, window: u64) -> ResponsePolicy {
+        ResponsePolicy {
+            stale_while_revalidate: Some(Duration::from_secs(window)),
+            ..stored(lifetime)
+        }
+    }
+
+    fn sie(lifetime: u64, window: Option<u64>) -> ResponsePolicy {
+        ResponsePolicy {
+            stale_if_error: window.map(Duration::from_secs),
+            ..stored(lifetime)
+        }
+    }
+
+    fn on_error(p: &ResponsePolicy, req: &[(&str, &str)], elapsed: u64) -> bool {
+        may_serve_stale_if_error(p, &headers(req), at(T0 + elapsed))
+    }
+
+    // RFC 5861 §3: stale within the stale-while-revalidate window is served, then revalidated
+    #[test]
+    fn stale_while_revalidate_within_window() {
+        let p = swr(60, 30);
+        assert_eq!(decide(&p, &[], 59), Reuse::Fresh);
+        assert_eq!(decide(&p, &[], 60), Reuse::StaleWhileRevalidate);
+        assert_eq!(decide(&p, &[], 90), Reuse::StaleWhileRevalidate);
+        assert_eq!(decide(&p, &[], 91), Reuse::Revalidate);
+    }
+
+    // RFC 9111 §4.2.4, §5.2.2.2, §5.2.2.4: must-revalidate / no-cache forbid stale serving
+    #[test]
+    fn stale_while_revalidate_not_with_must_revalidate_or_no_cache() {
+        let p = ResponsePolicy {
+            must_revalidate: true,
+            ..swr(60, 30)
+        };
+        assert_eq!(decide(&p, &[], 70), Reuse::Revalidate);
+        let p = ResponsePolicy {
+            no_cache: true,
+            ..swr(60, 30)
+        };
+        assert_eq!(decide(&p, &[], 70), Reuse::Revalidate);
+    }
+
+    // RFC 9111 §5.2.1.1, §5.2.1.3, §5.2.1.4: request no-cache / max-age / min-fresh forbid it
+    #[test]
+    fn stale_while_revalidate_not_when_request_forbids() {
+        let p = swr(60, 30);
+        for cc in ["no-cache", "max-age=1000", "min-fresh=1"] {
+            assert_eq!(
+                decide(&p, &[("cache-control", cc)], 70),
+                Reuse::Revalidate,
+                "{cc}"
+            );
+        }
+        assert_eq!(decide(&p, &[("pragma", "no-cache")], 70), Reuse::Revalidate);
+        // max-stale grants staleness and never takes away the origin's grant.
+        assert_eq!(
+            decide(&p, &[("cache-control", "max-stale=5")], 70),
+            Reuse::StaleWhileRevalidate
+        );
+        assert_eq!(
+            decide(&p, &[("cache-control", "max-stale=20")], 70),
+            Reuse::StaleAllowed
+        );
+    }
+
+    // RFC 5861 §4: stale-if-error of the response bounds the staleness served on error
+    #[test]
+    fn stale_if_error_response_window() {
+        let p = sie(60, Some(100));
+        assert!(on_error(&p, &[], 0));
+        assert!(on_error(&p, &[], 160));
+        assert!(!on_error(&p, &[], 161));
+        assert!(!on_error(&sie(60, None), &[], 70));
+    }
+
+    // RFC 5861 §4: a request stale-if-error grants its own window
+    #[test]
+    fn stale_if_error_request_window() {
+        let req = [("cache-control", "stale-if-error=50")];
+        assert!(on_error(&sie(60, None), &req, 110));
+        assert!(!on_error(&sie(60, None), &req, 111));
+        // Either window suffices.
+        assert!(on_error(&sie(60, Some(10)), &req, 100));
+        assert!(on_error(
+            &sie(60, Some(100)),
+            &[("cache-control", "stale-if-error=0")],
+            100
+        ));
+    }
+
+    // RFC 9111 §4.2.4, §5.2.2.2, §5.2.2.4: never with stored must-revalidate or no-cache
+    #[test]
+    fn stale_if_error_not_with_must_revalidate_or_no_cache() {
+        let p = ResponsePolicy {
+            must_revalidate: true,
+            ..sie(60, Some(100))
+        };
+        assert!(!on_error(
+            &p,
+            &[("cache-control", "stale-if-error=100")],
+            70
+        ));
+        let p = ResponsePolicy {
+            no_cache: true,
+            ..sie(60, Some(100))
+        };
+        assert!(!on_error(&p, &[], 70));
+    }
+
+    // RFC 9111 §5.2.1.4: request no-cache forbids serving without validation, even on error
+    #[test]
+    fn stale_if_error_not_with_request_no_cache() {
+        let p = sie(60, Some(100));
+        assert!(!on_error(
+            &p,
+            &[("cache-control", "no-cache, stale-if-error=100")],
+            70
+        ));
+        assert!(!on_error(&p, &[("pragma", "no-cache")], 70));
+        // max-age / min-fresh do not forbid the error fallback.
+        assert!(on_error(
+            &p,
+            &[("cache-control", "max-age=0, min-fresh=10")],
+            70
+        ));
     }
 
     // Robustness: garbage request directives never panic

@@ -3,7 +3,7 @@
 use super::freshness::freshness_lifetime;
 use super::{CacheControl, CacheOptions, Vary};
 use http::header::{AUTHORIZATION, ETAG, EXPIRES, LAST_MODIFIED, SET_COOKIE};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, HeaderName, Method, StatusCode};
 use std::fmt;
 use std::time::SystemTime;
 
@@ -17,9 +17,12 @@ pub enum NotStorable {
     /// Not a storable final status: 1xx, 206, 304, or a status outside the heuristically
     /// cacheable set without explicit freshness or `public` (RFC 9111 §3).
     Status,
-    /// `no-store` on the request or the response (RFC 9111 §5.2.1.5, §5.2.2.5).
+    /// `no-store` on the request or the response (RFC 9111 §5.2.1.5, §5.2.2.5). A response
+    /// `no-store` is ignored when the response also has `must-understand` and its status is
+    /// understood (RFC 9111 §5.2.2.3); a request `no-store` always applies.
     NoStore,
-    /// `private`, in any form (RFC 9111 §5.2.2.7).
+    /// The unqualified `private` (RFC 9111 §5.2.2.7). The qualified form
+    /// (`private="field, …"`) does not prevent storing: see [`fields_not_to_store`].
     Private,
     /// The request had `Authorization` and the response did not allow sharing with `public`,
     /// `s-maxage` or `must-revalidate` (RFC 9111 §3.5).
@@ -31,6 +34,9 @@ pub enum NotStorable {
     VaryStar,
     /// `Set-Cookie` while [`CacheOptions::store_set_cookie`] is off.
     SetCookie,
+    /// `must-understand` on a response whose status this cache does not understand
+    /// (RFC 9111 §5.2.2.3): only 200, 203, 204, 300, 301, 308, 404, 405, 410, 414 and 501 are.
+    MustUnderstand,
 }
 
 impl NotStorable {
@@ -47,6 +53,7 @@ impl NotStorable {
             NotStorable::NoFreshnessOrValidator => "no-freshness",
             NotStorable::VaryStar => "vary-star",
             NotStorable::SetCookie => "set-cookie",
+            NotStorable::MustUnderstand => "must-understand",
         }
     }
 }
@@ -73,20 +80,26 @@ fn is_understood_status(status: StatusCode) -> bool {
 /// 1. the method is GET ([`NotStorable::Method`]);
 /// 2. the status is final, not 206 or 304, and either understood (200, 203, 204, 300, 301,
 ///    308, 404, 405, 410, 414, 501) or, for any other final status, the response has
-///    explicit freshness (`max-age`, `s-maxage`, `Expires`) or `public`; with
-///    `must-understand` only understood statuses pass ([`NotStorable::Status`]);
-/// 3. no `no-store` on the request or the response ([`NotStorable::NoStore`]);
-/// 4. no `private`, in any form ([`NotStorable::Private`]);
+///    explicit freshness (`max-age`, `s-maxage`, `Expires`) or `public`
+///    ([`NotStorable::Status`]); with `must-understand` only understood statuses pass
+///    ([`NotStorable::MustUnderstand`]);
+/// 3. no `no-store` on the request, and none on the response unless it has
+///    `must-understand` (its status is understood by step 2, so RFC 9111 §5.2.2.3 lets this
+///    cache ignore `no-store`) ([`NotStorable::NoStore`]);
+/// 4. no unqualified `private` ([`NotStorable::Private`]); a qualified `private="…"` is
+///    storable once the fields it names are removed ([`fields_not_to_store`]);
 /// 5. no `Authorization` on the request unless the response has `public`, `s-maxage` or
 ///    `must-revalidate` ([`NotStorable::Authorization`]);
 /// 6. no `Vary: *` ([`NotStorable::VaryStar`]);
-/// 7. no `Set-Cookie` unless [`CacheOptions::store_set_cookie`] ([`NotStorable::SetCookie`]);
+/// 7. no `Set-Cookie` unless [`CacheOptions::store_set_cookie`] or a qualified `private` /
+///    `no-cache` names it, so that it is stripped ([`NotStorable::SetCookie`]);
 /// 8. freshness information ([`freshness_lifetime`] is `Some`, including
 ///    [`CacheOptions::default_ttl`] and the `Last-Modified` heuristic) or a validator (`ETag`
 ///    or `Last-Modified`) ([`NotStorable::NoFreshnessOrValidator`]).
 ///
-/// `resp_cc` is the parsed `Cache-Control` of `resp_headers`; `response_time` stands in for a
-/// missing `Date`.
+/// `resp_cc` is the parsed `Cache-Control` of `resp_headers`, or the directives of a targeted
+/// field ([`targeted_cache_control`](super::targeted_cache_control)); with a targeted `resp_cc`
+/// `Expires` is ignored too (RFC 9213 §2.2). `response_time` stands in for a missing `Date`.
 pub fn is_storable(
     method: &Method,
     req_headers: &HeaderMap,
@@ -105,32 +118,38 @@ pub fn is_storable(
     // RFC 9111 §3: "the response status code is final" and, for 206 / 304 or with
     // must-understand, "the cache understands the response status code". 206 is not
     // combined (§3.3) and 304 only updates (§4.3.4), so neither is stored as such.
+    // RFC 9213 §2.2: a cache using a targeted field ignores Expires.
     let explicit_freshness = resp_cc.max_age().is_some()
         || resp_cc.s_maxage().is_some()
-        || resp_headers.contains_key(EXPIRES);
-    let status_ok = match status.as_u16() {
-        100..=199 | 206 | 304 => false,
-        _ if is_understood_status(status) => true,
-        // RFC 9111 §5.2.2.3: must-understand limits caching to understood statuses.
-        _ if resp_cc.must_understand() => false,
+        || (!resp_cc.is_targeted() && resp_headers.contains_key(EXPIRES));
+    match status.as_u16() {
+        100..=199 | 206 | 304 => return Err(NotStorable::Status),
+        _ if is_understood_status(status) => {}
+        // RFC 9111 §5.2.2.3: "The must-understand response directive limits caching of the
+        // response to a cache that understands and conforms to the requirements for that
+        // response's status code."
+        _ if resp_cc.must_understand() => return Err(NotStorable::MustUnderstand),
         // RFC 9111 §3: any other final status needs explicit freshness or `public`.
-        _ => explicit_freshness || resp_cc.public(),
-    };
-    if !status_ok {
-        return Err(NotStorable::Status);
+        _ if explicit_freshness || resp_cc.public() => {}
+        _ => return Err(NotStorable::Status),
     }
 
     // RFC 9111 §3: "the no-store cache directive is not present in the response";
-    // RFC 9111 §5.2.1.5: a request no-store forbids storing "any response to it".
-    // (RFC 9111 §5.2.2.3 lets a cache that understands the status ignore no-store when
-    // must-understand is present; that is a SHOULD, and this cache does not.)
-    if resp_cc.no_store() || CacheControl::from_headers(req_headers).no_store() {
+    // RFC 9111 §5.2.2.3: "When a cache that implements the must-understand directive receives
+    // a response that includes it, the cache SHOULD ignore the no-store directive if it
+    // understands and implements the status code's caching requirements" (checked above).
+    // RFC 9111 §5.2.1.5: a request no-store forbids storing "any response to it", always.
+    if (resp_cc.no_store() && !resp_cc.must_understand())
+        || CacheControl::from_headers(req_headers).no_store()
+    {
         return Err(NotStorable::NoStore);
     }
 
-    // RFC 9111 §3, §5.2.2.7: a shared cache does not store `private` responses. The qualified
-    // form (`private="field"`) is treated like the unqualified one for now.
-    if resp_cc.private() {
+    // RFC 9111 §3, §5.2.2.7: a shared cache does not store a response with the unqualified
+    // `private`. The qualified form only forbids storing the named fields: "a shared cache
+    // MUST NOT store the specified field names(s), whereas it MAY store the remainder of the
+    // response message" (see `fields_not_to_store`).
+    if resp_cc.private() && resp_cc.private_fields().is_none() {
         return Err(NotStorable::Private);
     }
 
@@ -149,7 +168,12 @@ pub fn is_storable(
     }
 
     // Policy (not RFC): one user's cookie must not reach another through a shared cache.
-    if resp_headers.contains_key(SET_COOKIE) && !options.store_set_cookie {
+    // A `Set-Cookie` named by qualified `private` / `no-cache` is stripped before storing
+    // (RFC 9111 §5.2.2.7, §5.2.2.4), so it no longer stands in the way.
+    if resp_headers.contains_key(SET_COOKIE)
+        && !options.store_set_cookie
+        && !fields_not_to_store(resp_cc).contains(&SET_COOKIE)
+    {
         return Err(NotStorable::SetCookie);
     }
 
@@ -165,10 +189,34 @@ pub fn is_storable(
     Ok(())
 }
 
+/// The header fields a shared cache strips from the copy it stores (RFC 9111 §3.1).
+///
+/// The union, without duplicates and in order of appearance, of the field names of a
+/// qualified `private="…"` (§5.2.2.7: a shared cache "MUST NOT store the specified field
+/// names(s)") and of a qualified `no-cache="…"` (§5.2.2.4: the listed fields are not reused
+/// without revalidation; stripping them is the simplest way to honour that). Empty when
+/// neither is qualified. The unqualified forms name no field: unqualified `private` makes the
+/// response non-storable ([`NotStorable::Private`]) and unqualified `no-cache` revalidates
+/// the whole response ([`ResponsePolicy::no_cache`](super::ResponsePolicy::no_cache)).
+pub fn fields_not_to_store(resp_cc: &CacheControl) -> Vec<HeaderName> {
+    let mut fields: Vec<HeaderName> = Vec::new();
+    // RFC 9111 §3.1: "The no-cache (Section 5.2.2.4) and private (Section 5.2.2.7) cache
+    // directives can have arguments that prevent storage of header fields by all caches and
+    // shared caches, respectively."
+    let private = resp_cc.private_fields().unwrap_or_default();
+    let no_cache = resp_cc.no_cache_fields().unwrap_or_default();
+    for name in private.iter().chain(no_cache) {
+        if !fields.contains(name) {
+            fields.push(name.clone());
+        }
+    }
+    fields
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::{HeaderName, HeaderValue};
+    use http::HeaderValue;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn now() -> SystemTime {
@@ -293,7 +341,35 @@ mod tests {
     fn must_understand_requires_understood_status() {
         let cc = ("cache-control", "must-understand, max-age=60");
         assert_eq!(check(&[], 200, &[cc]), Ok(()));
-        assert_eq!(check(&[], 500, &[cc]), Err(NotStorable::Status));
+        for s in [302, 307, 400, 500, 503] {
+            assert_eq!(
+                check(&[], s, &[cc]),
+                Err(NotStorable::MustUnderstand),
+                "{s}"
+            );
+        }
+        // 206 / 304 stay a status problem.
+        assert_eq!(check(&[], 206, &[cc]), Err(NotStorable::Status));
+    }
+
+    // RFC 9111 §5.2.2.3: with must-understand and an understood status, no-store is ignored
+    #[test]
+    fn must_understand_ignores_no_store_for_understood_status() {
+        let cc = ("cache-control", "must-understand, no-store, max-age=60");
+        for s in [200, 404, 301] {
+            assert_eq!(check(&[], s, &[cc]), Ok(()), "{s}");
+        }
+        assert_eq!(check(&[], 500, &[cc]), Err(NotStorable::MustUnderstand));
+    }
+
+    // RFC 9111 §5.2.1.5: a request no-store wins even over must-understand
+    #[test]
+    fn must_understand_does_not_override_request_no_store() {
+        let cc = ("cache-control", "must-understand, no-store, max-age=60");
+        assert_eq!(
+            check(&[("cache-control", "no-store")], 200, &[cc]),
+            Err(NotStorable::NoStore)
+        );
     }
 
     // RFC 9111 §3, §5.2.2.5: response no-store
@@ -314,16 +390,91 @@ mod tests {
         );
     }
 
-    // RFC 9111 §3, §5.2.2.7: a shared cache does not store private responses, in any form
+    // RFC 9111 §3, §5.2.2.7: a shared cache does not store unqualified private responses
     #[test]
     fn private_is_not_storable() {
-        for cc in ["private, max-age=60", "private=\"set-cookie\", max-age=60"] {
+        for cc in [
+            "private, max-age=60",
+            "private=\"\", max-age=60",
+            "private=\"x-a\", private, max-age=60",
+        ] {
             assert_eq!(
                 check(&[], 200, &[("cache-control", cc)]),
                 Err(NotStorable::Private),
                 "{cc}"
             );
         }
+    }
+
+    // RFC 9111 §5.2.2.7: qualified private only forbids storing the named fields
+    #[test]
+    fn qualified_private_is_storable() {
+        assert_eq!(
+            check(
+                &[],
+                200,
+                &[("cache-control", "private=\"x-user\", max-age=60")]
+            ),
+            Ok(())
+        );
+    }
+
+    // RFC 9111 §3.1, §5.2.2.4, §5.2.2.7: qualified field names are stripped, unqualified none
+    #[test]
+    fn fields_not_to_store_unites_private_and_no_cache() {
+        let parse = |v: &str| CacheControl::from_headers(&headers(&[("cache-control", v)]));
+        let names = |v: &str| -> Vec<String> {
+            fields_not_to_store(&parse(v))
+                .iter()
+                .map(|n| n.as_str().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            names("private=\"X-User, x-b\", no-cache=\"x-b, set-cookie\""),
+            ["x-user", "x-b", "set-cookie"]
+        );
+        assert_eq!(names("no-cache=\"x-token\""), ["x-token"]);
+        assert!(names("private, no-cache, max-age=5").is_empty());
+        assert!(names("max-age=5").is_empty());
+    }
+
+    // RFC 9213 §2.2: with a targeted field, Expires does not count as explicit freshness
+    #[test]
+    fn targeted_cache_control_ignores_expires() {
+        let resp = headers(&[
+            ("expires", "0"),
+            ("cdn-cache-control", "public"),
+            ("etag", "\"a\""),
+        ]);
+        let name = HeaderName::from_static("cdn-cache-control");
+        let cc = crate::policy::targeted_cache_control(&resp, &name).unwrap();
+        let result = is_storable(
+            &Method::GET,
+            &HeaderMap::new(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &resp,
+            &cc,
+            &CacheOptions::default(),
+            now(),
+        );
+        // `public` alone makes a 500 storable; Expires would have too, but is ignored.
+        assert_eq!(result, Ok(()));
+        let plain = headers(&[
+            ("expires", "0"),
+            ("cdn-cache-control", "none"),
+            ("etag", "\"a\""),
+        ]);
+        let cc = crate::policy::targeted_cache_control(&plain, &name).unwrap();
+        let result = is_storable(
+            &Method::GET,
+            &HeaderMap::new(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &plain,
+            &cc,
+            &CacheOptions::default(),
+            now(),
+        );
+        assert_eq!(result, Err(NotStorable::Status));
     }
 
     // RFC 9111 §3.5: Authorization without public / s-maxage / must-revalidate
@@ -457,6 +608,7 @@ mod tests {
             NotStorable::NoFreshnessOrValidator,
             NotStorable::VaryStar,
             NotStorable::SetCookie,
+            NotStorable::MustUnderstand,
         ];
         let mut tokens: Vec<&str> = all.iter().map(NotStorable::as_str).collect();
         assert!(
@@ -468,5 +620,28 @@ mod tests {
         tokens.dedup();
         assert_eq!(tokens.len(), all.len());
         assert_eq!(NotStorable::VaryStar.to_string(), "vary-star");
+    }
+
+    // RFC 9111 §5.2.2.7: `private="set-cookie"` lets the rest be shared without the cookie.
+    #[test]
+    fn set_cookie_named_by_qualified_private_is_storable() {
+        let mut resp = HeaderMap::new();
+        resp.insert(
+            http::header::CACHE_CONTROL,
+            "private=\"set-cookie\", max-age=60".parse().unwrap(),
+        );
+        resp.insert(SET_COOKIE, "session=alice".parse().unwrap());
+        let cc = CacheControl::from_headers(&resp);
+        let result = is_storable(
+            &Method::GET,
+            &HeaderMap::new(),
+            StatusCode::OK,
+            &resp,
+            &cc,
+            &CacheOptions::default(),
+            SystemTime::UNIX_EPOCH,
+        );
+        assert_eq!(result, Ok(()));
+        assert!(fields_not_to_store(&cc).contains(&SET_COOKIE));
     }
 }

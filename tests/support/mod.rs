@@ -243,3 +243,25 @@ pub fn response(headers: &[(&str, &str)], body: &'static str) -> Response<TestBo
 pub fn http_date_ago(secs: u64) -> String {
     httpdate::fmt_http_date(std::time::SystemTime::now() - std::time::Duration::from_secs(secs))
 }
+
+/// Like [`serve`], with every response dated by `clock` (as an origin sharing the cache's
+/// clock would), so that tests moving the clock see consistent ages.
+pub async fn serve_dated<F>(
+    layer: CacheLayer,
+    clock: tower_cache_layer::clock::ManualClock,
+    handler: F,
+) -> Server
+where
+    F: Fn(&Request<Incoming>) -> Response<TestBody> + Clone + Send + Sync + 'static,
+{
+    use tower_cache_layer::clock::Clock;
+    serve(layer, move |req| {
+        let mut response = handler(req);
+        let date = httpdate::fmt_http_date(clock.now());
+        response
+            .headers_mut()
+            .insert(http::header::DATE, date.parse().expect("http-date"));
+        response
+    })
+    .await
+}

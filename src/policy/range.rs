@@ -1,0 +1,462 @@
+//! Range requests answered from a stored full response (RFC 9110 §14, §13.1.5).
+//!
+//! Only the simple, common case is answered by the cache: GET, a stored 200, one byte range.
+//! Everything else is either served whole (the Range header ignored, which RFC 9110 §14.2
+//! always allows) or forwarded to the origin.
+
+use super::conditional::{EntityTag, etag, last_modified, single_date, strong_match};
+use super::headers::{is_tchar, trim_ows};
+use http::header::{DATE, IF_RANGE, RANGE};
+use http::{HeaderMap, Method, StatusCode};
+use std::time::Duration;
+
+/// What to answer to a request that may carry `Range`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RangeDecision {
+    /// Serve the whole stored response (no `Range`, an ignored one, or a false `If-Range`).
+    Full,
+    /// Serve `206 Partial Content` with bytes `start..=end` and
+    /// `Content-Range: `[`content_range`]`(start, end, len)`; `start <= end < len` always holds.
+    Partial {
+        /// First byte offset, inclusive.
+        start: u64,
+        /// Last byte offset, inclusive.
+        end: u64,
+    },
+    /// Serve `416 Range Not Satisfiable` with `Content-Range: `[`unsatisfied_range`]`(len)`.
+    Unsatisfiable,
+    /// A range request the cache does not answer itself (several ranges, another unit, several
+    /// `Range` lines): forward it to the origin.
+    Forward,
+}
+
+/// RFC 9110 §14.2 and §13.1.5 for a stored response of `len` content bytes.
+///
+/// The first matching rule decides:
+///
+/// 1. a method other than GET, a stored status other than 200, or no `Range`:
+///    [`RangeDecision::Full`] (RFC 9110 §14.2: range handling is defined for GET only);
+/// 2. several `Range` field lines: [`RangeDecision::Forward`];
+/// 3. `If-Range` present and false: [`RangeDecision::Full`]. An entity-tag must match the
+///    stored `ETag` by strong comparison (a weak tag is always false); an HTTP-date must
+///    equal the stored `Last-Modified` exactly *and* that `Last-Modified` must be a strong
+///    validator, i.e. the stored `Date` is at least one second later (RFC 9110 §8.8.2.2);
+///    anything invalid or repeated is false;
+/// 4. a `Range` that is not `unit=range-set` with a token unit: [`RangeDecision::Full`]
+///    (ignored); a unit other than `bytes` (case-insensitive): [`RangeDecision::Forward`];
+/// 5. more than one range-spec: [`RangeDecision::Forward`]; none, or an invalid one (such
+///    as `5-3`, `a-b`, `-`): [`RangeDecision::Full`];
+/// 6. `first-last` / `first-`: [`RangeDecision::Unsatisfiable`] when `first >= len`,
+///    otherwise [`RangeDecision::Partial`] with `last` clipped to `len - 1`;
+/// 7. `-suffix`: [`RangeDecision::Unsatisfiable`] when `suffix` is 0; [`RangeDecision::Full`]
+///    when `len` is 0 (the range is satisfiable by RFC 9110 §14.1.1 but the result is empty,
+///    which a 206 cannot express); otherwise the last `min(suffix, len)` bytes.
+///
+/// Offsets too large for `u64` saturate, so they behave as "beyond the end".
+pub fn evaluate_range(
+    method: &Method,
+    req_headers: &HeaderMap,
+    stored_status: StatusCode,
+    stored_headers: &HeaderMap,
+    len: u64,
+) -> RangeDecision {
+    // RFC 9110 §14.2: "A server MUST ignore a Range header field received with a request
+    // method that is unrecognized or for which range handling is not defined" (GET only).
+    if method != Method::GET || stored_status != StatusCode::OK {
+        return RangeDecision::Full;
+    }
+    let mut lines = req_headers.get_all(RANGE).iter();
+    let Some(range) = lines.next() else {
+        return RangeDecision::Full;
+    };
+    if lines.next().is_some() {
+        return RangeDecision::Forward;
+    }
+
+    // RFC 9110 §13.2.2 step 5, §13.1.5: a false If-Range means "ignore Range, send 200".
+    if req_headers.contains_key(IF_RANGE) && !if_range_holds(req_headers, stored_headers) {
+        return RangeDecision::Full;
+    }
+
+    // RFC 9110 §14.2: ranges-specifier = range-unit "=" range-set
+    let value = range.as_bytes();
+    let Some(eq) = value.iter().position(|&b| b == b'=') else {
+        return RangeDecision::Full;
+    };
+    let unit = &value[..eq];
+    if unit.is_empty() || !unit.iter().all(|&b| is_tchar(b)) {
+        return RangeDecision::Full;
+    }
+    // RFC 9110 §14.1: range units are compared case-insensitively; §14.2: an unknown unit
+    // is ignored by an origin and MAY be discarded by a proxy: the origin decides here.
+    if !unit.eq_ignore_ascii_case(b"bytes") {
+        return RangeDecision::Forward;
+    }
+
+    // RFC 9110 §14.1.1: range-set = 1#range-spec (empty list elements are ignored).
+    let mut specs = value[eq + 1..]
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|spec| !spec.is_empty());
+    let Some(spec) = specs.next() else {
+        return RangeDecision::Full;
+    };
+    if specs.next().is_some() {
+        return RangeDecision::Forward;
+    }
+
+    match parse_spec(spec) {
+        // RFC 9110 §14.1.1: an invalid range-spec; §14.2: a server MAY ignore Range.
+        None => RangeDecision::Full,
+        Some(Spec::Int { first, last }) => {
+            // RFC 9110 §14.1.1: "A int-range is invalid if the last-pos value is present and
+            // less than the first-pos."
+            if last.is_some_and(|last| last < first) {
+                return RangeDecision::Full;
+            }
+            // RFC 9110 §14.1.1: unsatisfiable when first-pos is not less than the length.
+            if first >= len {
+                return RangeDecision::Unsatisfiable;
+            }
+            // RFC 9110 §14.1.1: a last-pos at or past the end means "to the end".
+            let end = last.map_or(len - 1, |last| last.min(len - 1));
+            RangeDecision::Partial { start: first, end }
+        }
+        Some(Spec::Suffix(0)) => RangeDecision::Unsatisfiable,
+        Some(Spec::Suffix(_)) if len == 0 => RangeDecision::Full,
+        // RFC 9110 §14.1.1: "If the selected representation is shorter than the specified
+        // suffix-length, the entire representation is used."
+        Some(Spec::Suffix(n)) => RangeDecision::Partial {
+            start: len.saturating_sub(n),
+            end: len - 1,
+        },
+    }
+}
+
+/// `Content-Range` of a 206 (RFC 9110 §14.4): `bytes 0-99/1000`.
+pub fn content_range(start: u64, end: u64, len: u64) -> String {
+    format!("bytes {start}-{end}/{len}")
+}
+
+/// `Content-Range` of a 416 (RFC 9110 §14.4, §15.5.17): `bytes */1000`.
+pub fn unsatisfied_range(len: u64) -> String {
+    format!("bytes */{len}")
+}
+
+/// One byte range-spec (RFC 9110 §14.1.1).
+enum Spec {
+    /// `first-pos "-" [ last-pos ]`
+    Int { first: u64, last: Option<u64> },
+    /// `"-" suffix-length`
+    Suffix(u64),
+}
+
+fn parse_spec(spec: &[u8]) -> Option<Spec> {
+    let dash = spec.iter().position(|&b| b == b'-')?;
+    let (first, last) = (&spec[..dash], &spec[dash + 1..]);
+    if first.is_empty() {
+        // RFC 9110 §14.1.1: suffix-range = "-" suffix-length
+        return Some(Spec::Suffix(digits(last)?));
+    }
+    let first = digits(first)?;
+    let last = if last.is_empty() {
+        None
+    } else {
+        Some(digits(last)?)
+    };
+    Some(Spec::Int { first, last })
+}
+
+/// `1*DIGIT` as a saturating `u64`.
+fn digits(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(value.iter().fold(0u64, |acc, &b| {
+        acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+    }))
+}
+
+/// RFC 9110 §13.1.5: is the `If-Range` condition true for the stored response?
+fn if_range_holds(req_headers: &HeaderMap, stored: &HeaderMap) -> bool {
+    let mut lines = req_headers.get_all(IF_RANGE).iter();
+    let (Some(value), None) = (lines.next(), lines.next()) else {
+        return false;
+    };
+    let bytes = trim_ows(value.as_bytes());
+    if bytes.starts_with(b"\"") || bytes.starts_with(b"W/") {
+        // RFC 9110 §13.1.5: "the condition is true if the entity-tag ... matches using the
+        // strong comparison function"; a weak tag never does.
+        return match (EntityTag::parse(bytes), etag(stored)) {
+            (Some(tag), Some(stored_tag)) => strong_match(&tag, &stored_tag),
+            _ => false,
+        };
+    }
+    // RFC 9110 §13.1.5: an HTTP-date is true only if it is a strong validator that exactly
+    // matches Last-Modified; RFC 9110 §8.8.2.2: a cache may deem its stored Last-Modified
+    // strong when the stored Date is at least one second later.
+    let Some(date) = single_date(req_headers, &IF_RANGE) else {
+        return false;
+    };
+    match (last_modified(stored), single_date(stored, &DATE)) {
+        (Some(modified), Some(stored_date)) => {
+            modified == date
+                && stored_date
+                    .duration_since(modified)
+                    .is_ok_and(|gap| gap >= Duration::from_secs(1))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderName, HeaderValue};
+    use std::time::UNIX_EPOCH;
+
+    const T0: u64 = 1_431_696_861;
+
+    fn date(secs: u64) -> String {
+        httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn decide_with(req: &[(&str, &str)], stored: &[(&str, &str)], len: u64) -> RangeDecision {
+        evaluate_range(
+            &Method::GET,
+            &headers(req),
+            StatusCode::OK,
+            &headers(stored),
+            len,
+        )
+    }
+
+    fn decide(range: &str, len: u64) -> RangeDecision {
+        decide_with(&[("range", range)], &[], len)
+    }
+
+    fn partial(start: u64, end: u64) -> RangeDecision {
+        RangeDecision::Partial { start, end }
+    }
+
+    // RFC 9110 §14.2: no Range, full response
+    #[test]
+    fn no_range_is_full() {
+        assert_eq!(decide_with(&[], &[], 100), RangeDecision::Full);
+    }
+
+    // RFC 9110 §14.1.1: first-last, first-, clipped to the end
+    #[test]
+    fn int_range_is_partial_and_clipped() {
+        assert_eq!(decide("bytes=0-99", 1000), partial(0, 99));
+        assert_eq!(decide("bytes=500-", 1000), partial(500, 999));
+        assert_eq!(decide("bytes=990-2000", 1000), partial(990, 999));
+        assert_eq!(decide("bytes=5-5", 1000), partial(5, 5));
+    }
+
+    // RFC 9110 §14.1.1: suffix ranges, longer than the representation means all of it
+    #[test]
+    fn suffix_range_is_partial() {
+        assert_eq!(decide("bytes=-100", 1000), partial(900, 999));
+        assert_eq!(decide("bytes=-5000", 1000), partial(0, 999));
+    }
+
+    // RFC 9110 §14.1: the unit is case-insensitive; OWS around list elements is allowed
+    #[test]
+    fn unit_case_insensitive_and_ows() {
+        assert_eq!(decide("Bytes=0-1", 10), partial(0, 1));
+        assert_eq!(decide("BYTES= 0-1 ,", 10), partial(0, 1));
+    }
+
+    // RFC 9110 §14.1.1: first-pos at or past the end is unsatisfiable
+    #[test]
+    fn first_pos_past_end_is_unsatisfiable() {
+        assert_eq!(decide("bytes=1000-", 1000), RangeDecision::Unsatisfiable);
+        assert_eq!(
+            decide("bytes=1000-1001", 1000),
+            RangeDecision::Unsatisfiable
+        );
+        assert_eq!(decide("bytes=0-", 0), RangeDecision::Unsatisfiable);
+        assert_eq!(
+            decide("bytes=99999999999999999999999-", 1000),
+            RangeDecision::Unsatisfiable
+        );
+    }
+
+    // RFC 9110 §14.1.1: a zero suffix-length is unsatisfiable
+    #[test]
+    fn zero_suffix_is_unsatisfiable() {
+        assert_eq!(decide("bytes=-0", 1000), RangeDecision::Unsatisfiable);
+        assert_eq!(decide("bytes=-0", 0), RangeDecision::Unsatisfiable);
+    }
+
+    // RFC 9110 §14.1.1: a suffix on an empty representation is satisfiable but empty: 200
+    #[test]
+    fn suffix_on_empty_representation_is_full() {
+        assert_eq!(decide("bytes=-5", 0), RangeDecision::Full);
+    }
+
+    // RFC 9110 §14.1.1, §14.2: invalid range-specs are ignored
+    #[test]
+    fn invalid_range_is_full() {
+        for r in [
+            "bytes=5-3",
+            "bytes=",
+            "bytes=-",
+            "bytes=a-b",
+            "bytes=1-2-3",
+            "bytes=+1-2",
+            "bytes=1 -2",
+            "bytes",
+            "=0-1",
+            "by tes=0-1",
+            "bytes=,,",
+            "bytes=0x1-2",
+        ] {
+            assert_eq!(decide(r, 1000), RangeDecision::Full, "{r:?}");
+        }
+    }
+
+    // RFC 9110 §14.1.1: several ranges are left to the origin
+    #[test]
+    fn multiple_ranges_are_forwarded() {
+        assert_eq!(decide("bytes=0-1,5-6", 1000), RangeDecision::Forward);
+        assert_eq!(decide("bytes=0-1, -5", 1000), RangeDecision::Forward);
+        assert_eq!(
+            decide_with(&[("range", "bytes=0-1"), ("range", "bytes=2-3")], &[], 10),
+            RangeDecision::Forward
+        );
+    }
+
+    // RFC 9110 §14.2: other units are left to the origin
+    #[test]
+    fn other_unit_is_forwarded() {
+        assert_eq!(decide("items=0-1", 1000), RangeDecision::Forward);
+        assert_eq!(decide("none=0-1", 1000), RangeDecision::Forward);
+    }
+
+    // RFC 9110 §14.2: Range is defined for GET only; only a stored 200 is sliced
+    #[test]
+    fn only_get_and_stored_200() {
+        let req = headers(&[("range", "bytes=0-1")]);
+        let none = HeaderMap::new();
+        assert_eq!(
+            evaluate_range(&Method::HEAD, &req, StatusCode::OK, &none, 10),
+            RangeDecision::Full
+        );
+        assert_eq!(
+            evaluate_range(&Method::GET, &req, StatusCode::NOT_FOUND, &none, 10),
+            RangeDecision::Full
+        );
+    }
+
+    // RFC 9110 §13.1.5: If-Range entity-tag, strong comparison
+    #[test]
+    fn if_range_etag_strong_match() {
+        let stored = [("etag", "\"v1\"")];
+        let range = ("range", "bytes=0-1");
+        assert_eq!(
+            decide_with(&[range, ("if-range", "\"v1\"")], &stored, 10),
+            partial(0, 1)
+        );
+        assert_eq!(
+            decide_with(&[range, ("if-range", "\"v2\"")], &stored, 10),
+            RangeDecision::Full
+        );
+        assert_eq!(
+            decide_with(&[range, ("if-range", "W/\"v1\"")], &stored, 10),
+            RangeDecision::Full
+        );
+        let weak_stored = [("etag", "W/\"v1\"")];
+        assert_eq!(
+            decide_with(&[range, ("if-range", "\"v1\"")], &weak_stored, 10),
+            RangeDecision::Full
+        );
+        assert_eq!(
+            decide_with(&[range, ("if-range", "\"v1\"")], &[], 10),
+            RangeDecision::Full
+        );
+    }
+
+    // RFC 9110 §13.1.5, §8.8.2.2: If-Range date must equal a strong Last-Modified
+    #[test]
+    fn if_range_date_exact_strong_last_modified() {
+        let (lm, d) = (date(T0), date(T0 + 10));
+        let stored = [("last-modified", lm.as_str()), ("date", d.as_str())];
+        let range = ("range", "bytes=0-1");
+        assert_eq!(
+            decide_with(&[range, ("if-range", &lm)], &stored, 10),
+            partial(0, 1)
+        );
+        let other = date(T0 + 1);
+        assert_eq!(
+            decide_with(&[range, ("if-range", &other)], &stored, 10),
+            RangeDecision::Full
+        );
+        // Date less than one second after Last-Modified: Last-Modified is weak.
+        let weak = [("last-modified", lm.as_str()), ("date", lm.as_str())];
+        assert_eq!(
+            decide_with(&[range, ("if-range", &lm)], &weak, 10),
+            RangeDecision::Full
+        );
+        // No Date: strength unknown.
+        let no_date = [("last-modified", lm.as_str())];
+        assert_eq!(
+            decide_with(&[range, ("if-range", &lm)], &no_date, 10),
+            RangeDecision::Full
+        );
+        assert_eq!(
+            decide_with(&[range, ("if-range", "garbage")], &stored, 10),
+            RangeDecision::Full
+        );
+    }
+
+    // RFC 9110 §13.1.5: a false If-Range ignores even a range the cache would forward
+    #[test]
+    fn false_if_range_wins_over_forward() {
+        let req = [("range", "bytes=0-1,3-4"), ("if-range", "\"v2\"")];
+        assert_eq!(
+            decide_with(&req, &[("etag", "\"v1\"")], 10),
+            RangeDecision::Full
+        );
+    }
+
+    // RFC 9110 §14.4: Content-Range values
+    #[test]
+    fn content_range_formats() {
+        assert_eq!(content_range(0, 99, 1000), "bytes 0-99/1000");
+        assert_eq!(unsatisfied_range(1000), "bytes */1000");
+    }
+
+    // Robustness: garbage never panics
+    #[test]
+    fn garbage_range_does_not_panic() {
+        for v in [
+            &b"\xff=\xff"[..],
+            b"bytes=\xff-",
+            b"=",
+            b"bytes==",
+            b"bytes=-\xff",
+            b"-",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(RANGE, HeaderValue::from_bytes(v).unwrap());
+            h.insert(IF_RANGE, HeaderValue::from_bytes(v).unwrap());
+            let _ = evaluate_range(&Method::GET, &h, StatusCode::OK, &h, u64::MAX);
+            h.remove(IF_RANGE);
+            let _ = evaluate_range(&Method::GET, &h, StatusCode::OK, &h, 0);
+        }
+    }
+}

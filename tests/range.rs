@@ -1,0 +1,188 @@
+//! Range requests answered from stored responses (RFC 9110 §14), and targeted Cache-Control
+//! (RFC 9213), over TCP.
+
+mod support;
+
+use http::HeaderName;
+use support::{get, response, serve};
+use tower_cache_layer::CacheLayer;
+
+async fn stored_digits() -> support::Server {
+    let server = serve(CacheLayer::new(), |req| {
+        let mut r = response(
+            &[("cache-control", "max-age=60"), ("etag", "\"d\"")],
+            "0123456789",
+        );
+        if req.headers().contains_key("range") {
+            // The origin ignores ranges; the test counts what reaches it.
+            r.headers_mut()
+                .insert("x-origin-saw-range", "1".parse().unwrap());
+        }
+        r
+    })
+    .await;
+    get(&server.url("/digits"), &[]).await;
+    server
+}
+
+#[tokio::test]
+async fn single_range_is_served_from_the_cache() {
+    let server = stored_digits().await;
+    let r = get(&server.url("/digits"), &[("range", "bytes=2-5")]).await;
+    assert_eq!(r.status, 206);
+    assert_eq!(r.x_cache(), "HIT");
+    assert_eq!(r.header("content-range"), Some("bytes 2-5/10"));
+    assert_eq!(r.header("content-length"), Some("4"));
+    assert_eq!(r.body, "2345");
+    let suffix = get(&server.url("/digits"), &[("range", "bytes=-3")]).await;
+    assert_eq!(
+        (suffix.status.as_u16(), &suffix.body[..]),
+        (206, &b"789"[..])
+    );
+    let open = get(&server.url("/digits"), &[("range", "bytes=8-")]).await;
+    assert_eq!(
+        (open.header("content-range"), &open.body[..]),
+        (Some("bytes 8-9/10"), &b"89"[..])
+    );
+    assert_eq!(server.calls(), 1);
+}
+
+#[tokio::test]
+async fn unsatisfiable_range_is_416() {
+    let server = stored_digits().await;
+    let r = get(&server.url("/digits"), &[("range", "bytes=20-30")]).await;
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("content-range"), Some("bytes */10"));
+    assert_eq!(server.calls(), 1);
+}
+
+// RFC 9110 §13.1.5: If-Range with a validator that does not match gets the whole response.
+#[tokio::test]
+async fn if_range_is_honoured() {
+    let server = stored_digits().await;
+    let matching = get(
+        &server.url("/digits"),
+        &[("range", "bytes=0-1"), ("if-range", "\"d\"")],
+    )
+    .await;
+    assert_eq!(
+        (matching.status.as_u16(), &matching.body[..]),
+        (206, &b"01"[..])
+    );
+    let changed = get(
+        &server.url("/digits"),
+        &[("range", "bytes=0-1"), ("if-range", "\"other\"")],
+    )
+    .await;
+    assert_eq!(
+        (changed.status.as_u16(), &changed.body[..]),
+        (200, &b"0123456789"[..])
+    );
+    assert_eq!(server.calls(), 1);
+}
+
+#[tokio::test]
+async fn multiple_ranges_go_to_the_origin() {
+    let server = stored_digits().await;
+    let r = get(&server.url("/digits"), &[("range", "bytes=0-1, 4-5")]).await;
+    assert_eq!(r.header("x-origin-saw-range"), Some("1"));
+    assert_eq!(server.calls(), 2);
+}
+
+// RFC 9213: a valid targeted field takes precedence over Cache-Control and is passed on.
+#[tokio::test]
+async fn targeted_cache_control_takes_precedence() {
+    let layer = CacheLayer::builder()
+        .targeted_cache_control(HeaderName::from_static("cdn-cache-control"))
+        .build();
+    let server = serve(layer, |req| match req.uri().path() {
+        "/cdn" => response(
+            &[
+                ("cache-control", "no-store"),
+                ("cdn-cache-control", "max-age=60"),
+            ],
+            "cdn",
+        ),
+        "/invalid" => response(
+            &[
+                ("cache-control", "no-store"),
+                ("cdn-cache-control", "max-age=60, =bad"),
+            ],
+            "x",
+        ),
+        _ => response(
+            &[
+                ("cache-control", "max-age=60"),
+                ("cdn-cache-control", "no-store"),
+            ],
+            "y",
+        ),
+    })
+    .await;
+    get(&server.url("/cdn"), &[]).await;
+    let hit = get(&server.url("/cdn"), &[]).await;
+    assert_eq!(hit.x_cache(), "HIT");
+    assert_eq!(hit.header("cdn-cache-control"), Some("max-age=60"));
+    get(&server.url("/invalid"), &[]).await;
+    assert_eq!(get(&server.url("/invalid"), &[]).await.x_cache(), "MISS");
+    get(&server.url("/targeted-no-store"), &[]).await;
+    assert_eq!(
+        get(&server.url("/targeted-no-store"), &[]).await.x_cache(),
+        "MISS"
+    );
+}
+
+// RFC 9111 §5.2.2.3: must-understand with an understood status overrides no-store.
+#[tokio::test]
+async fn must_understand_overrides_no_store_for_understood_status() {
+    let server = serve(CacheLayer::new(), |_| {
+        response(
+            &[("cache-control", "must-understand, no-store, max-age=60")],
+            "mu",
+        )
+    })
+    .await;
+    get(&server.url("/mu"), &[]).await;
+    assert_eq!(get(&server.url("/mu"), &[]).await.x_cache(), "HIT");
+}
+
+// RFC 9111 §5.2.2.7: qualified private: stored, without the named fields.
+#[tokio::test]
+async fn qualified_private_strips_the_named_fields() {
+    let server = serve(CacheLayer::new(), |_| {
+        response(
+            &[
+                ("cache-control", "private=\"x-user\", max-age=60"),
+                ("x-user", "alice"),
+                ("x-shared", "yes"),
+            ],
+            "p",
+        )
+    })
+    .await;
+    let first = get(&server.url("/p"), &[]).await;
+    assert_eq!(first.header("x-user"), Some("alice"));
+    let hit = get(&server.url("/p"), &[]).await;
+    assert_eq!(hit.x_cache(), "HIT");
+    assert_eq!(hit.header("x-user"), None);
+    assert_eq!(hit.header("x-shared"), Some("yes"));
+}
+
+// RFC 9111 §5.2.2.7: `private="set-cookie"`: the response is shared, the cookie never is.
+#[tokio::test]
+async fn private_set_cookie_is_stored_without_the_cookie() {
+    let server = serve(CacheLayer::new(), |_| {
+        response(
+            &[
+                ("cache-control", "private=\"set-cookie\", max-age=60"),
+                ("set-cookie", "session=alice"),
+            ],
+            "page",
+        )
+    })
+    .await;
+    let first = get(&server.url("/page"), &[]).await;
+    assert_eq!(first.header("set-cookie"), Some("session=alice"));
+    let hit = get(&server.url("/page"), &[]).await;
+    assert_eq!((hit.x_cache(), hit.header("set-cookie")), ("HIT", None));
+}
