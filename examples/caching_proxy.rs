@@ -55,6 +55,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_cache_layer::policy::CacheOptions;
 use tower_cache_layer::policy::headers::remove_hop_by_hop;
 use tower_cache_layer::{Cache, CacheHandle, CacheLayer, ResponseBody};
 use tracing_subscriber::EnvFilter;
@@ -109,6 +110,12 @@ struct Config {
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     default_ttl: Option<u64>,
 
+    /// Store responses that carry Set-Cookie, as RFC 9111 allows. Off by default: a shared
+    /// cache would hand one user's cookie to the next, so such responses pass through
+    /// uncached unless the origin names the cookie in `private="set-cookie"`.
+    #[arg(long)]
+    store_set_cookie: bool,
+
     /// Answer 504 Gateway Timeout when the origin has not sent response headers within this
     /// many seconds.
     #[arg(
@@ -121,7 +128,7 @@ struct Config {
 
     /// Do not start a proxy: ask the proxy running at --bind/--port to empty its cache, print
     /// how many entries it removed and exit.
-    #[arg(long, conflicts_with_all = ["origin", "max_capacity", "max_entry_size", "default_ttl", "origin_timeout"])]
+    #[arg(long, conflicts_with_all = ["origin", "max_capacity", "max_entry_size", "default_ttl", "origin_timeout", "store_set_cookie"])]
     clear_cache: bool,
 }
 
@@ -490,7 +497,10 @@ async fn admin(cache: &CacheHandle, peer: SocketAddr, method: &Method) -> Respon
 /// Runs the proxy until Ctrl-C or SIGTERM, then lets in-flight connections finish for up to
 /// [`SHUTDOWN_GRACE`].
 async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn StdError>> {
+    let mut options = CacheOptions::default();
+    options.store_set_cookie = config.store_set_cookie;
     let mut cache = CacheLayer::builder()
+        .options(options)
         .max_capacity(config.max_capacity)
         .max_entry_size(usize::try_from(config.max_entry_size).unwrap_or(usize::MAX))
         // RFC 9213: as a CDN-like cache in front of an origin, obey `CDN-Cache-Control` over

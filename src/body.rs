@@ -179,7 +179,7 @@ impl Tee {
     }
 
     /// The body is complete: build the entry and hand it to the store.
-    fn commit(self) {
+    pub(crate) fn commit(self) {
         let body = match self.chunks.len() {
             0 => Bytes::new(),
             1 => self.chunks.into_iter().next().unwrap_or_default(),

@@ -9,8 +9,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{
-    AGE, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, IF_MODIFIED_SINCE,
-    IF_NONE_MATCH, LAST_MODIFIED,
+    AGE, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
@@ -645,7 +644,14 @@ impl<St: Store> Shared<St> {
                     limit: self.max_entry_size,
                     sink: Arc::clone(self) as Arc<dyn Commit>,
                 };
-                (ResponseBody::miss(body, tee), true, None)
+                // A body that is already complete (a 204, an empty 200) may never be polled:
+                // hyper does not read a body it must not or need not send.
+                if body.is_end_stream() || body.size_hint().exact() == Some(0) {
+                    tee.commit();
+                    (ResponseBody::pass(body), true, None)
+                } else {
+                    (ResponseBody::miss(body, tee), true, None)
+                }
             }
             Err(reason) => {
                 tracing::trace!(key = %exchange.key, reason, "response not stored");
@@ -665,8 +671,9 @@ impl<St: Store> Shared<St> {
 
 /// Does a 304 to a validation of `stored` select it? RFC 9111 §4.3.4, and one case it leaves
 /// open: when every validator in the request came from `stored` alone (`only_one`, and the
-/// client sent none of its own), a 304 that carries no validator can only refer to `stored`.
-/// Origins such as Python's `http.server` answer that way.
+/// client sent none of its own), the 304 can only answer for `stored`, whatever validators it
+/// carries (origins such as Python's `http.server` send none). The client, whose request was
+/// not conditional, must then get the stored response, never the 304.
 fn selects(
     stored: &StoredResponse,
     client_headers: &HeaderMap,
@@ -681,9 +688,7 @@ fn selects(
     }
     let client_validated = client_headers.contains_key(IF_NONE_MATCH)
         || client_headers.contains_key(IF_MODIFIED_SINCE);
-    let carries_validator =
-        not_modified.contains_key(ETAG) || not_modified.contains_key(LAST_MODIFIED);
-    !client_validated && !carries_validator
+    !client_validated
 }
 
 fn header_value(value: String) -> Option<HeaderValue> {

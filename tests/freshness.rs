@@ -257,3 +257,20 @@ async fn head_miss_is_not_stored() {
     assert_eq!((get1.x_cache(), &get1.body[..]), ("MISS", &b"body"[..]));
     assert_eq!(server.calls(), 2);
 }
+
+// A response with an empty body (here a 204) is stored even though nobody reads its body.
+#[tokio::test]
+async fn empty_204_is_stored() {
+    let server = serve(CacheLayer::new(), |_| {
+        let mut r = response(&[("cache-control", "max-age=60")], "");
+        *r.status_mut() = http::StatusCode::NO_CONTENT;
+        *r.body_mut() = support::TestBody::empty();
+        r
+    })
+    .await;
+    assert_eq!(get(&server.url("/204"), &[]).await.x_cache(), "MISS");
+    let hit = get(&server.url("/204"), &[]).await;
+    assert_eq!((hit.status.as_u16(), hit.x_cache()), (204, "HIT"));
+    assert_eq!(hit.header("content-length"), None);
+    assert_eq!(server.calls(), 1);
+}

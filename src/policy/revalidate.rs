@@ -9,8 +9,8 @@ use super::conditional::{
 use super::headers::{remove_hop_by_hop, trim_ows};
 use super::storable::fields_not_to_store;
 use http::header::{
-    AGE, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
-    RANGE,
+    AGE, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    LAST_MODIFIED, RANGE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -154,11 +154,13 @@ pub fn not_modified_matches(stored: &HeaderMap, not_modified: &HeaderMap) -> boo
 ///   `private="…"` / `no-cache="…"` in the update's `Cache-Control`
 ///   ([`fields_not_to_store`]);
 /// - `Content-Length` (a MUST in §3.2: it describes the stored content, not the update's);
-/// - `Content-Range`, which §3.2 lets a cache omit as "automatically processed".
+/// - `Content-Range`, which §3.2 lets a cache omit as "automatically processed";
+/// - the fields that describe the stored bytes themselves, which the 304 did not send:
+///   `ETag`, `Content-Encoding` and `Content-MD5` ("header fields that the cache's stored
+///   response depends upon", §3.2). Replacing them would label the stored body with another
+///   representation's metadata.
 ///
-/// `Content-Type`, `Content-Encoding`, `ETag` and the rest are updated: this cache stores the
-/// content as received, so no stored processing depends on them (§3.2 only allows omitting
-/// fields a cache's processed content depends on).
+/// `Content-Type` and the rest are updated.
 ///
 /// `Age` is the one deviation: a stored `Age` describes the old message, so it is removed
 /// when `update` has none (otherwise the updated response would be aged twice by RFC 9111
@@ -180,6 +182,10 @@ pub fn freshen_headers(stored: &HeaderMap, update: &HeaderMap) -> HeaderMap {
     // omitted as a field that is "automatically processed and removed".
     update.remove(CONTENT_LENGTH);
     update.remove(CONTENT_RANGE);
+    // RFC 9111 §3.2: fields the stored content depends on keep describing it.
+    update.remove(ETAG);
+    update.remove(CONTENT_ENCODING);
+    update.remove(HeaderName::from_static("content-md5"));
 
     // RFC 9111 §4.2.3: age_value belongs to the response it arrived with.
     if !update.contains_key(AGE) {
