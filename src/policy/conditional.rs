@@ -317,24 +317,14 @@ pub(crate) fn single_date(headers: &HeaderMap, name: &http::HeaderName) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderName;
+    use crate::policy::test_util::headers;
+
     use std::time::{Duration, UNIX_EPOCH};
 
     const T0: u64 = 1_431_696_861;
 
     fn date(secs: u64) -> String {
         httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
     }
 
     fn tag(s: &str) -> EntityTag<'_> {

@@ -304,15 +304,12 @@ impl ResponsePolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::test_util::at;
     use http::HeaderValue;
     use std::time::UNIX_EPOCH;
 
     /// 2015-05-15T15:34:21Z
     const T0: u64 = 1_431_696_861;
-
-    fn at(secs: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(secs)
-    }
 
     fn date(secs: u64) -> String {
         httpdate::fmt_http_date(at(secs))

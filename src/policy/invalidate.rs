@@ -207,21 +207,11 @@ fn remove_dot_segments(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::{HeaderName, HeaderValue};
+    use crate::policy::test_util::headers;
+    use http::HeaderValue;
 
     fn uri(s: &str) -> Uri {
         s.parse().unwrap()
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
     }
 
     fn uris(method: Method, status: u16, target: &str, resp: &[(&str, &str)]) -> Vec<String> {

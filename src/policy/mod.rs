@@ -15,6 +15,9 @@ pub mod revalidate;
 pub mod storable;
 pub mod vary;
 
+#[cfg(test)]
+mod test_util;
+
 use std::time::Duration;
 
 #[doc(inline)]

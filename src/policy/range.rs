@@ -213,24 +213,14 @@ fn if_range_holds(req_headers: &HeaderMap, stored: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::{HeaderName, HeaderValue};
+    use crate::policy::test_util::headers;
+    use http::HeaderValue;
     use std::time::UNIX_EPOCH;
 
     const T0: u64 = 1_431_696_861;
 
     fn date(secs: u64) -> String {
         httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
     }
 
     fn decide_with(req: &[(&str, &str)], stored: &[(&str, &str)], len: u64) -> RangeDecision {

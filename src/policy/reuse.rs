@@ -167,25 +167,11 @@ fn request_no_cache(cc: &CacheControl, req_headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::{HeaderName, HeaderValue};
-    use std::time::{Duration, UNIX_EPOCH};
+    use crate::policy::test_util::{at, headers};
+    use http::HeaderValue;
+    use std::time::Duration;
 
     const T0: u64 = 1_431_696_861;
-
-    fn at(secs: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(secs)
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
 
     /// A stored response received at T0 with age 0 and the given lifetime.
     fn stored(lifetime: u64) -> ResponsePolicy {

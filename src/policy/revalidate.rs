@@ -268,6 +268,7 @@ fn same_raw(a: &HeaderMap, b: &HeaderMap, name: &HeaderName) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::test_util::headers;
     use http::header::{CACHE_CONTROL, CONTENT_TYPE, DATE};
     use std::time::{Duration, UNIX_EPOCH};
 
@@ -275,17 +276,6 @@ mod tests {
 
     fn date(secs: u64) -> String {
         httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
     }
 
     fn lines(h: &HeaderMap, name: &str) -> Vec<String> {

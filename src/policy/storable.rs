@@ -216,22 +216,12 @@ pub fn fields_not_to_store(resp_cc: &CacheControl) -> Vec<HeaderName> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use crate::policy::test_util::headers;
+
     use std::time::{Duration, UNIX_EPOCH};
 
     fn now() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_431_696_861)
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
     }
 
     fn check_with(

@@ -182,18 +182,8 @@ fn normalize_into(line: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::test_util::headers;
     use http::HeaderValue;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
 
     fn names(list: &[&'static str]) -> Vec<HeaderName> {
         list.iter().map(|n| HeaderName::from_static(n)).collect()
