@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use crate::flight::{FlightGuard, Reservation};
 use crate::key::CacheKey;
 use crate::policy::{ResponsePolicy, VaryKey};
 use crate::store::StoredResponse;
@@ -84,9 +85,15 @@ where
                 match &frame {
                     Some(Ok(frame)) => {
                         if let (Some(data), Some(capture)) = (frame.data_ref(), tee.as_mut()) {
-                            if !capture.push(data) {
-                                // Over the size limit: keep streaming, stop capturing.
-                                *tee = None;
+                            match capture.push(data) {
+                                Captured::Kept => {}
+                                // Keep streaming, stop capturing; a response over the size
+                                // limit will be again, so its key is not waited on.
+                                Captured::TooLarge => {
+                                    capture.sink.uncacheable(&capture.key);
+                                    *tee = None;
+                                }
+                                Captured::OverBudget => *tee = None,
                             }
                         }
                         // hyper stops polling once the announced length was sent, so the end
@@ -145,8 +152,18 @@ impl<B> fmt::Debug for ResponseBody<B> {
 /// Receives complete responses captured from misses. Implemented by the layer's shared state,
 /// which hands them to the store without blocking the body.
 pub(crate) trait Commit: Send + Sync {
-    /// Stores `response`, received for a request with `req_headers`.
-    fn commit(self: Arc<Self>, key: CacheKey, response: StoredResponse, req_headers: HeaderMap);
+    /// Stores `response`, received for a request with `req_headers`; `flight` is released
+    /// once it is stored.
+    fn commit(
+        self: Arc<Self>,
+        key: CacheKey,
+        response: StoredResponse,
+        req_headers: HeaderMap,
+        flight: Option<FlightGuard>,
+    );
+
+    /// Remembers that responses for `key` cannot be stored.
+    fn uncacheable(&self, key: &CacheKey);
 }
 
 /// The copy of a miss being captured for the store.
@@ -163,19 +180,35 @@ pub(crate) struct Tee {
     pub(crate) expected: Option<u64>,
     pub(crate) limit: usize,
     pub(crate) sink: Arc<dyn Commit>,
+    /// The bytes captured so far, counted against the layer's capture budget.
+    pub(crate) reservation: Reservation,
+    /// Held while this is the request others wait for; released when stored or dropped.
+    pub(crate) flight: Option<FlightGuard>,
+}
+
+/// What became of a captured frame.
+enum Captured {
+    Kept,
+    /// The body is larger than the largest storable response.
+    TooLarge,
+    /// Misses being captured hold as many bytes as the layer allows.
+    OverBudget,
 }
 
 impl Tee {
-    /// Records a data frame; `false` once the body is larger than the limit.
-    fn push(&mut self, data: &Bytes) -> bool {
+    /// Records a data frame.
+    fn push(&mut self, data: &Bytes) -> Captured {
         self.len = self.len.saturating_add(data.len());
         if self.len > self.limit {
-            return false;
+            return Captured::TooLarge;
+        }
+        if !self.reservation.grow(data.len()) {
+            return Captured::OverBudget;
         }
         if !data.is_empty() {
             self.chunks.push(data.clone());
         }
-        true
+        Captured::Kept
     }
 
     /// The body is complete: build the entry and hand it to the store.
@@ -204,6 +237,7 @@ impl Tee {
             policy: self.policy,
             vary: self.vary,
         };
-        self.sink.commit(self.key, response, self.req_headers);
+        self.sink
+            .commit(self.key, response, self.req_headers, self.flight);
     }
 }

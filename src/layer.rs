@@ -1,9 +1,8 @@
 //! [`CacheLayer`] and its builder.
 
-use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
 
 use http::HeaderName;
 use std::time::Duration;
@@ -11,6 +10,7 @@ use std::time::Duration;
 use tower_layer::Layer;
 
 use crate::clock::{Clock, SystemClock};
+use crate::flight::{CaptureBudget, Flights};
 use crate::handle::CacheHandle;
 use crate::key::CacheKey;
 use crate::policy::CacheOptions;
@@ -33,9 +33,22 @@ pub(crate) struct Shared<St> {
     pub(crate) stats: Stats,
     /// A targeted `Cache-Control` field that takes precedence (RFC 9213).
     pub(crate) targeted: Option<HeaderName>,
-    /// Keys being revalidated in the background (RFC 5861 §3), one task per key.
-    pub(crate) revalidating: Mutex<HashSet<CacheKey>>,
+    /// Requests under way to the origin, one per key: misses that others wait for, and
+    /// background revalidations (RFC 5861 §3).
+    pub(crate) flights: Arc<Flights>,
+    /// Keys whose last response could not be stored: requests for them do not wait for one
+    /// another (Varnish's hit-for-miss).
+    pub(crate) uncacheable: moka::sync::Cache<CacheKey, ()>,
+    /// Bytes of misses being captured, all keys together.
+    pub(crate) capture: Arc<CaptureBudget>,
+    /// Collapsed forwarding on, and how long a request waits for the one it follows.
+    pub(crate) collapse: Option<Duration>,
 }
+
+/// How long a key whose response could not be stored is not waited on.
+const UNCACHEABLE_TTL: Duration = Duration::from_secs(30);
+/// How many such keys are remembered at most.
+const UNCACHEABLE_KEYS: u64 = 65_536;
 
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
@@ -119,7 +132,15 @@ pub struct CacheLayerBuilder<St = MemoryStore> {
     name: String,
     x_cache: bool,
     targeted: Option<HeaderName>,
+    collapse: Option<Duration>,
+    max_capture_bytes: Option<usize>,
 }
+
+/// Default wait of a collapsed request for the one it follows.
+const DEFAULT_COLLAPSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default bound for the bytes of misses being captured: 64 MiB (at least twice the largest
+/// storable response).
+const DEFAULT_CAPTURE_BYTES: usize = 64 * 1024 * 1024;
 
 impl CacheLayerBuilder {
     /// Total bytes the in-memory store may hold, headers included. Default 256 MiB.
@@ -139,6 +160,8 @@ impl<St: Store> CacheLayerBuilder<St> {
             name: DEFAULT_NAME.to_owned(),
             x_cache: true,
             targeted: None,
+            collapse: Some(DEFAULT_COLLAPSE_TIMEOUT),
+            max_capture_bytes: None,
         }
     }
 
@@ -152,6 +175,8 @@ impl<St: Store> CacheLayerBuilder<St> {
             name: self.name,
             x_cache: self.x_cache,
             targeted: self.targeted,
+            collapse: self.collapse,
+            max_capture_bytes: self.max_capture_bytes,
         }
     }
 
@@ -212,6 +237,27 @@ impl<St: Store> CacheLayerBuilder<St> {
         self
     }
 
+    /// Collapsed forwarding: when several requests miss on one key at once, only the first
+    /// goes to the inner service and the others wait, up to `timeout`, to be answered from
+    /// the response it stores (`Cache-Status: …; collapsed`). A waiter whose wait ends without
+    /// a usable response (not storable, an error, a different `Vary` variant, the timeout)
+    /// forwards its own request. `None` turns it off. Default: on, 5 seconds.
+    ///
+    /// Keys whose response turned out not storable are remembered for 30 seconds, during
+    /// which their requests do not wait for one another.
+    pub fn collapse_requests(mut self, timeout: Option<Duration>) -> Self {
+        self.collapse = timeout;
+        self
+    }
+
+    /// Bound for the bytes held by all misses being captured at once. A miss that would pass
+    /// it still streams to its client, uncached. Default: 64 MiB, or twice
+    /// [`max_entry_size`](Self::max_entry_size) when that is more.
+    pub fn max_capture_bytes(mut self, bytes: usize) -> Self {
+        self.max_capture_bytes = Some(bytes);
+        self
+    }
+
     /// Builds the layer.
     pub fn build(self) -> CacheLayer<St> {
         CacheLayer {
@@ -223,7 +269,15 @@ impl<St: Store> CacheLayerBuilder<St> {
                 status: Arc::new(StatusHeaders::new(self.name, self.x_cache)),
                 stats: Stats::default(),
                 targeted: self.targeted,
-                revalidating: Mutex::new(HashSet::new()),
+                flights: Arc::new(Flights::default()),
+                uncacheable: moka::sync::Cache::builder()
+                    .max_capacity(UNCACHEABLE_KEYS)
+                    .time_to_live(UNCACHEABLE_TTL)
+                    .build(),
+                capture: Arc::new(CaptureBudget::new(self.max_capture_bytes.unwrap_or(
+                    DEFAULT_CAPTURE_BYTES.max(self.max_entry_size.saturating_mul(2)),
+                ))),
+                collapse: self.collapse,
             }),
         }
     }
@@ -238,6 +292,8 @@ impl<St> fmt::Debug for CacheLayerBuilder<St> {
             .field("name", &self.name)
             .field("x_cache", &self.x_cache)
             .field("targeted", &self.targeted)
+            .field("collapse", &self.collapse)
+            .field("max_capture_bytes", &self.max_capture_bytes)
             .finish_non_exhaustive()
     }
 }

@@ -134,6 +134,7 @@
 
 mod body;
 pub mod clock;
+mod flight;
 mod future;
 mod handle;
 mod key;

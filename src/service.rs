@@ -17,6 +17,7 @@ use tower_service::Service;
 
 use crate::BoxError;
 use crate::body::{Commit, ResponseBody, Tee};
+use crate::flight::{FlightGuard, Join, Reservation};
 use crate::future::ResponseFuture;
 use crate::key::CacheKey;
 use crate::layer::Shared;
@@ -28,7 +29,7 @@ use crate::policy::reuse::may_serve_stale_if_error;
 use crate::policy::revalidate::{
     add_validators, freshen_headers, head_freshens, not_modified_matches,
 };
-use crate::policy::storable::fields_not_to_store;
+use crate::policy::storable::{NotStorable, fields_not_to_store};
 use crate::policy::{
     CacheControl, ResponsePolicy, Reuse, Vary, VaryKey, is_storable, reuse, targeted_cache_control,
 };
@@ -209,6 +210,41 @@ where
         return Ok(response);
     }
 
+    // Collapsed forwarding: one request per key goes forward, the others wait for what it
+    // stores. A request whose own directives sent it forward (`Forward::Request`) does not
+    // wait; nor do requests for keys whose responses were recently not storable.
+    let mut flight = None;
+    if let Some(timeout) = shared.collapse {
+        if req.method() == Method::GET
+            && forward != Forward::Request
+            && !shared.uncacheable.contains_key(&key)
+        {
+            // A bounded number of rounds: a follower whose leader failed may lead next.
+            for _ in 0..3 {
+                match shared.flights.join(&key) {
+                    Join::Lead(guard) => {
+                        flight = Some(guard);
+                        break;
+                    }
+                    Join::Follow(follower) => {
+                        if !follower.wait(timeout).await {
+                            break;
+                        }
+                        let answer = shared
+                            .collapsed(&key, req.method(), req.headers(), forward)
+                            .await;
+                        if let Some(answer) = answer {
+                            return Ok(answer);
+                        }
+                        if shared.uncacheable.contains_key(&key) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     shared.stats.misses.fetch_add(1, Ordering::Relaxed);
     let method = req.method().clone();
     let req_headers = req.headers().clone();
@@ -233,7 +269,7 @@ where
             }
         }
     }
-    let request_time = now;
+    let request_time = shared.clock.now();
     let result = inner.call(req).await;
     let exchange = Exchange {
         key,
@@ -245,7 +281,7 @@ where
     };
     match result {
         Ok(response) => Ok(shared
-            .on_response(response, exchange, selected, validating)
+            .on_response(response, exchange, selected, validating, flight)
             .await),
         Err(error) => {
             // RFC 5861 §4: an origin that cannot be reached may be covered by a stale response.
@@ -323,6 +359,26 @@ impl<St: Store> Shared<St> {
             .as_ref()
             .and_then(|field| targeted_cache_control(headers, field))
             .unwrap_or_else(|| CacheControl::from_headers(headers))
+    }
+
+    /// After waiting for the request it followed: the stored response, if one now serves
+    /// `req` (RFC 9111 §4: selected by `Vary` and fresh enough for the request).
+    async fn collapsed<B>(
+        &self,
+        key: &CacheKey,
+        method: &Method,
+        req_headers: &HeaderMap,
+        forward: Forward,
+    ) -> Option<Response<ResponseBody<B>>> {
+        let entry = self.lookup(key).await?;
+        let stored = entry.select(req_headers)?;
+        let now = self.clock.now();
+        match reuse(&stored.policy, req_headers, now) {
+            Reuse::Fresh | Reuse::StaleAllowed => {
+                self.answer_from_store(method, req_headers, stored, now, Served::Collapsed(forward))
+            }
+            _ => None,
+        }
     }
 
     /// Answers a request from a stored response: a header-map clone and a `Bytes` clone (a
@@ -421,6 +477,7 @@ impl<St: Store> Shared<St> {
         exchange: Exchange,
         selected: Option<Arc<StoredResponse>>,
         validating: Vec<Arc<StoredResponse>>,
+        flight: Option<FlightGuard>,
     ) -> Response<ResponseBody<B>>
     where
         B: Body<Data = Bytes>,
@@ -481,7 +538,7 @@ impl<St: Store> Shared<St> {
                 }
             }
         }
-        self.forwarded(response, exchange)
+        self.forwarded(response, exchange, flight)
     }
 
     /// Updates a stored response with the header fields of a 304 or HEAD response
@@ -536,12 +593,12 @@ impl<St: Store> Shared<St> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let Some(guard) = InFlight::claim(self, &key) else {
+        // The same single flight as misses: one revalidation per key at a time.
+        let Some(guard) = self.flights.try_lead(&key) else {
             return;
         };
         let shared = Arc::clone(self);
         runtime.spawn(async move {
-            let _guard = guard;
             let req_headers = req.headers().clone();
             add_validators(&stored.headers, req.headers_mut());
             let request_time = shared.clock.now();
@@ -563,7 +620,9 @@ impl<St: Store> Shared<St> {
                 return;
             }
             // A full response goes through the usual capture; reading it to the end stores it.
-            let body = shared.forwarded(response, exchange).into_body();
+            let body = shared
+                .forwarded(response, exchange, Some(guard))
+                .into_body();
             let mut body = std::pin::pin!(body);
             while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
                 if frame.is_err() {
@@ -579,6 +638,7 @@ impl<St: Store> Shared<St> {
         self: &Arc<Self>,
         response: Response<B>,
         exchange: Exchange,
+        flight: Option<FlightGuard>,
     ) -> Response<ResponseBody<B>>
     where
         B: Body<Data = Bytes>,
@@ -601,10 +661,19 @@ impl<St: Store> Shared<St> {
             &self.options,
             exchange.response_time,
         )
-        .map_err(|reason| reason.as_str())
+        .map_err(|reason| {
+            // Reasons that come from the response (not from this request) will hold for the
+            // next request too: its key is not worth waiting on.
+            let from_response = match reason {
+                NotStorable::Method | NotStorable::Authorization => false,
+                NotStorable::NoStore => cc.no_store(),
+                _ => true,
+            };
+            (reason.as_str(), from_response)
+        })
         .and_then(|()| {
             if body.size_hint().lower() > self.max_entry_size as u64 {
-                Err("too-large")
+                Err(("too-large", true))
             } else {
                 Ok(())
             }
@@ -643,6 +712,8 @@ impl<St: Store> Shared<St> {
                     expected: body.size_hint().exact(),
                     limit: self.max_entry_size,
                     sink: Arc::clone(self) as Arc<dyn Commit>,
+                    reservation: Reservation::new(Arc::clone(&self.capture)),
+                    flight,
                 };
                 // A body that is already complete (a 204, an empty 200) may never be polled:
                 // hyper does not read a body it must not or need not send.
@@ -653,8 +724,12 @@ impl<St: Store> Shared<St> {
                     (ResponseBody::miss(body, tee), true, None)
                 }
             }
-            Err(reason) => {
+            Err((reason, from_response)) => {
                 tracing::trace!(key = %exchange.key, reason, "response not stored");
+                if from_response {
+                    self.uncacheable.insert(exchange.key, ());
+                }
+                // `flight` is dropped here: the requests waiting for it go forward themselves.
                 (ResponseBody::pass(body), false, Some(reason))
             }
         };
@@ -695,40 +770,18 @@ fn header_value(value: String) -> Option<HeaderValue> {
     HeaderValue::try_from(value).ok()
 }
 
-/// A key being revalidated in the background; released on drop, even if the task panics or
-/// is cancelled.
-struct InFlight<St> {
-    shared: Arc<Shared<St>>,
-    key: CacheKey,
-}
-
-impl<St> InFlight<St> {
-    fn claim(shared: &Arc<Shared<St>>, key: &CacheKey) -> Option<Self> {
-        let mut revalidating = shared
-            .revalidating
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        revalidating.insert(key.clone()).then(|| Self {
-            shared: Arc::clone(shared),
-            key: key.clone(),
-        })
-    }
-}
-
-impl<St> Drop for InFlight<St> {
-    fn drop(&mut self) {
-        self.shared
-            .revalidating
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.key);
-    }
-}
-
 impl<St: Store> Commit for Shared<St> {
-    fn commit(self: Arc<Self>, key: CacheKey, response: StoredResponse, req_headers: HeaderMap) {
+    fn commit(
+        self: Arc<Self>,
+        key: CacheKey,
+        response: StoredResponse,
+        req_headers: HeaderMap,
+        flight: Option<FlightGuard>,
+    ) {
         let shared = Arc::clone(&self);
         let mut put = Box::pin(async move {
+            // Released once stored, when waiting requests can be answered from the store.
+            let _flight = flight;
             // Read, add the variant, write: concurrent stores of two variants of one URL may
             // keep only one of them, which costs a later miss, never a wrong answer.
             let entry = match shared.store.get(&key).await {
@@ -755,5 +808,9 @@ impl<St: Store> Commit for Shared<St> {
             }
             Err(_) => tracing::warn!("no tokio runtime to finish storing a response; dropped"),
         }
+    }
+
+    fn uncacheable(&self, key: &CacheKey) {
+        self.uncacheable.insert(key.clone(), ());
     }
 }

@@ -54,6 +54,8 @@ pub(crate) enum Served {
     StaleWhileRevalidate,
     /// Stale, served because the origin failed, with its status if it answered (RFC 5861 §4).
     StaleIfError(Option<StatusCode>),
+    /// Stored by the request this one waited for (collapsed forwarding).
+    Collapsed(Forward),
 }
 
 /// Renders the status fields; built once per layer.
@@ -89,6 +91,9 @@ impl StatusHeaders {
             ),
             Served::StaleIfError(None) => {
                 format!("{name}; fwd=stale; ttl={ttl}; detail=stale-if-error")
+            }
+            Served::Collapsed(forward) => {
+                format!("{name}; fwd={}; collapsed; ttl={ttl}", forward.as_str())
             }
         };
         append(headers, value);
