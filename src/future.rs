@@ -39,6 +39,9 @@ pin_project! {
         Cached {
             future: CachedFuture<B, E>,
         },
+        Ready {
+            response: Option<Response<ResponseBody<B>>>,
+        },
     }
 }
 
@@ -49,6 +52,15 @@ impl<F, B, E> ResponseFuture<F, B, E> {
                 future,
                 status,
                 forward,
+            },
+        }
+    }
+
+    /// A response the cache had at hand when called: no allocation, no inner call.
+    pub(crate) fn ready(response: Response<ResponseBody<B>>) -> Self {
+        Self {
+            kind: Kind::Ready {
+                response: Some(response),
             },
         }
     }
@@ -79,6 +91,9 @@ where
                 Poll::Ready(Ok(Response::from_parts(parts, ResponseBody::pass(body))))
             }
             KindProj::Cached { future } => future.as_mut().poll(cx),
+            KindProj::Ready { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("ResponseFuture polled after completion"))),
         }
     }
 }

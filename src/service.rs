@@ -113,6 +113,9 @@ where
         let forward = match CacheKey::from_parts(req.uri(), req.headers()) {
             // RFC 9111 §3: this cache stores responses to GET; HEAD is answered from them.
             Some(key) if method == Method::GET || method == Method::HEAD => {
+                if let Some(response) = shared.hit_now(&key, &req) {
+                    return ResponseFuture::ready(response);
+                }
                 let future = cached_call(Arc::clone(shared), inner, req, key);
                 return ResponseFuture::cached(Box::pin(future));
             }
@@ -361,6 +364,29 @@ impl<St: Store> Shared<St> {
             .unwrap_or_else(|| CacheControl::from_headers(headers))
     }
 
+    /// The hit path: a fresh stored response for `req`, when the store answers without
+    /// waiting (the in-memory store always does). `None` sends the request down the full
+    /// path, which looks again and handles everything else.
+    fn hit_now<B, ReqBody>(
+        &self,
+        key: &CacheKey,
+        req: &Request<ReqBody>,
+    ) -> Option<Response<ResponseBody<B>>> {
+        let lookup = std::pin::pin!(self.store.get(key));
+        let entry = match lookup.poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(entry)) => entry?,
+            _ => return None,
+        };
+        let stored = entry.select(req.headers())?;
+        let now = self.clock.now();
+        match reuse(&stored.policy, req.headers(), now) {
+            Reuse::Fresh | Reuse::StaleAllowed => {
+                self.answer_from_store(req.method(), req.headers(), stored, now, Served::Fresh)
+            }
+            _ => None,
+        }
+    }
+
     /// After waiting for the request it followed: the stored response, if one now serves
     /// `req` (RFC 9111 §4: selected by `Vary` and fresh enough for the request).
     async fn collapsed<B>(
@@ -418,9 +444,11 @@ impl<St: Store> Shared<St> {
                     let len = stored.body.len() as u64;
                     // RFC 9110 §14.2: a single byte range of a stored 200 is served from it.
                     match evaluate_range(method, req_headers, stored.status, &stored.headers, len) {
-                        RangeDecision::Full => {
-                            (stored.status, stored.headers.clone(), stored.body.clone())
-                        }
+                        RangeDecision::Full => (
+                            stored.status,
+                            response_headers(&stored.headers),
+                            stored.body.clone(),
+                        ),
                         RangeDecision::Partial { start, end } => {
                             let mut headers = stored.headers.clone();
                             let range = content_range(start, end, len);
@@ -764,6 +792,18 @@ fn selects(
     let client_validated = client_headers.contains_key(IF_NONE_MATCH)
         || client_headers.contains_key(IF_MODIFIED_SINCE);
     !client_validated
+}
+
+/// A copy of stored header fields with room for the three the cache adds (`Age`, `X-Cache`,
+/// `Cache-Status`), so that adding them does not grow the map again.
+fn response_headers(stored: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(stored.len() + 3);
+    headers.extend(
+        stored
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone())),
+    );
+    headers
 }
 
 fn header_value(value: String) -> Option<HeaderValue> {

@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use bytes::{Bytes, BytesMut};
+
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, StatusCode};
 
@@ -63,15 +65,20 @@ pub(crate) enum Served {
 pub(crate) struct StatusHeaders {
     name: String,
     x_cache: bool,
+    /// `<name>; hit; ttl=`, the start of every fresh hit's `Cache-Status`.
+    hit_prefix: Bytes,
 }
 
 impl StatusHeaders {
     pub(crate) fn new(name: String, x_cache: bool) -> Self {
-        Self { name, x_cache }
+        let hit_prefix = Bytes::from(format!("{name}; hit; ttl="));
+        Self {
+            name,
+            x_cache,
+            hit_prefix,
+        }
     }
 
-    /// Marks a response served from the cache; `ttl` is its remaining freshness in seconds
-    /// (negative when stale).
     /// Marks a response built from a stored one; `ttl` is its remaining freshness in seconds
     /// (negative when stale).
     pub(crate) fn served(&self, headers: &mut HeaderMap, served: Served, ttl: i64) {
@@ -80,7 +87,16 @@ impl StatusHeaders {
         }
         let name = &self.name;
         let value = match served {
-            Served::Fresh => format!("{name}; hit; ttl={ttl}"),
+            // The hit path: one exact allocation, no formatting machinery.
+            Served::Fresh => {
+                let mut value = BytesMut::with_capacity(self.hit_prefix.len() + 20);
+                value.extend_from_slice(&self.hit_prefix);
+                push_decimal(&mut value, ttl);
+                if let Ok(value) = HeaderValue::from_maybe_shared(value.freeze()) {
+                    headers.append(CACHE_STATUS, value);
+                }
+                return;
+            }
             Served::Revalidated => format!("{name}; fwd=stale; fwd-status=304; ttl={ttl}"),
             Served::StaleWhileRevalidate => {
                 format!("{name}; fwd=stale; ttl={ttl}; detail=stale-while-revalidate")
@@ -137,6 +153,25 @@ impl StatusHeaders {
     }
 }
 
+/// Appends `n` in decimal, without going through `fmt`.
+fn push_decimal(out: &mut BytesMut, n: i64) {
+    if n < 0 {
+        out.extend_from_slice(b"-");
+    }
+    let mut digits = [0u8; 20];
+    let mut rest = n.unsigned_abs();
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
 /// RFC 9211 §2: a cache adds its member at the end, after those of caches nearer the origin.
 fn append(headers: &mut HeaderMap, value: String) {
     if let Ok(value) = HeaderValue::try_from(value) {
@@ -191,6 +226,20 @@ mod tests {
             statuses(&headers),
             ["upstream; hit", "c; fwd=uri-miss; fwd-status=200; stored"]
         );
+    }
+
+    #[test]
+    fn hit_ttl_renders_any_i64() {
+        for (ttl, text) in [
+            (0, "0"),
+            (7, "7"),
+            (-42, "-42"),
+            (i64::MIN, "-9223372036854775808"),
+        ] {
+            let mut headers = HeaderMap::new();
+            StatusHeaders::new("c".into(), false).served(&mut headers, Served::Fresh, ttl);
+            assert_eq!(statuses(&headers), [format!("c; hit; ttl={text}")]);
+        }
     }
 
     #[test]
