@@ -122,6 +122,30 @@
 //! Bodies stream: a miss reaches the client frame by frame while a copy is kept, and is stored
 //! only once complete and within [`CacheLayerBuilder::max_entry_size`]. A failing or
 //! truncated body is never stored.
+//!
+//! # Concurrent requests for one key
+//!
+//! When many requests miss on the same key at once, only the first goes to the inner service;
+//! the others wait for it and are answered from the response it stores, with
+//! `Cache-Status: …; collapsed` (collapsed forwarding, as in Varnish or Traffic Server). If
+//! that response cannot be stored (`no-store`, `private`, too large, an error, another `Vary`
+//! variant), or the first request is cancelled, the waiters go forward themselves; a key
+//! whose response was not storable is remembered for 30 seconds so that its requests do not
+//! wait on one another. Waiting is bounded ([`CacheLayerBuilder::collapse_requests`]), and
+//! background revalidations (`stale-while-revalidate`) are single-flight per key too.
+//!
+//! # Memory
+//!
+//! The store is bounded in bytes ([`CacheLayerBuilder::max_capacity`]), headers included;
+//! bytes held by misses being captured are bounded as well
+//! ([`CacheLayerBuilder::max_capture_bytes`]). A response that is not stored streams through
+//! with nothing retained beyond the frame in flight.
+//!
+//! # Runtime
+//!
+//! The service runs on Tokio: storing and background revalidation spawn tasks, and waiting
+//! for a collapsed request uses Tokio's timer, so the runtime needs its time driver (as
+//! `#[tokio::main]` and `#[tokio::test]` set up).
 
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
 #![warn(
