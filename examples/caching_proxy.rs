@@ -24,6 +24,16 @@
 //! the cache, and only for clients connecting from a loopback address; anyone else gets
 //! `403 Forbidden`. `caching_proxy --clear-cache` sends this request.
 //!
+//! # Client limits
+//!
+//! - `--max-header-bytes` (64 KiB): a longer request head gets `431 Request Header Fields Too
+//!   Large` (HTTP/1) and the connection is closed.
+//! - `--header-read-timeout` (10 s): a connection that has not sent a complete request head
+//!   this long after connecting or after its previous response is closed (slowloris).
+//! - `--max-connections` (1024): further connections wait in the listen backlog.
+//! - Ctrl-C or SIGTERM: the listener closes at once (new connections are refused) and
+//!   responses in flight are finished, for up to 10 s; then the process exits with code 0.
+//!
 //! # Not supported
 //!
 //! Protocol upgrades (WebSocket, `CONNECT`): `Upgrade` is a hop-by-hop header and is removed.
@@ -36,6 +46,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -54,6 +65,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_cache_layer::policy::CacheOptions;
 use tower_cache_layer::policy::headers::remove_hop_by_hop;
@@ -126,9 +138,46 @@ struct Config {
     )]
     origin_timeout: u64,
 
+    /// Largest request head (request line and header fields) a client may send, in bytes
+    /// (suffixes K, M, G; at least 8K). A larger one is answered 431 Request Header Fields Too
+    /// Large and its connection closed.
+    #[arg(long, value_name = "BYTES", default_value = "64K", value_parser = parse_header_limit)]
+    max_header_bytes: usize,
+
+    /// Close a client connection that has not sent a complete request head within this many
+    /// seconds of connecting, or of its previous response (against slowloris clients; idle
+    /// keep-alive connections are closed after this time too).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    header_read_timeout: u64,
+
+    /// Serve at most this many client connections at once; further connections wait in the
+    /// listen backlog until one closes.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    max_connections: u32,
+
     /// Do not start a proxy: ask the proxy running at --bind/--port to empty its cache, print
     /// how many entries it removed and exit.
-    #[arg(long, conflicts_with_all = ["origin", "max_capacity", "max_entry_size", "default_ttl", "origin_timeout", "store_set_cookie"])]
+    #[arg(long, conflicts_with_all = [
+        "origin",
+        "max_capacity",
+        "max_entry_size",
+        "default_ttl",
+        "origin_timeout",
+        "store_set_cookie",
+        "max_header_bytes",
+        "header_read_timeout",
+        "max_connections",
+    ])]
     clear_cache: bool,
 }
 
@@ -221,6 +270,19 @@ fn parse_size(s: &str) -> Result<u64, String> {
     number
         .checked_mul(1 << shift)
         .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// The smallest `--max-header-bytes`: hyper's minimum read buffer (8 KiB).
+const MIN_HEADER_BYTES: u64 = 8 * 1024;
+
+/// Clap value parser for `--max-header-bytes`: a size (see [`parse_size`]) of at least
+/// [`MIN_HEADER_BYTES`].
+fn parse_header_limit(s: &str) -> Result<usize, String> {
+    let bytes = parse_size(s)?;
+    if bytes < MIN_HEADER_BYTES {
+        return Err(format!("`{s}` is too small; the minimum is 8K"));
+    }
+    usize::try_from(bytes).map_err(|_| format!("`{s}` is too large"))
 }
 
 /// The body of the proxy's responses: the origin's streamed body, or a short error text.
@@ -496,6 +558,10 @@ async fn admin(cache: &CacheHandle, peer: SocketAddr, method: &Method) -> Respon
 
 /// Runs the proxy until Ctrl-C or SIGTERM, then lets in-flight connections finish for up to
 /// [`SHUTDOWN_GRACE`].
+///
+/// Client connections are bounded: at most `--max-connections` are served at once (the next
+/// one is accepted when a permit is free), each must send a complete request head within
+/// `--header-read-timeout`, and a request head is at most `--max-header-bytes` long.
 async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn StdError>> {
     let mut options = CacheOptions::default();
     options.store_set_cookie = config.store_set_cookie;
@@ -520,11 +586,40 @@ async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn StdError>> 
     let local = listener.local_addr()?;
     tracing::info!("listening on http://{local}, origin {origin}");
 
-    let server = auto::Builder::new(TokioExecutor::new());
+    let header_timeout = Duration::from_secs(config.header_read_timeout);
+    let mut server = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1: hyper answers a head over `max_buf_size` with 431 and closes the connection,
+    // and closes one whose head does not arrive within the timeout (also when idle).
+    server
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(config.max_header_bytes);
+    server
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
+    let slots = Arc::new(Semaphore::new(config.max_connections as usize));
     let graceful = GracefulShutdown::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
+        // A permit first, then `accept`: beyond the limit, connections wait in the backlog.
+        let permit = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                tracing::warn!(
+                    max_connections = config.max_connections,
+                    "connection limit reached; new connections wait"
+                );
+                tokio::select! {
+                    permit = Arc::clone(&slots).acquire_owned() => {
+                        permit.expect("the connection semaphore is never closed")
+                    }
+                    () = &mut shutdown => break,
+                }
+            }
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -544,14 +639,33 @@ async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn StdError>> 
             .layer(cache_layer.clone())
             .service(proxy.for_peer(peer));
         let cache_handle = cache_handle.clone();
-        let service =
-            tower::service_fn(move |req| handle(cached.clone(), cache_handle.clone(), peer, req));
+        // Set when the connection's first request head has been read.
+        let started = Arc::new(AtomicBool::new(false));
+        let service = tower::service_fn({
+            let started = Arc::clone(&started);
+            move |req| {
+                started.store(true, Ordering::Relaxed);
+                handle(cached.clone(), cache_handle.clone(), peer, req)
+            }
+        });
         let conn = server
             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            if let Err(err) = conn.await {
+            let _permit = permit;
+            tokio::pin!(conn);
+            // hyper's header timeout starts once the protocol is known; a client that sends
+            // nothing, or only part of the HTTP/2 preface, is bounded here.
+            let result = match tokio::time::timeout(header_timeout, &mut conn).await {
+                Ok(result) => result,
+                Err(_elapsed) if started.load(Ordering::Relaxed) => conn.await,
+                Err(_elapsed) => {
+                    tracing::debug!(%peer, "no request head within the header read timeout");
+                    return;
+                }
+            };
+            if let Err(err) = result {
                 tracing::debug!(error = %err, %peer, "connection error");
             }
         });

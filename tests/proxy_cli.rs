@@ -5,20 +5,27 @@
 //! `--test proxy_cli` build it first: `cargo build --example caching_proxy`.
 
 use std::convert::Infallible;
+use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::pin::Pin;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::{Body, Frame};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
 
 /// A request as the origin received it.
 #[derive(Clone, Debug)]
@@ -34,6 +41,8 @@ struct Origin {
     addr: SocketAddr,
     hits: Arc<AtomicUsize>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// `/gated` sends the rest of its body once a permit is added here.
+    gate: Arc<Semaphore>,
 }
 
 impl Origin {
@@ -52,6 +61,36 @@ impl Origin {
     fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// Lets one `/gated` response send the rest of its body.
+    fn open_gate(&self) {
+        self.gate.add_permits(1);
+    }
+}
+
+/// What `/gated` sends at once, after its headers.
+const GATED_HEAD: &[u8] = b"first part, sent at once;";
+
+/// How many bytes `/gated` sends after the gate opens.
+const GATED_REST: usize = 64 * 1024;
+
+/// A response body fed through a channel, one data frame per message.
+struct ChannelBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|data| data.map(|data| Ok(Frame::data(data))))
+    }
 }
 
 /// The origin's routes:
@@ -59,11 +98,14 @@ impl Origin {
 /// - `/last-modified`: `Last-Modified` a day ago, no `Cache-Control` (the seed scenario)
 /// - `/plain`: no caching headers at all
 /// - `/slow`: headers after 5 s
+/// - `/gated`: headers (`Content-Length` of the whole body) and [`GATED_HEAD`] at once, then
+///   [`GATED_REST`] bytes `x` once the test opens the gate
 /// - anything else: echoes the request body, with hop-by-hop headers of its own
 async fn origin_response(
     req: Request<Incoming>,
     seen: Arc<Mutex<Vec<Seen>>>,
-) -> Response<Full<Bytes>> {
+    gate: Arc<Semaphore>,
+) -> Response<BoxBody<Bytes, Infallible>> {
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -93,13 +135,30 @@ async fn origin_response(
             tokio::time::sleep(Duration::from_secs(5)).await;
             builder.body(Full::from("too late"))
         }
+        "/gated" => {
+            let (tx, rx) = mpsc::channel(1);
+            tokio::spawn(async move {
+                let _ = tx.send(Bytes::from_static(GATED_HEAD)).await;
+                if let Ok(permit) = gate.acquire().await {
+                    permit.forget();
+                }
+                let _ = tx.send(Bytes::from(vec![b'x'; GATED_REST])).await;
+            });
+            let response = builder
+                .header("content-length", GATED_HEAD.len() + GATED_REST)
+                .body(ChannelBody { rx }.boxed())
+                .expect("static response parts are valid");
+            return response;
+        }
         _ => builder
             .header("x-echo-method", parts.method.as_str())
             .header("connection", "x-origin-hop")
             .header("x-origin-hop", "must not reach the client")
             .body(Full::new(body)),
     };
-    response.expect("static response parts are valid")
+    response
+        .expect("static response parts are valid")
+        .map(BodyExt::boxed)
 }
 
 /// Starts a counting hyper origin on `127.0.0.1:0`.
@@ -110,14 +169,20 @@ async fn start_origin() -> Origin {
     let addr = listener.local_addr().expect("origin address");
     let hits = Arc::new(AtomicUsize::new(0));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let (task_hits, task_seen) = (Arc::clone(&hits), Arc::clone(&seen));
+    let gate = Arc::new(Semaphore::new(0));
+    let (task_hits, task_seen, task_gate) =
+        (Arc::clone(&hits), Arc::clone(&seen), Arc::clone(&gate));
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let (hits, seen) = (Arc::clone(&task_hits), Arc::clone(&task_seen));
+            let (hits, seen, gate) = (
+                Arc::clone(&task_hits),
+                Arc::clone(&task_seen),
+                Arc::clone(&task_gate),
+            );
             let service = service_fn(move |req| {
                 hits.fetch_add(1, Ordering::SeqCst);
-                let seen = Arc::clone(&seen);
-                async move { Ok::<_, Infallible>(origin_response(req, seen).await) }
+                let (seen, gate) = (Arc::clone(&seen), Arc::clone(&gate));
+                async move { Ok::<_, Infallible>(origin_response(req, seen, gate).await) }
             });
             tokio::spawn(async move {
                 // Errors here are the proxy hanging up, e.g. after a 504.
@@ -127,7 +192,12 @@ async fn start_origin() -> Origin {
             });
         }
     });
-    Origin { addr, hits, seen }
+    Origin {
+        addr,
+        hits,
+        seen,
+        gate,
+    }
 }
 
 /// `target/<profile>/examples/caching_proxy`, next to this test's `target/<profile>/deps/`.
@@ -545,24 +615,306 @@ async fn bad_port_exits_2_with_one_line() {
     }
 }
 
+/// Sends SIGTERM to the proxy process.
+#[cfg(unix)]
+fn sigterm(proxy: &Proxy) {
+    let status = Command::new("kill")
+        .args(["-TERM", &proxy.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM failed: {status}");
+}
+
+/// Waits up to 5 s for the proxy process to exit.
+async fn wait_for_exit(proxy: &mut Proxy) -> ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(exit) = proxy.child.try_wait().expect("poll the proxy process") {
+            return exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the proxy did not exit within 5s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How the peer ended a raw connection.
+#[derive(Debug, PartialEq)]
+enum Closed {
+    /// An orderly close (FIN).
+    Eof,
+    /// A reset (RST), seen as a read error.
+    Reset,
+}
+
+/// Reads from `stream` until the peer closes it: the bytes received and how it closed.
+/// Panics if the connection is still open after `bound`.
+async fn read_until_closed(stream: &mut TcpStream, bound: Duration) -> (Vec<u8>, Closed) {
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(bound, async {
+        let mut buf = [0; 8192];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) => return Closed::Eof,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+                Err(_) => return Closed::Reset,
+            }
+        }
+    })
+    .await;
+    match read {
+        Ok(closed) => (received, closed),
+        Err(_) => panic!(
+            "the connection is still open after {bound:?}; received {:?}",
+            String::from_utf8_lossy(&received)
+        ),
+    }
+}
+
+/// Reads one whole `Connection: close` response from a raw connection; panics if it does not
+/// end within 5 s.
+async fn read_response(stream: &mut TcpStream) -> String {
+    let (received, closed) = read_until_closed(stream, Duration::from_secs(5)).await;
+    assert_eq!(closed, Closed::Eof, "the response ended with a reset");
+    String::from_utf8(received).expect("a text response")
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn sigterm_shuts_down_gracefully() {
     let origin = start_origin().await;
     let mut proxy = start_proxy(&["--origin", &origin.url()]).await;
 
-    let status = Command::new("kill")
-        .args(["-TERM", &proxy.child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let exit = loop {
-        if let Some(exit) = proxy.child.try_wait().expect("poll the proxy process") {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "no exit within 5s of SIGTERM");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    sigterm(&proxy);
+    let exit = wait_for_exit(&mut proxy).await;
     assert!(exit.success(), "exit status after SIGTERM: {exit}");
+}
+
+/// A response whose body is still streaming when SIGTERM arrives is finished; meanwhile the
+/// listener is closed, and the process exits 0 once the response is done.
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_finishes_the_response_in_flight_and_refuses_new_connections() {
+    let origin = start_origin().await;
+    let mut proxy = start_proxy(&["--origin", &origin.url()]).await;
+
+    let stream = TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect to the proxy");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("HTTP/1.1 handshake");
+    tokio::spawn(conn);
+    let req = Request::get("/gated")
+        .header(http::header::HOST, proxy.addr.to_string())
+        .body(Full::<Bytes>::default())
+        .expect("valid request");
+    let response = sender
+        .send_request(req)
+        .await
+        .expect("response headers from the proxy");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut received = Vec::new();
+    while received.len() < GATED_HEAD.len() {
+        let frame = body
+            .frame()
+            .await
+            .expect("the first part of the body")
+            .expect("no body error");
+        if let Ok(data) = frame.into_data() {
+            received.extend_from_slice(&data);
+        }
+    }
+    assert_eq!(received, GATED_HEAD);
+
+    // The response is in flight (the origin waits at its gate) when the signal arrives.
+    sigterm(&proxy);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match TcpStream::connect(proxy.addr).await {
+            Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => break,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the proxy still accepts connections 5s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        proxy.child.try_wait().expect("poll the proxy").is_none(),
+        "the proxy exited with a response in flight"
+    );
+
+    origin.open_gate();
+    let rest = tokio::time::timeout(Duration::from_secs(5), body.collect())
+        .await
+        .expect("the rest of the body within 5s")
+        .expect("the rest of the body, complete")
+        .to_bytes();
+    assert_eq!(rest.len(), GATED_REST);
+    assert!(rest.iter().all(|&b| b == b'x'));
+
+    let exit = wait_for_exit(&mut proxy).await;
+    assert!(exit.success(), "exit status after SIGTERM: {exit}");
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn bad_limit_flags_exit_2_with_one_line() {
+    for (flag, value) in [
+        ("--max-header-bytes", "4K"),
+        ("--max-header-bytes", "lots"),
+        ("--header-read-timeout", "0"),
+        ("--max-connections", "0"),
+        ("--max-connections", "many"),
+    ] {
+        let (code, stdout, stderr) = run(&["--origin", "http://127.0.0.1:1", flag, value]).await;
+        assert_eq!(code, Some(2), "{flag} {value}: {stderr}");
+        assert_eq!(stdout, "");
+        assert_eq!(stderr.lines().count(), 1, "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+    }
+}
+
+/// A request head over `--max-header-bytes` gets a 431 (or, if the client is still sending
+/// when hyper gives up, a closed connection) and never reaches the origin; one under the limit
+/// is forwarded.
+#[tokio::test]
+async fn request_head_over_max_header_bytes_is_rejected_and_not_forwarded() {
+    let origin = start_origin().await;
+    let proxy = start_proxy(&["--origin", &origin.url(), "--max-header-bytes", "16K"]).await;
+
+    let small = "s".repeat(8 * 1024);
+    let req = Request::get("/echo")
+        .header("x-padding", small.as_str())
+        .body(Full::default())
+        .expect("valid request");
+    let answer = send(proxy.addr, req).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(origin.last_seen().headers["x-padding"], small.as_str());
+    assert_eq!(origin.hits(), 1);
+
+    let mut stream = TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect to the proxy");
+    let big = "b".repeat(32 * 1024);
+    let head = format!("GET /echo HTTP/1.1\r\nhost: proxy\r\nx-padding: {big}\r\n\r\n");
+    // The proxy may close while we are still writing.
+    let _ = stream.write_all(head.as_bytes()).await;
+    let (received, closed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&received);
+    assert!(
+        text.starts_with("HTTP/1.1 431 ") || (received.is_empty() && closed == Closed::Reset),
+        "expected a 431 or a reset, got {closed:?} after {text:?}"
+    );
+    assert_eq!(origin.hits(), 1, "the oversized request reached the origin");
+}
+
+/// Slowloris: connections that stall before their request head is complete are closed after
+/// `--header-read-timeout`, whatever they sent; a client that completes its head in time is
+/// served.
+#[tokio::test]
+async fn client_stalling_before_a_complete_request_head_is_disconnected() {
+    let origin = start_origin().await;
+    let proxy = start_proxy(&["--origin", &origin.url(), "--header-read-timeout", "1"]).await;
+
+    let stalls: [&[u8]; 4] = [
+        b"GET /max-age HTT",                     // half a request line
+        b"GET /max-age HTTP/1.1\r\nhost: x\r\n", // headers without the empty line
+        b"",                                     // nothing at all
+        b"PRI * HTTP/2.0\r\n",                   // part of the HTTP/2 preface
+    ];
+    let mut stalled = Vec::new();
+    for partial in stalls {
+        let addr = proxy.addr;
+        stalled.push(tokio::spawn(async move {
+            let mut stream = TcpStream::connect(addr)
+                .await
+                .expect("connect to the proxy");
+            stream
+                .write_all(partial)
+                .await
+                .expect("send the partial head");
+            let (received, _) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+            let text = String::from_utf8_lossy(&received).into_owned();
+            assert!(
+                text.is_empty() || text.starts_with("HTTP/1.1 408 "),
+                "after {:?}: {text:?}",
+                String::from_utf8_lossy(partial)
+            );
+        }));
+    }
+    // The same request line, completed at once, is answered.
+    let mut stream = TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect to the proxy");
+    stream
+        .write_all(b"GET /max-age HTT")
+        .await
+        .expect("send half a request line");
+    stream
+        .write_all(b"P/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("send the rest");
+    let response = read_response(&mut stream).await;
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response:?}");
+    assert!(response.ends_with("fresh for a minute"), "{response:?}");
+
+    for task in stalled {
+        task.await.expect("stalled client task");
+    }
+    assert_eq!(origin.hits(), 1, "only the complete request was forwarded");
+}
+
+/// With `--max-connections 1`, a second connection is not served while the first is open,
+/// and is served as soon as it closes.
+#[tokio::test]
+async fn connections_beyond_max_connections_wait_for_a_free_slot() {
+    let origin = start_origin().await;
+    let proxy = start_proxy(&["--origin", &origin.url(), "--max-connections", "1"]).await;
+
+    // The first connection gets its answer and stays open (keep-alive).
+    let mut first = TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect to the proxy");
+    first
+        .write_all(b"GET /max-age HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("send the first request");
+    let mut head = Vec::new();
+    let mut buf = [0; 4096];
+    while !String::from_utf8_lossy(&head).ends_with("fresh for a minute") {
+        let n = tokio::time::timeout(Duration::from_secs(5), first.read(&mut buf))
+            .await
+            .expect("the first answer within 5s")
+            .expect("read the first answer");
+        assert_ne!(n, 0, "the first connection was closed");
+        head.extend_from_slice(&buf[..n]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200 "));
+
+    // The second connection completes the TCP handshake (listen backlog) but is not served.
+    let mut second = TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect to the proxy");
+    second
+        .write_all(b"GET /plain HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("send the second request");
+    let early = tokio::time::timeout(Duration::from_millis(500), second.read(&mut buf)).await;
+    assert!(
+        early.is_err(),
+        "the second connection was answered while the first was open: {early:?}"
+    );
+    assert_eq!(origin.hits(), 1);
+
+    drop(first);
+    let response = read_response(&mut second).await;
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response:?}");
+    assert!(response.ends_with("no caching headers"), "{response:?}");
+    assert_eq!(origin.hits(), 2);
 }
