@@ -13,9 +13,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{SocketAddr, TcpListener as StdTcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -36,88 +34,9 @@ const BOUND: Duration = Duration::from_secs(5);
 // The proxy process (as in `tests/proxy_cli.rs`)
 // ---------------------------------------------------------------------------------------------
 
-/// `target/<profile>/examples/caching_proxy`, next to this test's `target/<profile>/deps/`.
-fn proxy_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable has a path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable lives in target/<profile>/deps/");
-    let binary = profile_dir
-        .join("examples")
-        .join(format!("caching_proxy{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        binary.is_file(),
-        "{} is missing: build it with `cargo build --example caching_proxy` \
-         (a plain `cargo test` builds it)",
-        binary.display()
-    );
-    binary
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = StdTcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("ephemeral address").port()
-}
-
-/// A running proxy process, killed when dropped.
-struct Proxy {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the proxy with `args` on a free port and waits until it accepts TCP connections.
-async fn start_proxy(args: &[&str]) -> Proxy {
-    // Another test may grab the free port before the proxy binds it: try a few ports.
-    for _ in 0..3 {
-        let port = free_port();
-        let child = Command::new(proxy_binary())
-            .args(["--port", &port.to_string()])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the caching_proxy example");
-        let mut proxy = Proxy {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = proxy.child.try_wait().expect("poll the proxy process") {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = proxy.child.stderr.take() {
-                    use std::io::Read;
-                    let _ = pipe.read_to_string(&mut stderr);
-                }
-                if stderr.contains("cannot listen") {
-                    break; // port taken meanwhile: next port
-                }
-                panic!("caching_proxy {args:?} exited with {status} before listening: {stderr}");
-            }
-            if TcpStream::connect(proxy.addr).await.is_ok() {
-                return proxy;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "caching_proxy {args:?} did not accept connections on {} within 10s",
-                proxy.addr
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    panic!("could not find a free port for caching_proxy");
-}
+#[path = "support/proxy.rs"]
+mod proxy_process;
+use proxy_process::{Proxy, start_proxy};
 
 // ---------------------------------------------------------------------------------------------
 // A raw origin
