@@ -298,16 +298,25 @@ type OriginClient = Client<HttpsConnector<HttpConnector>, Incoming>;
 /// authority, removes hop-by-hop headers both ways, adds `X-Forwarded-For`,
 /// `X-Forwarded-Host` and `X-Forwarded-Proto`, and never fails: a transport error becomes
 /// `502 Bad Gateway`, an origin that does not send headers in time `504 Gateway Timeout`.
+///
+/// Cloning it (tower clones a service for every request) is one reference count.
 #[derive(Clone, Debug)]
 struct Proxy {
-    /// The pooled client; clones share the pool.
-    client: OriginClient,
-    /// Where requests go.
-    origin: Arc<Origin>,
-    /// Bound on the wait for the origin's response headers.
-    timeout: Duration,
+    /// What every connection shares.
+    shared: Arc<ProxyShared>,
     /// The connected client, for `X-Forwarded-For`.
     peer: SocketAddr,
+}
+
+/// The parts of [`Proxy`] shared by all connections.
+#[derive(Debug)]
+struct ProxyShared {
+    /// The pooled client.
+    client: OriginClient,
+    /// Where requests go.
+    origin: Origin,
+    /// Bound on the wait for the origin's response headers.
+    timeout: Duration,
 }
 
 impl Proxy {
@@ -328,9 +337,11 @@ impl Proxy {
             .pool_idle_timeout(Duration::from_secs(90))
             .build(https);
         Ok(Self {
-            client,
-            origin: Arc::new(origin),
-            timeout,
+            shared: Arc::new(ProxyShared {
+                client,
+                origin,
+                timeout,
+            }),
             peer: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
         })
     }
@@ -338,8 +349,8 @@ impl Proxy {
     /// This proxy (sharing the connection pool) for requests from `peer`.
     fn for_peer(&self, peer: SocketAddr) -> Self {
         Self {
+            shared: Arc::clone(&self.shared),
             peer,
-            ..self.clone()
         }
     }
 
@@ -367,9 +378,9 @@ impl Proxy {
             .insert("x-forwarded-proto", HeaderValue::from_static("http"));
         parts.headers.insert(
             header::HOST,
-            HeaderValue::from_str(self.origin.authority.as_str())?,
+            HeaderValue::from_str(self.shared.origin.authority.as_str())?,
         );
-        parts.uri = self.origin.uri_for(parts.uri.path_and_query())?;
+        parts.uri = self.shared.origin.uri_for(parts.uri.path_and_query())?;
         // The client picks HTTP/1.1 or, over TLS with ALPN, HTTP/2 for the origin connection.
         parts.version = Version::HTTP_11;
         Ok(Request::from_parts(parts, body))
@@ -388,9 +399,9 @@ impl Service<Request<Incoming>> for Proxy {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let request = self.origin_request(req);
-        let client = self.client.clone();
-        let timeout = self.timeout;
+        let shared = Arc::clone(&self.shared);
         Box::pin(async move {
+            let (client, timeout) = (&shared.client, shared.timeout);
             let request = match request {
                 Ok(request) => request,
                 Err(err) => {
@@ -481,11 +492,14 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ServerBody>, Infallible> {
     let started = Instant::now();
-    let method = req.method().clone();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    // The log line's fields are only gathered when it will be written.
+    let logged = tracing::enabled!(tracing::Level::INFO).then(|| {
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+        (req.method().clone(), path)
+    });
     let response = if req.uri().path() == CLEAR_PATH {
         admin(&cache, peer, req.method()).await.map(Either::Right)
     } else {
@@ -494,19 +508,21 @@ async fn handle(
             Err(never) => match never {},
         }
     };
-    let x_cache = response
-        .headers()
-        .get("x-cache")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    tracing::info!(
-        %method,
-        path = %path,
-        status = response.status().as_u16(),
-        cache = %x_cache,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        %peer,
-    );
+    if let Some((method, path)) = logged {
+        let x_cache = response
+            .headers()
+            .get("x-cache")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        tracing::info!(
+            %method,
+            path = %path,
+            status = response.status().as_u16(),
+            cache = %x_cache,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            %peer,
+        );
+    }
     Ok(response)
 }
 
