@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Fuzzes the header parsers and pure policy functions (fuzz/fuzz_targets/header_parsers.rs)
+# with cargo-fuzz / libFuzzer for SECONDS seconds (default 60).
+#
+#   scripts/fuzz.sh            # 60 seconds
+#   scripts/fuzz.sh 600        # 10 minutes
+#   TARGET=header_parsers scripts/fuzz.sh 30 -jobs=2   # extra arguments go to libFuzzer
+#
+# cargo-fuzz needs nightly-only `-Z` flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept
+# them. The corpus is kept in fuzz/corpus/, crashes land in fuzz/artifacts/ (both ignored by
+# git); reproduce one with
+#   RUSTC_BOOTSTRAP=1 cargo fuzz run header_parsers fuzz/artifacts/header_parsers/crash-...
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+seconds=${1:-60}
+shift || true
+target=${TARGET:-header_parsers}
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "installing cargo-fuzz" >&2
+    cargo install --locked cargo-fuzz
+fi
+
+export RUSTC_BOOTSTRAP=1
+dict=()
+[ -f "fuzz/$target.dict" ] && dict=(-dict="fuzz/$target.dict")
+exec cargo fuzz run "$target" -- -max_total_time="$seconds" "${dict[@]}" "$@"
