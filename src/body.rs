@@ -213,17 +213,14 @@ impl Tee {
 
     /// The body is complete: build the entry and hand it to the store.
     pub(crate) fn commit(self) {
-        let body = match self.chunks.len() {
-            0 => Bytes::new(),
-            1 => self.chunks.into_iter().next().unwrap_or_default(),
-            _ => {
-                let mut buf = BytesMut::with_capacity(self.len);
-                for chunk in &self.chunks {
-                    buf.extend_from_slice(chunk);
-                }
-                buf.freeze()
-            }
-        };
+        // One exact-size copy, even of a single frame: a frame may be a slice of a larger
+        // read buffer, which storing it would keep alive unaccounted. The store's byte bound
+        // holds only if what it weighs is what it holds.
+        let mut buf = BytesMut::with_capacity(self.len);
+        for chunk in &self.chunks {
+            buf.extend_from_slice(chunk);
+        }
+        let body = buf.freeze();
         let mut headers = self.headers;
         // The whole body is known now; its length answers HEAD requests correctly later.
         // RFC 9110 §8.6: never on a 204.

@@ -47,8 +47,9 @@ pub(crate) struct Shared<St> {
 
 /// How long a key whose response could not be stored is not waited on.
 const UNCACHEABLE_TTL: Duration = Duration::from_secs(30);
-/// How many such keys are remembered at most.
-const UNCACHEABLE_KEYS: u64 = 65_536;
+/// How many bytes of such keys are remembered at most (keys are weighed by their length, so
+/// long URLs cannot make this grow past it).
+const UNCACHEABLE_BYTES: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
@@ -271,7 +272,10 @@ impl<St: Store> CacheLayerBuilder<St> {
                 targeted: self.targeted,
                 flights: Arc::new(Flights::default()),
                 uncacheable: moka::sync::Cache::builder()
-                    .max_capacity(UNCACHEABLE_KEYS)
+                    .max_capacity(UNCACHEABLE_BYTES)
+                    .weigher(|key: &CacheKey, _: &()| {
+                        u32::try_from(key.as_str().len() + 64).unwrap_or(u32::MAX)
+                    })
                     .time_to_live(UNCACHEABLE_TTL)
                     .build(),
                 capture: Arc::new(CaptureBudget::new(self.max_capture_bytes.unwrap_or(

@@ -709,7 +709,7 @@ impl<St: Store> Shared<St> {
 
         let (body, stored, detail) = match decision {
             Ok(()) => {
-                let mut headers = parts.headers.clone();
+                let mut headers = owned_headers(&parts.headers);
                 // RFC 9111 §3.1: hop-by-hop fields are not stored; RFC 9111 §5.2.2.4,
                 // §5.2.2.7: neither are the fields named by qualified no-cache / private.
                 remove_hop_by_hop(&mut headers);
@@ -792,6 +792,18 @@ fn selects(
     let client_validated = client_headers.contains_key(IF_NONE_MATCH)
         || client_headers.contains_key(IF_MODIFIED_SINCE);
     !client_validated
+}
+
+/// A copy of `headers` whose values own their bytes. Values parsed by hyper are slices of its
+/// read buffer; stored as they are, they would keep that whole buffer alive, unaccounted.
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut owned = HeaderMap::with_capacity(headers.len() + 3);
+    for (name, value) in headers {
+        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        copy.set_sensitive(value.is_sensitive());
+        owned.append(name.clone(), copy);
+    }
+    owned
 }
 
 /// A copy of stored header fields with room for the three the cache adds (`Age`, `X-Cache`,
