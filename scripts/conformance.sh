@@ -9,6 +9,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
+# shellcheck source=scripts/common.sh
+source scripts/common.sh conformance
 suite_version=0.4.5
 work="$root/target/conformance"
 mkdir -p "$work"
@@ -22,7 +24,6 @@ fi
 cargo build --quiet --example caching_proxy
 proxy_bin="$root/target/debug/examples/caching_proxy"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 origin_port=$(free_port)
 proxy_port=$(free_port)
 
@@ -37,7 +38,6 @@ pids+=($!)
 "$proxy_bin" --port "$proxy_port" --origin "http://127.0.0.1:$origin_port" >"$work/proxy.log" 2>&1 &
 pids+=($!)
 
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for _ in $(seq 100); do
     if listening "$origin_port" && listening "$proxy_port"; then
         break

@@ -27,6 +27,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
+# shellcheck source=scripts/common.sh
+source scripts/common.sh load
 duration=${DURATION:-10}
 connections=${CONNECTIONS:-64}
 threads=${THREADS:-2}
@@ -34,30 +36,10 @@ proxy_log=${PROXY_LOG:-warn}
 out="$root/target/load-results.txt"
 work=$(mktemp -d)
 
-if ! command -v wrk >/dev/null; then
-    echo "load: wrk not found; installing it: apt-get install -y wrk"
-    if [ "$(id -u)" -eq 0 ]; then
-        apt-get install -y wrk >/dev/null || { apt-get update -qq && apt-get install -y wrk >/dev/null; }
-    else
-        sudo apt-get install -y wrk >/dev/null || { sudo apt-get update -qq && sudo apt-get install -y wrk >/dev/null; }
-    fi
-fi
+ensure_wrk
 
-echo "load: cargo build --release --example bench_origin --example caching_proxy"
-cargo build --quiet --release --example bench_origin --example caching_proxy
-origin_bin="$root/target/release/examples/bench_origin"
-proxy_bin="$root/target/release/examples/caching_proxy"
+build_servers
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_listening() {
-    for _ in $(seq 100); do
-        if listening "$1"; then return 0; fi
-        sleep 0.1
-    done
-    echo "load: nothing listening on port $1 after 10 s" >&2
-    return 1
-}
 
 pids=()
 cleanup() {

@@ -19,25 +19,14 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
+# shellcheck source=scripts/common.sh
+source scripts/common.sh memory
 size=${SIZE:-1073741824}
 goal_kib=$((16 * 1024))
 work=$(mktemp -d)
 
-echo "memory: cargo build --release --example bench_origin --example caching_proxy"
-cargo build --quiet --release --example bench_origin --example caching_proxy
-origin_bin="$root/target/release/examples/bench_origin"
-proxy_bin="$root/target/release/examples/caching_proxy"
+build_servers
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_listening() {
-    for _ in $(seq 100); do
-        if listening "$1"; then return 0; fi
-        sleep 0.1
-    done
-    echo "memory: nothing listening on port $1 after 10 s" >&2
-    return 1
-}
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 

@@ -20,6 +20,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
+# shellcheck source=scripts/common.sh
+source scripts/common.sh soak
 seconds=${1:-40}
 capacity_mib=32
 limit_mib=${RSS_LIMIT_MIB:-$((capacity_mib + 96))}
@@ -30,30 +32,10 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
     exit 2
 fi
 
-if ! command -v wrk >/dev/null; then
-    echo "soak: wrk not found; installing it: apt-get install -y wrk"
-    if [ "$(id -u)" -eq 0 ]; then
-        apt-get install -y wrk >/dev/null || { apt-get update -qq && apt-get install -y wrk >/dev/null; }
-    else
-        sudo apt-get install -y wrk >/dev/null || { sudo apt-get update -qq && sudo apt-get install -y wrk >/dev/null; }
-    fi
-fi
+ensure_wrk
 
-echo "soak: cargo build --release --example bench_origin --example caching_proxy"
-cargo build --quiet --release --example bench_origin --example caching_proxy
-origin_bin="$root/target/release/examples/bench_origin"
-proxy_bin="$root/target/release/examples/caching_proxy"
+build_servers
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_listening() {
-    for _ in $(seq 100); do
-        if listening "$1"; then return 0; fi
-        sleep 0.1
-    done
-    echo "soak: nothing listening on port $1 after 10 s" >&2
-    return 1
-}
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 pids=()

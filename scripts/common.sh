@@ -1,0 +1,38 @@
+# Shared by the scripts in this folder: `source "$(dirname "${BASH_SOURCE[0]}")/common.sh" NAME`
+# with NAME the script's name, used to prefix messages. Expects `root` to be the repository.
+
+tag=${1:?usage: source common.sh NAME}
+
+# A TCP port on 127.0.0.1 that was free a moment ago.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Is something accepting connections on 127.0.0.1:PORT?
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Waits up to 10 s for 127.0.0.1:PORT to accept connections.
+wait_listening() {
+    for _ in $(seq 100); do
+        if listening "$1"; then return 0; fi
+        sleep 0.1
+    done
+    echo "$tag: nothing listening on port $1 after 10 s" >&2
+    return 1
+}
+
+# Installs wrk from Debian's packages when it is missing.
+ensure_wrk() {
+    command -v wrk >/dev/null && return 0
+    echo "$tag: wrk not found; installing it: apt-get install -y wrk"
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+    "${sudo[@]}" apt-get install -y wrk >/dev/null \
+        || { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y wrk >/dev/null; }
+}
+
+# Builds the release origin and proxy; sets origin_bin and proxy_bin.
+build_servers() {
+    echo "$tag: cargo build --release --example bench_origin --example caching_proxy"
+    cargo build --quiet --release --example bench_origin --example caching_proxy
+    origin_bin="$root/target/release/examples/bench_origin"
+    proxy_bin="$root/target/release/examples/caching_proxy"
+}
