@@ -9,7 +9,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{
-    AGE, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
@@ -218,8 +219,14 @@ where
     // wait; nor do requests for keys whose responses were recently not storable.
     let mut flight = None;
     if let Some(timeout) = shared.collapse {
+        // Nor do requests whose own response will not be stored for others: with
+        // `Authorization` (RFC 9111 §3.5: usually not shareable) or `no-store` (§5.2.1.5).
+        let for_others = !req.headers().contains_key(AUTHORIZATION)
+            && !(req.headers().contains_key(CACHE_CONTROL)
+                && CacheControl::from_headers(req.headers()).no_store());
         if req.method() == Method::GET
             && forward != Forward::Request
+            && for_others
             && !shared.uncacheable.contains_key(&key)
         {
             // A bounded number of rounds: a follower whose leader failed may lead next.

@@ -264,3 +264,37 @@ async fn capture_budget_bounds_concurrent_misses() {
 async fn get_owned(url: String) -> support::Seen {
     get(&url, &[]).await
 }
+
+// Requests with `Authorization` get answers a shared cache rarely may reuse (RFC 9111 §3.5):
+// they go forward side by side, never queued behind one another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorized_requests_are_not_collapsed() {
+    let gates = Gates::default();
+    let releases = [gates.add(), gates.add()];
+    let origin_gates = gates.clone();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = calls.clone();
+    let server = serve(CacheLayer::new(), move |_| {
+        let call = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        origin_response(&origin_gates, call, "max-age=60")
+    })
+    .await;
+    let url = server.url("/account");
+    let request = |user: &'static str| {
+        let url = url.clone();
+        async move { get(&url, &[("authorization", user)]).await }
+    };
+    let a = tokio::spawn(request("Bearer alice"));
+    let b = tokio::spawn(request("Bearer bob"));
+    // Both held at the origin at once: only possible if neither waited for the other.
+    eventually(|| server.calls() == 2).await;
+    for release in releases {
+        release.send(()).unwrap();
+    }
+    for seen in [a.await.unwrap(), b.await.unwrap()] {
+        assert_eq!(
+            (seen.x_cache(), &seen.body[..]),
+            ("MISS", &b"hello world"[..])
+        );
+    }
+}
