@@ -221,9 +221,9 @@ where
     if let Some(timeout) = shared.collapse {
         // Nor do requests whose own response will not be stored for others: with
         // `Authorization` (RFC 9111 §3.5: usually not shareable) or `no-store` (§5.2.1.5).
-        let for_others = !req.headers().contains_key(AUTHORIZATION)
-            && !(req.headers().contains_key(CACHE_CONTROL)
-                && CacheControl::from_headers(req.headers()).no_store());
+        let no_store = req.headers().contains_key(CACHE_CONTROL)
+            && CacheControl::from_headers(req.headers()).no_store();
+        let for_others = !no_store && !req.headers().contains_key(AUTHORIZATION);
         if req.method() == Method::GET
             && forward != Forward::Request
             && for_others
