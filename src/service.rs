@@ -114,10 +114,12 @@ where
         let forward = match CacheKey::from_parts(req.uri(), req.headers()) {
             // RFC 9111 §3: this cache stores responses to GET; HEAD is answered from them.
             Some(key) if method == Method::GET || method == Method::HEAD => {
-                if let Some(response) = shared.hit_now(&key, &req) {
-                    return ResponseFuture::ready(response);
-                }
-                let future = cached_call(Arc::clone(shared), inner, req, key);
+                let found = match shared.hit_now(&key, &req) {
+                    FastLookup::Hit(response) => return ResponseFuture::ready(response),
+                    FastLookup::Found(entry) => Some(entry),
+                    FastLookup::Later => None,
+                };
+                let future = cached_call(Arc::clone(shared), inner, req, key, found);
                 return ResponseFuture::cached(Box::pin(future));
             }
             // RFC 9111 §4.4: unsafe methods invalidate what is stored for their target.
@@ -141,6 +143,7 @@ async fn cached_call<S, St, ReqBody, ResBody>(
     mut inner: S,
     mut req: Request<ReqBody>,
     key: CacheKey,
+    found: Option<Option<Arc<StoredEntry>>>,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
@@ -151,7 +154,11 @@ where
     ResBody: Body<Data = Bytes> + Send + 'static,
 {
     let now = shared.clock.now();
-    let stored = shared.lookup(&key).await;
+    // What the fast path in `call` already looked up, if the store answered it at once.
+    let stored = match found {
+        Some(entry) => entry,
+        None => shared.lookup(&key).await,
+    };
 
     // RFC 9111 §4.1: a stored response is only selected by matching `Vary` values.
     let selected = stored
@@ -341,6 +348,18 @@ where
     Ok(Response::from_parts(parts, ResponseBody::pass(body)))
 }
 
+/// What the fast path in [`Cache::call`] found.
+// Returned by value and matched at once; boxing the response would allocate on the hit path.
+#[allow(clippy::large_enum_variant)]
+enum FastLookup<B> {
+    /// A fresh stored response answers the request.
+    Hit(Response<ResponseBody<B>>),
+    /// The store's answer (nothing, or an entry that does not answer this request as is).
+    Found(Option<Arc<StoredEntry>>),
+    /// The store cannot answer without waiting: the full path looks the key up.
+    Later,
+}
+
 /// What the service remembers of a forwarded request.
 struct Exchange {
     key: CacheKey,
@@ -372,30 +391,24 @@ impl<St: Store> Shared<St> {
     }
 
     /// The hit path: a fresh stored response for `req`, when the store answers without
-    /// waiting (the in-memory store always does). `None` sends the request down the full
-    /// path, which looks again and handles everything else.
-    fn hit_now<B, ReqBody>(
-        &self,
-        key: &CacheKey,
-        req: &Request<ReqBody>,
-    ) -> Option<Response<ResponseBody<B>>> {
+    /// waiting (the in-memory store always does).
+    fn hit_now<B, ReqBody>(&self, key: &CacheKey, req: &Request<ReqBody>) -> FastLookup<B> {
         let lookup = std::pin::pin!(self.store.get(key));
         let entry = match lookup.poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(entry)) => entry?,
-            _ => return None,
+            Poll::Ready(Ok(Some(entry))) => entry,
+            Poll::Ready(Ok(None)) => return FastLookup::Found(None),
+            // A store that must wait, or failed: the full path looks again (and logs).
+            Poll::Ready(Err(_)) | Poll::Pending => return FastLookup::Later,
         };
-        let stored = entry.select(req.headers())?;
         let now = self.clock.now();
-        match reuse(&stored.policy, req.headers(), now) {
-            Reuse::Fresh | Reuse::StaleAllowed => {
-                self.answer_from_store(req.method(), req.headers(), stored, now, Served::Fresh)
-            }
-            _ => None,
+        match self.fresh_answer(&entry, req.method(), req.headers(), now, Served::Fresh) {
+            Some(response) => FastLookup::Hit(response),
+            None => FastLookup::Found(Some(entry)),
         }
     }
 
     /// After waiting for the request it followed: the stored response, if one now serves
-    /// `req` (RFC 9111 §4: selected by `Vary` and fresh enough for the request).
+    /// the request.
     async fn collapsed<B>(
         &self,
         key: &CacheKey,
@@ -404,11 +417,24 @@ impl<St: Store> Shared<St> {
         forward: Forward,
     ) -> Option<Response<ResponseBody<B>>> {
         let entry = self.lookup(key).await?;
-        let stored = entry.select(req_headers)?;
         let now = self.clock.now();
+        self.fresh_answer(&entry, method, req_headers, now, Served::Collapsed(forward))
+    }
+
+    /// Answers from `entry` when it holds a response the request selects (RFC 9111 §4.1) and
+    /// may take without contacting the origin (§4.2, §5.2.1); `None` otherwise.
+    fn fresh_answer<B>(
+        &self,
+        entry: &StoredEntry,
+        method: &Method,
+        req_headers: &HeaderMap,
+        now: SystemTime,
+        served: Served,
+    ) -> Option<Response<ResponseBody<B>>> {
+        let stored = entry.select(req_headers)?;
         match reuse(&stored.policy, req_headers, now) {
             Reuse::Fresh | Reuse::StaleAllowed => {
-                self.answer_from_store(method, req_headers, stored, now, Served::Collapsed(forward))
+                self.answer_from_store(method, req_headers, stored, now, served)
             }
             _ => None,
         }

@@ -18,7 +18,7 @@
 //!   invalid, and permissive flags (`public`, `only-if-cached`) are ignored
 //!   (RFC 9111 §4.2.1: "the most restrictive directive should be honored").
 
-use super::headers::{is_ows, is_tchar, parse_delta_seconds, trim_ows};
+use super::headers::{is_ows, is_tchar, parse_delta_seconds, skip_list_gap, skip_ows, trim_ows};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::time::Duration;
 
@@ -221,12 +221,7 @@ impl CacheControl {
     fn parse_line(&mut self, line: &[u8]) {
         let mut rest = line;
         loop {
-            // RFC 9110 §5.6.1: skip empty list elements and the OWS around them.
-            let skip = rest
-                .iter()
-                .position(|&b| b != b',' && !is_ows(b))
-                .unwrap_or(rest.len());
-            rest = &rest[skip..];
+            rest = skip_list_gap(rest);
             if rest.is_empty() {
                 return;
             }
@@ -666,14 +661,6 @@ fn unescape(value: &[u8]) -> Vec<u8> {
         }
     }
     out
-}
-
-fn skip_ows(input: &[u8]) -> &[u8] {
-    let n = input
-        .iter()
-        .position(|&b| !is_ows(b))
-        .unwrap_or(input.len());
-    &input[n..]
 }
 
 /// delta-seconds from an argument in either form (RFC 9111 §5.2: "recipients ought to accept

@@ -4,7 +4,7 @@
 //! Everything here works on raw field bytes and never panics: entity-tags may contain commas,
 //! fields may be empty, repeated, non-UTF-8 or garbage.
 
-use super::headers::{is_ows, parse_http_date};
+use super::headers::{parse_http_date, skip_list_gap, skip_ows};
 use http::header::{
     CACHE_CONTROL, CONTENT_LOCATION, DATE, ETAG, EXPIRES, IF_MATCH, IF_MODIFIED_SINCE,
     IF_NONE_MATCH, IF_UNMODIFIED_SINCE, LAST_MODIFIED, VARY,
@@ -30,12 +30,8 @@ impl<'a> EntityTag<'a> {
     /// lowercase `w/` prefix, a second tag, or a byte outside `etagc` (RFC 9110 §8.8.3:
     /// `%x21 / %x23-7E / obs-text`).
     pub fn parse(value: &'a [u8]) -> Option<Self> {
-        let start = value
-            .iter()
-            .position(|&b| !is_ows(b))
-            .unwrap_or(value.len());
-        let (tag, rest) = parse_one(&value[start..])?;
-        rest.iter().all(|&b| is_ows(b)).then_some(tag)
+        let (tag, rest) = parse_one(skip_ows(value))?;
+        skip_ows(rest).is_empty().then_some(tag)
     }
 
     /// The weak indicator `W/` is present (RFC 9110 §8.8.3).
@@ -87,12 +83,7 @@ pub fn parse_etag_list<'a>(
         any_line = true;
         let mut rest = value.as_bytes();
         loop {
-            // RFC 9110 §5.6.1: empty list elements and OWS around them are skipped.
-            let skip = rest
-                .iter()
-                .position(|&b| b != b',' && !is_ows(b))
-                .unwrap_or(rest.len());
-            rest = &rest[skip..];
+            rest = skip_list_gap(rest);
             if rest.is_empty() {
                 break;
             }
@@ -294,14 +285,6 @@ fn parse_one(input: &[u8]) -> Option<(EntityTag<'_>, &[u8])> {
     }
     let opaque = &quoted[..end + 2];
     Some((EntityTag { weak, opaque }, &inner[end + 1..]))
-}
-
-fn skip_ows(input: &[u8]) -> &[u8] {
-    let n = input
-        .iter()
-        .position(|&b| !is_ows(b))
-        .unwrap_or(input.len());
-    &input[n..]
 }
 
 /// One field line holding one valid HTTP-date; `None` when absent, repeated or invalid.

@@ -114,6 +114,25 @@ pub(crate) fn list_members(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|member| !member.is_empty())
 }
 
+/// `input` without its leading optional whitespace (RFC 9110 §5.6.3).
+pub(crate) fn skip_ows(input: &[u8]) -> &[u8] {
+    let n = input
+        .iter()
+        .position(|&b| !is_ows(b))
+        .unwrap_or(input.len());
+    &input[n..]
+}
+
+/// `input` from the start of its next list member: empty list elements and the OWS around
+/// them are skipped (RFC 9110 §5.6.1).
+pub(crate) fn skip_list_gap(input: &[u8]) -> &[u8] {
+    let n = input
+        .iter()
+        .position(|&b| b != b',' && !is_ows(b))
+        .unwrap_or(input.len());
+    &input[n..]
+}
+
 /// Is `b` a `tchar` (RFC 9110 §5.6.2)?
 pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
