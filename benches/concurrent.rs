@@ -16,7 +16,6 @@
 //!   whole batch, so this measures storing, not eviction; building and dropping those caches is
 //!   not timed.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -25,9 +24,24 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::{BodyExt, Full};
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::{Service, ServiceBuilder};
 use tower_cache_layer::CacheLayer;
+
+mod common;
+use common::{origin, request};
+
+/// Sends `req` through `svc`, reads the whole body and returns the `x-cache` value, if any.
+async fn fetch<S, B>(svc: S, req: Request<()>) -> Option<http::HeaderValue>
+where
+    S: Service<Request<()>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let response = common::fetch(svc, req).await;
+    debug_assert_eq!(response.body().len(), SIZE);
+    response.headers().get("x-cache").cloned()
+}
 
 /// Concurrent tasks per iteration.
 const TASKS: u64 = 64;
@@ -44,54 +58,6 @@ const MISS_BATCH: u64 = 256;
 /// Capacity of the caches: 64 MiB, well over [`KEYS`] or `MISS_BATCH * TASKS` entries of
 /// about 3 KiB each as weighed.
 const CAPACITY: u64 = 64 * 1024 * 1024;
-
-fn origin(
-    body: Bytes,
-) -> impl Service<Request<()>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send>
-+ Clone
-+ Send
-+ Sync
-+ 'static {
-    tower::service_fn(move |_req: Request<()>| {
-        let body = body.clone();
-        async move {
-            Ok::<_, Infallible>(
-                Response::builder()
-                    .header("cache-control", "max-age=3600")
-                    .header("content-type", "application/octet-stream")
-                    .body(Full::new(body))
-                    .expect("valid response"),
-            )
-        }
-    })
-}
-
-fn request(path: &str) -> Request<()> {
-    Request::get(format!("http://bench.example{path}"))
-        .body(())
-        .expect("valid request")
-}
-
-/// Sends `req` through `svc`, reads the whole body and returns the `x-cache` value, if any.
-async fn fetch<S, B>(mut svc: S, req: Request<()>) -> Option<http::HeaderValue>
-where
-    S: Service<Request<()>, Response = Response<B>>,
-    S::Error: std::fmt::Debug,
-    B: Body<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
-    let response = svc
-        .ready()
-        .await
-        .expect("ready")
-        .call(req)
-        .await
-        .expect("response");
-    let x_cache = response.headers().get("x-cache").cloned();
-    let body = response.into_body().collect().await.expect("body");
-    debug_assert_eq!(body.to_bytes().len(), SIZE);
-    x_cache
-}
 
 /// Which URL task `task` asks for in its iteration `i`.
 #[derive(Clone, Copy)]

@@ -31,6 +31,8 @@ use http_body_util::{BodyExt, Either, Full};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_cache_layer::CacheLayer;
 
+mod common;
+
 /// Body sizes measured: 1 KiB and 100 KiB.
 const SIZES: [usize; 2] = [1024, 100 * 1024];
 
@@ -111,26 +113,14 @@ fn unique_request(counter: &AtomicU64) -> Request<()> {
 }
 
 /// Sends `req` through `svc` and reads the whole body, as a client would.
-async fn fetch<S, B>(mut svc: S, req: Request<()>) -> Bytes
+async fn fetch<S, B>(svc: S, req: Request<()>) -> Bytes
 where
     S: Service<Request<()>, Response = Response<B>>,
     S::Error: std::fmt::Debug,
     B: Body<Data = Bytes>,
     B::Error: std::fmt::Debug,
 {
-    let response = svc
-        .ready()
-        .await
-        .expect("ready")
-        .call(req)
-        .await
-        .expect("response");
-    response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes()
+    common::fetch(svc, req).await.into_body()
 }
 
 fn miss_vs_bare(c: &mut Criterion) {

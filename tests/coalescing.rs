@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,12 +34,28 @@ impl Gates {
     }
 }
 
-fn origin_response(gates: &Gates, call: usize, cache_control: &str) -> Response<TestBody> {
-    let chunks = vec![Bytes::from_static(b"hello "), Bytes::from_static(b"world")];
-    Response::builder()
-        .header("cache-control", cache_control)
-        .body(gates.body(call, chunks))
-        .unwrap()
+fn hello_world() -> Vec<Bytes> {
+    vec![Bytes::from_static(b"hello "), Bytes::from_static(b"world")]
+}
+
+/// Serves `layer` around an origin answering `chunks` with `cache_control`; its n-th response
+/// (counting from 0) is held after its first chunk until the n-th gate of `gates` is released.
+async fn gated_origin(
+    layer: CacheLayer,
+    gates: &Gates,
+    cache_control: &'static str,
+    chunks: Vec<Bytes>,
+) -> support::Server {
+    let gates = gates.clone();
+    let calls = Arc::new(AtomicUsize::new(0));
+    serve(layer, move |_| {
+        let call = calls.fetch_add(1, Ordering::SeqCst);
+        Response::builder()
+            .header("cache-control", cache_control)
+            .body(gates.body(call, chunks.clone()))
+            .unwrap()
+    })
+    .await
 }
 
 /// Waits (bounded) until `cond` holds.
@@ -58,14 +75,7 @@ async fn eventually(mut cond: impl FnMut() -> bool) {
 async fn a_burst_for_one_cold_url_reaches_the_origin_once() {
     let gates = Gates::default();
     let release = gates.add();
-    let origin_gates = gates.clone();
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = calls.clone();
-    let server = serve(CacheLayer::new(), move |_| {
-        let call = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        origin_response(&origin_gates, call, "max-age=60")
-    })
-    .await;
+    let server = gated_origin(CacheLayer::new(), &gates, "max-age=60", hello_world()).await;
 
     let url = server.url("/cold");
     let mut requests = tokio::task::JoinSet::new();
@@ -100,14 +110,7 @@ async fn a_burst_for_one_cold_url_reaches_the_origin_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uncacheable_keys_do_not_serialize_requests() {
     let gates = Gates::default();
-    let origin_gates = gates.clone();
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = calls.clone();
-    let server = serve(CacheLayer::new(), move |_| {
-        let call = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        origin_response(&origin_gates, call, "no-store")
-    })
-    .await;
+    let server = gated_origin(CacheLayer::new(), &gates, "no-store", hello_world()).await;
     let url = server.url("/private");
     // The first response teaches the cache that this key is not storable.
     assert_eq!(get(&url, &[]).await.body, "hello world");
@@ -143,14 +146,7 @@ async fn uncacheable_keys_do_not_serialize_requests() {
 async fn a_waiter_takes_over_when_the_leader_is_cancelled() {
     let gates = Gates::default();
     let _held_forever = gates.add();
-    let origin_gates = gates.clone();
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = calls.clone();
-    let server = serve(CacheLayer::new(), move |_| {
-        let call = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        origin_response(&origin_gates, call, "max-age=60")
-    })
-    .await;
+    let server = gated_origin(CacheLayer::new(), &gates, "max-age=60", hello_world()).await;
 
     // The leader: a raw client that reads the start of the response, then hangs up.
     let mut leader = tokio::net::TcpStream::connect(server.addr).await.unwrap();
@@ -190,17 +186,10 @@ async fn a_waiter_takes_over_when_the_leader_is_cancelled() {
 async fn a_waiter_gives_up_after_the_collapse_timeout() {
     let gates = Gates::default();
     let _held_forever = gates.add();
-    let origin_gates = gates.clone();
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = calls.clone();
     let layer = CacheLayer::builder()
         .collapse_requests(Some(Duration::from_millis(200)))
         .build();
-    let server = serve(layer, move |_| {
-        let call = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        origin_response(&origin_gates, call, "max-age=60")
-    })
-    .await;
+    let server = gated_origin(layer, &gates, "max-age=60", hello_world()).await;
     let stuck = client().request(
         Request::get(server.url("/slow"))
             .body(Full::default())
@@ -223,19 +212,9 @@ async fn a_waiter_gives_up_after_the_collapse_timeout() {
 async fn capture_budget_bounds_concurrent_misses() {
     let gates = Gates::default();
     let releases = [gates.add(), gates.add()];
-    let origin_gates = gates.clone();
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = calls.clone();
     let layer = CacheLayer::builder().max_capture_bytes(10_000).build();
-    let server = serve(layer, move |_| {
-        let call = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let chunks = vec![Bytes::from(vec![b'x'; 8_000]), Bytes::from_static(b"end")];
-        Response::builder()
-            .header("cache-control", "max-age=60")
-            .body(origin_gates.body(call, chunks))
-            .unwrap()
-    })
-    .await;
+    let chunks = vec![Bytes::from(vec![b'x'; 8_000]), Bytes::from_static(b"end")];
+    let server = gated_origin(layer, &gates, "max-age=60", chunks).await;
     let a = tokio::spawn(get_owned(server.url("/a")));
     eventually(|| server.calls() == 1).await;
     let b = tokio::spawn(get_owned(server.url("/b")));
@@ -271,14 +250,7 @@ async fn get_owned(url: String) -> support::Seen {
 async fn authorized_requests_are_not_collapsed() {
     let gates = Gates::default();
     let releases = [gates.add(), gates.add()];
-    let origin_gates = gates.clone();
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = calls.clone();
-    let server = serve(CacheLayer::new(), move |_| {
-        let call = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        origin_response(&origin_gates, call, "max-age=60")
-    })
-    .await;
+    let server = gated_origin(CacheLayer::new(), &gates, "max-age=60", hello_world()).await;
     let url = server.url("/account");
     let request = |user: &'static str| {
         let url = url.clone();
