@@ -1,4 +1,4 @@
-//! End-to-end tests of `examples/caching_proxy.rs`: the built example binary runs as a child
+//! End-to-end tests of `examples/caching_proxy/`: the built example binary runs as a child
 //! process in front of a real hyper origin on `127.0.0.1:0`, and the tests talk to it over TCP.
 //!
 //! `cargo test` builds the examples before running the tests; with a test filter such as

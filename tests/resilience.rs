@@ -1,4 +1,4 @@
-//! Failure handling of `examples/caching_proxy.rs`, end to end over TCP: the built example binary
+//! Failure handling of `examples/caching_proxy/`, end to end over TCP: the built example binary
 //! runs as a child process in front of origins that fail in various ways, most of them raw
 //! `TcpListener`s that write exactly the bytes a test needs (a body cut short, a chunked body
 //! without its last chunk, no answer at all).

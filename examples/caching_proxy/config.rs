@@ -1,0 +1,213 @@
+//! Command-line configuration: the flags, and the parsers of their values.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use clap::Parser;
+use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+
+/// A caching reverse proxy: forwards every request to one origin server and serves cacheable
+/// responses (RFC 9111, shared cache) from memory.
+///
+/// Responses carry `X-Cache: HIT|MISS`, `Cache-Status` (RFC 9211) and, on hits, `Age`.
+/// Log verbosity follows RUST_LOG (default `info`).
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+pub(crate) struct Config {
+    /// Port to listen on; with --clear-cache, the port of the running proxy.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) port: u16,
+
+    /// IP address to listen on; with --clear-cache, the address of the running proxy.
+    #[arg(long, value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub(crate) bind: IpAddr,
+
+    /// Origin server to forward to: an absolute http:// or https:// URL, optionally with a base
+    /// path that is prepended to every request path (e.g. https://example.com/api).
+    #[arg(
+        long,
+        value_name = "URL",
+        value_parser = parse_origin,
+        required_unless_present = "clear_cache"
+    )]
+    pub(crate) origin: Option<Origin>,
+
+    /// Total size of the cache in bytes; accepts suffixes K, M, G (powers of 1024), e.g. 256M.
+    #[arg(long, value_name = "BYTES", default_value = "256M", value_parser = parse_size)]
+    pub(crate) max_capacity: u64,
+
+    /// Largest response body the cache stores, in bytes (suffixes K, M, G); larger ones are
+    /// streamed through uncached.
+    #[arg(long, value_name = "BYTES", default_value = "8M", value_parser = parse_size)]
+    pub(crate) max_entry_size: u64,
+
+    /// Cache responses that have no explicit freshness (no max-age, s-maxage or Expires) for
+    /// this many seconds. no-store, private and explicit freshness still take precedence.
+    /// Off by default.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) default_ttl: Option<u64>,
+
+    /// Store responses that carry Set-Cookie, as RFC 9111 allows. Off by default: a shared
+    /// cache would hand one user's cookie to the next, so such responses pass through
+    /// uncached unless the origin names the cookie in `private="set-cookie"`.
+    #[arg(long)]
+    pub(crate) store_set_cookie: bool,
+
+    /// Answer 504 Gateway Timeout when the origin has not sent response headers within this
+    /// many seconds.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub(crate) origin_timeout: u64,
+
+    /// Largest request head (request line and header fields) a client may send, in bytes
+    /// (suffixes K, M, G; at least 8K). A larger one is answered 431 Request Header Fields Too
+    /// Large and its connection closed.
+    #[arg(long, value_name = "BYTES", default_value = "64K", value_parser = parse_header_limit)]
+    pub(crate) max_header_bytes: usize,
+
+    /// Close a client connection that has not sent a complete request head within this many
+    /// seconds of connecting, or of its previous response (against slowloris clients; idle
+    /// keep-alive connections are closed after this time too).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub(crate) header_read_timeout: u64,
+
+    /// Serve at most this many client connections at once; further connections wait in the
+    /// listen backlog until one closes.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub(crate) max_connections: u32,
+
+    /// Do not start a proxy: ask the proxy running at --bind/--port to empty its cache, print
+    /// how many entries it removed and exit.
+    #[arg(long, conflicts_with_all = [
+        "origin",
+        "max_capacity",
+        "max_entry_size",
+        "default_ttl",
+        "origin_timeout",
+        "store_set_cookie",
+        "max_header_bytes",
+        "header_read_timeout",
+        "max_connections",
+    ])]
+    pub(crate) clear_cache: bool,
+}
+
+/// A validated origin: scheme, authority and a base path without a trailing slash.
+#[derive(Clone, Debug)]
+pub(crate) struct Origin {
+    /// `http` or `https`.
+    pub(crate) scheme: Scheme,
+    /// Host and optional port; also the `Host` header sent to the origin.
+    pub(crate) authority: Authority,
+    /// Base path prepended to every request path; empty or starting with `/`, never ending in `/`.
+    pub(crate) base_path: String,
+}
+
+impl Origin {
+    /// The origin URI for a request's path and query: the base path joined with the request path.
+    pub(crate) fn uri_for(
+        &self,
+        path_and_query: Option<&PathAndQuery>,
+    ) -> Result<Uri, http::Error> {
+        let tail = path_and_query.map_or("/", PathAndQuery::as_str);
+        let tail = if tail.starts_with('/') {
+            tail.to_owned()
+        } else {
+            // `OPTIONS *` and other non-origin-form targets: keep them under the base path.
+            format!("/{tail}")
+        };
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(format!("{}{tail}", self.base_path))
+            .build()
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
+    }
+}
+
+/// Clap value parser for `--origin`: an absolute http/https URL with a host, no user info,
+/// query or fragment.
+pub(crate) fn parse_origin(s: &str) -> Result<Origin, String> {
+    if s.contains('#') {
+        return Err("the origin must not have a fragment".into());
+    }
+    let uri: Uri = s
+        .parse()
+        .map_err(|e| format!("not a URL ({e}); expected e.g. http://127.0.0.1:8000"))?;
+    let scheme = match uri.scheme_str() {
+        Some("http") => Scheme::HTTP,
+        Some("https") => Scheme::HTTPS,
+        Some(other) => return Err(format!("unsupported scheme `{other}`; use http or https")),
+        None => return Err("not an absolute URL; expected e.g. http://127.0.0.1:8000".into()),
+    };
+    let authority = uri
+        .authority()
+        .filter(|a| !a.host().is_empty())
+        .cloned()
+        .ok_or("the origin URL has no host")?;
+    if authority.as_str().contains('@') {
+        return Err("the origin URL must not contain user info".into());
+    }
+    if uri.query().is_some() {
+        return Err("the origin URL must not have a query".into());
+    }
+    let base_path = uri.path().trim_end_matches('/').to_owned();
+    Ok(Origin {
+        scheme,
+        authority,
+        base_path,
+    })
+}
+
+/// Clap value parser for byte sizes: a plain integer or one with a K, M, G or T suffix
+/// (powers of 1024; `KiB`, `MB` and the like are accepted too).
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, suffix) = s.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size in bytes (e.g. 1048576, 512K, 256M, 1G)"))?;
+    let shift = match suffix.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(format!("unknown size suffix in `{s}`; use K, M, G or T")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// The smallest `--max-header-bytes`: hyper's minimum read buffer (8 KiB).
+pub(crate) const MIN_HEADER_BYTES: u64 = 8 * 1024;
+
+/// Clap value parser for `--max-header-bytes`: a size (see [`parse_size`]) of at least
+/// [`MIN_HEADER_BYTES`].
+pub(crate) fn parse_header_limit(s: &str) -> Result<usize, String> {
+    let bytes = parse_size(s)?;
+    if bytes < MIN_HEADER_BYTES {
+        return Err(format!("`{s}` is too small; the minimum is 8K"));
+    }
+    usize::try_from(bytes).map_err(|_| format!("`{s}` is too large"))
+}

@@ -1,0 +1,136 @@
+//! A standalone caching reverse proxy: every request goes to one origin server, and
+//! cacheable answers are kept in a shared RFC 9111 cache ([`CacheLayer`]).
+//!
+//! ```text
+//! cargo run --release --example caching_proxy -- --port 3000 --origin http://127.0.0.1:8000
+//! curl -i localhost:3000/index.html     # x-cache: MISS
+//! curl -i localhost:3000/index.html     # x-cache: HIT
+//! cargo run --release --example caching_proxy -- --clear-cache --port 3000
+//! ```
+//!
+//! The service stack, per connection, is
+//!
+//! ```text
+//! admin endpoint + request log  ->  CacheLayer  ->  Proxy (hyper-util Client)  ->  origin
+//! ```
+//!
+//! built as `ServiceBuilder::new().layer(cache_layer).service(proxy)` and served with
+//! hyper-util's [`TowerToHyperService`] and [`auto::Builder`] (HTTP/1 and HTTP/2).
+//!
+//! # Admin endpoint
+//!
+//! `POST /.well-known/tower-cache-layer/clear` empties the cache and answers `200 OK` with the
+//! number of removed entries as a plain-text body. It is answered by the proxy itself, before
+//! the cache, and only for clients connecting from a loopback address; anyone else gets
+//! `403 Forbidden`. `caching_proxy --clear-cache` sends this request.
+//!
+//! # Client limits
+//!
+//! - `--max-header-bytes` (64 KiB): a longer request head gets `431 Request Header Fields Too
+//!   Large` (HTTP/1) and the connection is closed.
+//! - `--header-read-timeout` (10 s): a connection that has not sent a complete request head
+//!   this long after connecting or after its previous response is closed (slowloris).
+//! - `--max-connections` (1024): further connections wait in the listen backlog.
+//! - Ctrl-C or SIGTERM: the listener closes at once (new connections are refused) and
+//!   responses in flight are finished, for up to 10 s; then the process exits with code 0.
+//!
+//! # Not supported
+//!
+//! Protocol upgrades (WebSocket, `CONNECT`): `Upgrade` is a hop-by-hop header and is removed.
+
+mod admin;
+mod config;
+mod forward;
+mod server;
+
+use std::io::IsTerminal;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Config;
+
+/// Parses the command line; on an error prints one line to stderr and exits with code 2
+/// (`--help` and `--version` print as usual).
+fn parse_config() -> Config {
+    Config::try_parse().unwrap_or_else(|err| {
+        if !err.use_stderr() {
+            err.exit();
+        }
+        // Clap's message is "error: …" with details, a usage block and a hint, separated by
+        // blank lines: keep the first paragraph, on one line.
+        let rendered = err.render().to_string();
+        let line = rendered
+            .lines()
+            .take_while(|line| !line.trim().is_empty())
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ");
+        eprintln!("{line}");
+        std::process::exit(2);
+    })
+}
+
+/// Entry point: `--clear-cache` talks to a running proxy, otherwise runs one.
+fn main() -> ExitCode {
+    let config = parse_config();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_ansi(std::io::stdout().is_terminal())
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the tokio runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    if config.clear_cache {
+        // A proxy listening on a wildcard address is reached over loopback.
+        let ip = match config.bind {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        let addr = SocketAddr::new(ip, config.port);
+        let result = runtime.block_on(async {
+            tokio::time::timeout(admin::ADMIN_TIMEOUT, admin::clear_remote(addr))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "no answer from {addr} within {}s",
+                        admin::ADMIN_TIMEOUT.as_secs()
+                    ))
+                })
+        });
+        return match result {
+            Ok(removed) => {
+                let noun = if removed == 1 { "entry" } else { "entries" };
+                println!("cleared {removed} {noun} from the cache at {addr}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+
+    let Some(origin) = config.origin.clone() else {
+        // Clap enforces `required_unless_present = "clear_cache"`.
+        eprintln!("error: --origin is required");
+        return ExitCode::from(2);
+    };
+    match runtime.block_on(server::serve(config, origin)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
