@@ -401,11 +401,9 @@ async fn path_query_and_headers_are_forwarded_and_hop_by_hop_headers_are_not() {
     assert_eq!(seen.uri, "/echo/a/b?x=1&y=two");
     assert_eq!(seen.headers["x-custom"], "kept");
     assert_eq!(seen.headers["host"], origin.addr.to_string().as_str());
-    assert_eq!(seen.headers["x-forwarded-for"], "192.0.2.7, 127.0.0.1");
-    assert_eq!(
-        seen.headers["x-forwarded-host"],
-        proxy.addr.to_string().as_str()
-    );
+    // The client's own X-Forwarded-For is not believed (issue 7): only the peer address.
+    assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.1");
+    assert!(!seen.headers.contains_key("x-forwarded-host"));
     assert_eq!(seen.headers["x-forwarded-proto"], "http");
     for hop in ["x-client-hop", "proxy-authorization", "connection"] {
         assert!(!seen.headers.contains_key(hop), "{hop} reached the origin");
@@ -436,10 +434,8 @@ async fn unreachable_origin_is_a_502_with_a_text_reason() {
         Some("text/plain; charset=utf-8")
     );
     let body = String::from_utf8_lossy(&answer.body);
-    assert!(
-        body.starts_with("bad gateway: origin unreachable ("),
-        "body: {body:?}"
-    );
+    // One line, and no OS, DNS or TLS error text: that goes to the log only.
+    assert_eq!(body, "bad gateway: the origin is unreachable\n");
 }
 
 #[tokio::test]

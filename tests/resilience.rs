@@ -274,10 +274,7 @@ async fn origin_refusing_connections_is_a_502_with_a_short_text_body() {
         );
         assert_eq!(header(&headers, "x-cache"), "MISS");
         let text = String::from_utf8_lossy(&body);
-        assert!(
-            text.starts_with("bad gateway: origin unreachable (") && text.ends_with(")\n"),
-            "body: {text:?}"
-        );
+        assert_eq!(text, "bad gateway: the origin is unreachable\n");
         assert_eq!(text.lines().count(), 1, "body: {text:?}");
         assert!(body.len() < 200, "body: {text:?}");
     }
@@ -296,10 +293,7 @@ async fn origin_closing_without_an_answer_is_a_502() {
         "text/plain; charset=utf-8"
     );
     let text = String::from_utf8_lossy(&body);
-    assert!(
-        text.starts_with("bad gateway: origin request failed ("),
-        "body: {text:?}"
-    );
+    assert_eq!(text, "bad gateway: the origin failed to answer\n");
     assert!(origin.requests() >= 1);
 }
 
@@ -514,10 +508,7 @@ async fn must_revalidate_response_is_not_served_stale_when_the_origin_is_gone() 
         header(&headers, "cache-status")
     );
     let text = String::from_utf8_lossy(&body);
-    assert!(
-        text.starts_with("bad gateway: origin unreachable ("),
-        "body: {text:?}"
-    );
+    assert_eq!(text, "bad gateway: the origin is unreachable\n");
 }
 
 // ---------------------------------------------------------------------------------------------

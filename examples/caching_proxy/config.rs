@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use clap::Parser;
-use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use http::uri::{Authority, Scheme, Uri};
 
 /// A caching reverse proxy: forwards every request to one origin server and serves cacheable
 /// responses (RFC 9111, shared cache) from memory.
@@ -89,6 +89,30 @@ pub(crate) struct Config {
     )]
     pub(crate) max_connections: u32,
 
+    /// Send the client's own authority (its `Host`, or the host of an absolute-form target)
+    /// to the origin instead of the origin's, and key the cache by it, as nginx's
+    /// `proxy_set_header Host $host` or Apache's `ProxyPreserveHost On`. Off by default: the
+    /// origin sees its own authority and every client shares one cache entry per URL.
+    #[arg(long)]
+    pub(crate) preserve_host: bool,
+
+    /// A peer (an address or a CIDR range, e.g. 10.0.0.0/8) whose `X-Forwarded-For` is kept
+    /// and extended, such as a load balancer in front of the proxy. Repeatable. Everyone
+    /// else's forwarding fields are replaced.
+    #[arg(long, value_name = "CIDR")]
+    pub(crate) trusted_proxy: Vec<IpNet>,
+
+    /// Close pooled origin connections unused for this many seconds. Keep it below the
+    /// origin's keep-alive timeout (Node.js and Apache close after 5 s) so that the proxy
+    /// rarely sends on a connection the origin is closing.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub(crate) origin_idle_timeout: u64,
+
     /// Do not start a proxy: ask the proxy running at --bind/--port to empty its cache, print
     /// how many entries it removed and exit.
     #[arg(long, conflicts_with_all = [
@@ -101,6 +125,9 @@ pub(crate) struct Config {
         "max_header_bytes",
         "header_read_timeout",
         "max_connections",
+        "preserve_host",
+        "trusted_proxy",
+        "origin_idle_timeout",
     ])]
     pub(crate) clear_cache: bool,
 }
@@ -114,27 +141,6 @@ pub(crate) struct Origin {
     pub(crate) authority: Authority,
     /// Base path prepended to every request path; empty or starting with `/`, never ending in `/`.
     pub(crate) base_path: String,
-}
-
-impl Origin {
-    /// The origin URI for a request's path and query: the base path joined with the request path.
-    pub(crate) fn uri_for(
-        &self,
-        path_and_query: Option<&PathAndQuery>,
-    ) -> Result<Uri, http::Error> {
-        let tail = path_and_query.map_or("/", PathAndQuery::as_str);
-        let tail = if tail.starts_with('/') {
-            tail.to_owned()
-        } else {
-            // `OPTIONS *` and other non-origin-form targets: keep them under the base path.
-            format!("/{tail}")
-        };
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(format!("{}{tail}", self.base_path))
-            .build()
-    }
 }
 
 impl std::fmt::Display for Origin {
@@ -210,4 +216,78 @@ pub(crate) fn parse_header_limit(s: &str) -> Result<usize, String> {
         return Err(format!("`{s}` is too small; the minimum is 8K"));
     }
     usize::try_from(bytes).map_err(|_| format!("`{s}` is too large"))
+}
+
+/// An IP network (`--trusted-proxy`): an address and a prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IpNet {
+    /// The network's address.
+    addr: IpAddr,
+    /// How many leading bits must match.
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` is in this network (an IPv4-mapped IPv6 address counts as IPv4).
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not an IP address or CIDR range (e.g. 10.0.0.0/8)");
+        let (addr, prefix) = match s.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let addr = addr.to_canonical();
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(prefix) => prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_networks_parse_and_match() {
+        let net: IpNet = "10.1.0.0/16".parse().unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.1".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        let one: IpNet = "::1".parse().unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("192.0.2.1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<IpNet>().is_err());
+        assert!("example.com".parse::<IpNet>().is_err());
+    }
 }

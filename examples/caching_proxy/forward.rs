@@ -1,56 +1,74 @@
 //! The forwarding service: sends each request to the origin over a pooled client.
+//!
+//! Requests arrive here from the cache after the front door ([`crate::front`]) gave them
+//! their authority and forwarding fields; this service only points them at the origin's
+//! address, retries where HTTP allows it, and turns transport failures into short answers.
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Version};
+use http::request::Parts;
+use http::uri::Uri;
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::Service;
 use tower_cache_layer::policy::headers::remove_hop_by_hop;
 
 use crate::config::Origin;
+use crate::front::text_response;
 
 /// The body of the proxy's responses: the origin's streamed body, or a short error text.
 pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
 
-/// The origin-facing HTTP client: pooled, HTTP/1 for `http://`, HTTP/1 or HTTP/2 (ALPN) with
-/// rustls and the webpki roots for `https://`.
-pub(crate) type OriginClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+/// The origin-facing HTTP client: HTTP/1 for `http://`, HTTP/1 or HTTP/2 (ALPN) with rustls
+/// and the webpki roots for `https://`; its connections record when they were opened.
+type OriginClient = Client<Stamped<HttpsConnector<HttpConnector>>, ClientBody>;
+
+/// The forwarding settings (`--origin-timeout`, `--origin-idle-timeout`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ForwardLimits {
+    /// Bound on the wait for the origin's response headers.
+    pub(crate) response_timeout: Duration,
+    /// How long an unused pooled origin connection is kept.
+    pub(crate) idle_timeout: Duration,
+}
 
 /// The reverse proxy: a Tower service forwarding each request to the origin.
 ///
-/// It rewrites the URI to the origin (keeping path and query), sets `Host` to the origin's
-/// authority, removes hop-by-hop headers both ways, adds `X-Forwarded-For`,
-/// `X-Forwarded-Host` and `X-Forwarded-Proto`, and never fails: a transport error becomes
-/// `502 Bad Gateway`, an origin that does not send headers in time `504 Gateway Timeout`.
+/// It points the request at the origin's address (keeping the path, query and `Host` the
+/// front door chose), removes hop-by-hop fields from the answer, and never fails: a
+/// transport error becomes `502 Bad Gateway`, an origin that does not send headers in time
+/// `504 Gateway Timeout`, a client whose request body is malformed `400 Bad Request`.
+///
+/// An idempotent request (RFC 9110 §9.2.2) without a body that fails on a reused pooled
+/// connection before any response arrived is sent once more on a fresh connection: the
+/// origin may have closed the idle connection just as the request went out.
 ///
 /// Cloning it (tower clones a service for every request) is one reference count.
 #[derive(Clone, Debug)]
 pub(crate) struct Proxy {
-    /// What every connection shares.
     shared: Arc<ProxyShared>,
-    /// The connected client, for `X-Forwarded-For`.
-    peer: SocketAddr,
 }
 
-/// The parts of [`Proxy`] shared by all connections.
 #[derive(Debug)]
 struct ProxyShared {
     /// The pooled client.
     client: OriginClient,
+    /// A client without a pool, for retries: its connections are always new.
+    fresh: OriginClient,
     /// Where requests go.
     origin: Origin,
     /// Bound on the wait for the origin's response headers.
@@ -58,9 +76,8 @@ struct ProxyShared {
 }
 
 impl Proxy {
-    /// A proxy to `origin` with its own connection pool; `peer` is a placeholder until
-    /// [`Proxy::for_peer`] sets the real client address.
-    pub(crate) fn new(origin: Origin, timeout: Duration) -> Result<Self, rustls::Error> {
+    /// A proxy to `origin` with its own connection pool.
+    pub(crate) fn new(origin: Origin, limits: ForwardLimits) -> Result<Self, rustls::Error> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -70,62 +87,144 @@ impl Proxy {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
+        let connector = Stamped(https);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(https);
+            .pool_idle_timeout(limits.idle_timeout)
+            .build(connector.clone());
+        let fresh = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(connector);
         Ok(Self {
             shared: Arc::new(ProxyShared {
                 client,
+                fresh,
                 origin,
-                timeout,
+                timeout: limits.response_timeout,
             }),
-            peer: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
         })
-    }
-
-    /// This proxy (sharing the connection pool) for requests from `peer`.
-    pub(crate) fn for_peer(&self, peer: SocketAddr) -> Self {
-        Self {
-            shared: Arc::clone(&self.shared),
-            peer,
-        }
-    }
-
-    /// Turns a client request into the request sent to the origin.
-    fn origin_request(&self, req: Request<Incoming>) -> Result<Request<Incoming>, http::Error> {
-        let (mut parts, body) = req.into_parts();
-        remove_hop_by_hop(&mut parts.headers);
-        let client_host = parts.headers.remove(header::HOST).or_else(|| {
-            let authority = parts.uri.authority()?;
-            HeaderValue::from_str(authority.as_str()).ok()
-        });
-        if let Some(host) = client_host {
-            parts.headers.insert("x-forwarded-host", host);
-        }
-        let client_ip = self.peer.ip().to_string();
-        let forwarded_for = match parts.headers.get("x-forwarded-for").map(|v| v.to_str()) {
-            Some(Ok(previous)) => format!("{previous}, {client_ip}"),
-            _ => client_ip,
-        };
-        parts
-            .headers
-            .insert("x-forwarded-for", HeaderValue::try_from(forwarded_for)?);
-        parts
-            .headers
-            .insert("x-forwarded-proto", HeaderValue::from_static("http"));
-        parts.headers.insert(
-            header::HOST,
-            HeaderValue::from_str(self.shared.origin.authority.as_str())?,
-        );
-        parts.uri = self.shared.origin.uri_for(parts.uri.path_and_query())?;
-        // The client picks HTTP/1.1 or, over TLS with ALPN, HTTP/2 for the origin connection.
-        parts.version = Version::HTTP_11;
-        Ok(Request::from_parts(parts, body))
     }
 }
 
-impl Service<Request<Incoming>> for Proxy {
+impl ProxyShared {
+    /// Sends the request, retrying once where HTTP allows it, and answers what the client
+    /// gets: the origin's response, or the proxy's own 400, 502 or 504.
+    async fn forward(&self, parts: Parts, body: ClientBody) -> Response<ProxyBody> {
+        let body_failed = body.failure();
+        // RFC 9110 §9.2.2: a request whose method is idempotent may be repeated
+        // automatically; only one whose body we can send again (none) is.
+        let replay = (is_idempotent(&parts.method) && body.is_end_stream()).then(|| parts.clone());
+        let started = Instant::now();
+        let result = self
+            .send(&self.client, Request::from_parts(parts, body))
+            .await;
+        let result = match (result, replay) {
+            (Err(Failure::Transport(err)), Some(parts)) if on_reused_connection(&err, started) => {
+                tracing::debug!(error = %error_chain(&err), "reused origin connection failed; retrying once");
+                self.send(&self.fresh, Request::from_parts(parts, ClientBody::empty()))
+                    .await
+            }
+            (result, _) => result,
+        };
+        match result {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                remove_hop_by_hop(&mut parts.headers);
+                // The server side picks the version spoken to our client.
+                parts.version = Version::HTTP_11;
+                Response::from_parts(parts, Either::Left(body))
+            }
+            Err(failure) if body_failed.load(Ordering::Acquire) => {
+                tracing::debug!(?failure, "the client's request body was malformed");
+                error_response(
+                    StatusCode::BAD_REQUEST,
+                    "bad request: the request body is malformed or was cut short",
+                )
+            }
+            Err(Failure::Timeout) => error_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                "gateway timeout: the origin sent no response in time",
+            ),
+            Err(Failure::Transport(err)) => {
+                // The details (addresses, OS, DNS and TLS errors) are for the log only.
+                let what = if err.is_connect() {
+                    "the origin is unreachable"
+                } else {
+                    "the origin failed to answer"
+                };
+                tracing::warn!(error = %error_chain(&err), "{what}");
+                error_response(StatusCode::BAD_GATEWAY, &format!("bad gateway: {what}"))
+            }
+        }
+    }
+
+    /// One attempt through `client`, bounded by the response timeout.
+    async fn send(
+        &self,
+        client: &OriginClient,
+        request: Request<ClientBody>,
+    ) -> Result<Response<Incoming>, Failure> {
+        match tokio::time::timeout(self.timeout, client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(err)) => Err(Failure::Transport(err)),
+            Err(_elapsed) => Err(Failure::Timeout),
+        }
+    }
+}
+
+/// `parts` pointed at `origin`'s address, keeping the target's path and query (or
+/// asterisk-form) and the `Host` field the front door set.
+fn to_origin(origin: &Origin, parts: &mut Parts) -> Result<(), http::Error> {
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    parts.uri = Uri::builder()
+        .scheme(origin.scheme.clone())
+        .authority(origin.authority.clone())
+        .path_and_query(path_and_query)
+        .build()?;
+    // The client picks HTTP/1.1 or, over TLS with ALPN, HTTP/2 for the origin connection.
+    parts.version = Version::HTTP_11;
+    Ok(())
+}
+
+/// Why no response came from the origin.
+#[derive(Debug)]
+enum Failure {
+    /// Connecting, sending or reading the response head failed.
+    Transport(hyper_util::client::legacy::Error),
+    /// No response head within `--origin-timeout`.
+    Timeout,
+}
+
+/// RFC 9110 §9.2.2: the idempotent methods (the safe ones, `PUT` and `DELETE`).
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// Whether `err` happened on a pooled connection opened before this request started (a
+/// connection of our own making failing is the origin's answer, not a race with its
+/// keep-alive timeout).
+fn on_reused_connection(err: &hyper_util::client::legacy::Error, started: Instant) -> bool {
+    if err.is_connect() {
+        return false;
+    }
+    let Some(connected) = err.connect_info() else {
+        return false;
+    };
+    let mut extensions = http::Extensions::new();
+    connected.get_extras(&mut extensions);
+    extensions
+        .get::<OpenedAt>()
+        .is_some_and(|opened| opened.0 < started)
+}
+
+impl Service<Request<ClientBody>> for Proxy {
     type Response = Response<ProxyBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
@@ -135,72 +234,24 @@ impl Service<Request<Incoming>> for Proxy {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        let request = self.origin_request(req);
+    fn call(&mut self, req: Request<ClientBody>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
-            let (client, timeout) = (&shared.client, shared.timeout);
-            let request = match request {
-                Ok(request) => request,
-                Err(err) => {
-                    return Ok(text_response(
-                        StatusCode::BAD_REQUEST,
-                        format!("bad request: cannot forward this request ({err})"),
-                    ));
-                }
-            };
-            match tokio::time::timeout(timeout, client.request(request)).await {
-                Ok(Ok(response)) => {
-                    let (mut parts, body) = response.into_parts();
-                    remove_hop_by_hop(&mut parts.headers);
-                    // The server side picks the version spoken to our client.
-                    parts.version = Version::HTTP_11;
-                    Ok(Response::from_parts(parts, Either::Left(body)))
-                }
-                Ok(Err(err)) => {
-                    let what = if err.is_connect() {
-                        "origin unreachable"
-                    } else {
-                        "origin request failed"
-                    };
-                    tracing::warn!(error = %error_chain(&err), "{what}");
-                    Ok(text_response(
-                        StatusCode::BAD_GATEWAY,
-                        format!("bad gateway: {what} ({})", root_cause(&err)),
-                    ))
-                }
-                Err(_elapsed) => Ok(text_response(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!(
-                        "gateway timeout: the origin sent no response within {}s",
-                        timeout.as_secs()
-                    ),
-                )),
+            let (mut parts, body) = req.into_parts();
+            if to_origin(&shared.origin, &mut parts).is_err() {
+                return Ok(error_response(
+                    StatusCode::BAD_REQUEST,
+                    "bad request: the request target cannot be forwarded",
+                ));
             }
+            Ok(shared.forward(parts, body).await)
         })
     }
 }
 
-/// A plain-text response; `Cache-Control: no-store` keeps it out of every cache.
-fn text_response(status: StatusCode, text: String) -> Response<ProxyBody> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(text + "\n"))));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-/// The innermost error of a chain, e.g. "Connection refused (os error 111)".
-fn root_cause(err: &(dyn StdError + 'static)) -> String {
-    let mut cause = err;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
+/// The proxy's own answer, with a one-line text body.
+fn error_response(status: StatusCode, reason: &str) -> Response<ProxyBody> {
+    text_response(status, reason).map(Either::Right)
 }
 
 /// Every error of a chain joined with ": ", for the log.
@@ -213,4 +264,176 @@ fn error_chain(err: &(dyn StdError + 'static)) -> String {
         cause = source.source();
     }
     text
+}
+
+pin_project_lite::pin_project! {
+    /// A client's request body on its way to the origin. It records whether reading it
+    /// failed, so that a malformed body is answered 400 rather than blamed on the origin.
+    #[derive(Debug)]
+    pub(crate) struct ClientBody {
+        #[pin]
+        inner: Option<Incoming>,
+        failed: Arc<AtomicBool>,
+    }
+}
+
+impl ClientBody {
+    /// The body `inner`, watched for errors.
+    pub(crate) fn new(inner: Incoming) -> Self {
+        Self {
+            inner: Some(inner),
+            failed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// An empty body (for a retried request).
+    fn empty() -> Self {
+        Self {
+            inner: None,
+            failed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Set once reading the body failed.
+    fn failure(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.failed)
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.project();
+        let Some(inner) = this.inner.as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = std::task::ready!(inner.poll_frame(cx));
+        if let Some(Err(_)) = &frame {
+            this.failed.store(true, Ordering::Release);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+/// When an origin connection was opened (a [`Connected`] extra).
+#[derive(Clone, Copy, Debug)]
+struct OpenedAt(Instant);
+
+/// A connector whose connections record when they were opened, so that a failure can be
+/// told to be on a reused connection.
+#[derive(Clone, Debug)]
+struct Stamped<C>(C);
+
+impl<C> Service<Uri> for Stamped<C>
+where
+    C: Service<Uri>,
+    C::Future: Send + 'static,
+{
+    type Response = StampedIo<C::Response>;
+    type Error = C::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, C::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), C::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        Box::pin(async move {
+            let io = connecting.await?;
+            Ok(StampedIo {
+                io,
+                opened: Instant::now(),
+            })
+        })
+    }
+}
+
+/// A connection opened by [`Stamped`].
+#[derive(Debug)]
+struct StampedIo<T> {
+    io: T,
+    opened: Instant,
+}
+
+impl<T: Connection> Connection for StampedIo<T> {
+    fn connected(&self) -> Connected {
+        self.io.connected().extra(OpenedAt(self.opened))
+    }
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for StampedIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for StampedIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_origin;
+
+    #[test]
+    fn asterisk_form_reaches_the_origin_as_such() {
+        let origin = parse_origin("http://127.0.0.1:8000/api").unwrap();
+        let (mut parts, ()) = Request::options("http://a/").body(()).unwrap().into_parts();
+        parts.uri = Uri::builder()
+            .scheme("http")
+            .authority("a")
+            .path_and_query("*")
+            .build()
+            .unwrap();
+        to_origin(&origin, &mut parts).unwrap();
+        assert_eq!(parts.uri.path(), "*");
+        assert_eq!(parts.uri.authority().unwrap(), "127.0.0.1:8000");
+    }
 }

@@ -41,7 +41,9 @@
 mod admin;
 mod config;
 mod forward;
+mod front;
 mod server;
+mod wire;
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -25,7 +25,9 @@ use tower_cache_layer::{Cache, CacheHandle, CacheLayer, ResponseBody};
 
 use crate::admin::{CLEAR_PATH, admin};
 use crate::config::{Config, Origin};
-use crate::forward::{Proxy, ProxyBody};
+use crate::forward::{ClientBody, ForwardLimits, Proxy, ProxyBody};
+use crate::front::{Admitted, FrontDoor};
+use crate::wire::Explained;
 
 /// How long in-flight connections may take to finish after Ctrl-C or SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -36,11 +38,12 @@ type CachedProxy = Cache<Proxy>;
 /// The body of every response the server writes: the cache's body, or an admin answer.
 type ServerBody = Either<ResponseBody<ProxyBody>, Full<Bytes>>;
 
-/// Answers one request: the admin endpoint itself, everything else through the cache, and
-/// logs one line per request.
+/// Answers one request: the front door checks it and gives it its authority, the cache
+/// answers it (through the proxy on a miss), redirects to the origin are pointed back at
+/// the proxy, and one line is logged.
 async fn handle(
     cached: CachedProxy,
-    cache: CacheHandle,
+    front: Arc<FrontDoor>,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<ServerBody>, Infallible> {
@@ -53,12 +56,18 @@ async fn handle(
             .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
         (req.method().clone(), path)
     });
-    let response = if req.uri().path() == CLEAR_PATH {
-        admin(&cache, peer, req.method()).await.map(Either::Right)
-    } else {
-        match cached.oneshot(req).await {
-            Ok(response) => response.map(Either::Left),
-            Err(never) => match never {},
+    let response = match front.admit(req, peer) {
+        Err(refusal) => refusal.into_response().map(Either::Right),
+        Ok(Admitted {
+            request,
+            client_authority,
+        }) => {
+            let mut response = match cached.oneshot(request.map(ClientBody::new)).await {
+                Ok(response) => response.map(Either::Left),
+                Err(never) => match never {},
+            };
+            front.rewrite_redirects(response.headers_mut(), &client_authority);
+            response
         }
     };
     if let Some((method, path)) = logged {
@@ -100,7 +109,18 @@ pub(crate) async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn 
     }
     let cache_layer = cache.build();
     let cache_handle = cache_layer.handle();
-    let proxy = Proxy::new(origin.clone(), Duration::from_secs(config.origin_timeout))?;
+    let proxy = Proxy::new(
+        origin.clone(),
+        ForwardLimits {
+            response_timeout: Duration::from_secs(config.origin_timeout),
+            idle_timeout: Duration::from_secs(config.origin_idle_timeout),
+        },
+    )?;
+    let front = Arc::new(FrontDoor::new(
+        origin.clone(),
+        config.preserve_host,
+        config.trusted_proxy.clone(),
+    ));
 
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(addr)
@@ -160,19 +180,22 @@ pub(crate) async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn 
         }
         let cached = ServiceBuilder::new()
             .layer(cache_layer.clone())
-            .service(proxy.for_peer(peer));
-        let cache_handle = cache_handle.clone();
+            .service(proxy.clone());
+        let front = Arc::clone(&front);
         // Set when the connection's first request head has been read.
         let started = Arc::new(AtomicBool::new(false));
         let service = tower::service_fn({
             let started = Arc::clone(&started);
             move |req| {
                 started.store(true, Ordering::Relaxed);
-                handle(cached.clone(), cache_handle.clone(), peer, req)
+                handle(cached.clone(), Arc::clone(&front), peer, req)
             }
         });
         let conn = server
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+            .serve_connection(
+                TokioIo::new(Explained::new(stream)),
+                TowerToHyperService::new(service),
+            )
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
