@@ -1,5 +1,5 @@
 //! A standalone caching reverse proxy: every request goes to one origin server, and
-//! cacheable answers are kept in a shared RFC 9111 cache ([`CacheLayer`]).
+//! cacheable answers are kept in a shared RFC 9111 cache (`tower_cache_layer::CacheLayer`).
 //!
 //! ```text
 //! cargo run --release --example caching_proxy -- --port 3000 --origin http://127.0.0.1:8000
@@ -8,14 +8,16 @@
 //! cargo run --release --example caching_proxy -- --clear-cache --port 3000
 //! ```
 //!
-//! The service stack, per connection, is
+//! The path of a request, one module each:
 //!
 //! ```text
-//! admin endpoint + request log  ->  CacheLayer  ->  Proxy (hyper-util Client)  ->  origin
+//! server (limits, log) -> front (checks, one authority) -> CacheLayer -> forward (hyper-util Client) -> origin
 //! ```
 //!
-//! built as `ServiceBuilder::new().layer(cache_layer).service(proxy)` and served with
-//! hyper-util's [`TowerToHyperService`] and [`auto::Builder`] (HTTP/1 and HTTP/2).
+//! `config` holds the flags, `admin` the admin interface, `wire` the reasons given to
+//! hyper's own error answers. The cache and the forwarding service are built as
+//! `ServiceBuilder::new().layer(cache_layer).service(proxy)` and served with hyper-util's
+//! `TowerToHyperService` and `auto::Builder` (HTTP/1 and HTTP/2).
 //!
 //! # Admin endpoint
 //!
@@ -36,7 +38,8 @@
 //!
 //! # Not supported
 //!
-//! Protocol upgrades (WebSocket, `CONNECT`): `Upgrade` is a hop-by-hop header and is removed.
+//! Protocol upgrades (WebSocket): `Upgrade` is a hop-by-hop header and is removed. `CONNECT`
+//! is answered `501 Not Implemented`.
 
 mod admin;
 mod config;
