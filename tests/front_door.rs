@@ -21,6 +21,9 @@ use tokio::net::{TcpListener, TcpStream};
 #[path = "support/proxy.rs"]
 mod proxy_process;
 use proxy_process::{Proxy, start_proxy};
+#[path = "support/raw.rs"]
+mod raw_http;
+use raw_http::{Raw, raw};
 
 /// What the origin received.
 #[derive(Clone, Debug)]
@@ -131,50 +134,6 @@ async fn start_origin() -> Origin {
         }
     });
     Origin { addr, hits, seen }
-}
-
-/// A response read off the wire.
-#[derive(Debug)]
-struct Raw {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Raw {
-    /// The first value of `name` (lowercase), if present.
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|line| {
-            let (field, value) = line.split_once(':')?;
-            field.eq_ignore_ascii_case(name).then_some(value.trim())
-        })
-    }
-}
-
-/// Sends `request` as raw bytes on a new connection and reads until the proxy closes it
-/// (requests here carry `Connection: close`, or are refused with it).
-async fn raw(proxy: &Proxy, request: &str) -> Raw {
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut bytes = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes))
-        .await
-        .expect("the proxy answers and closes within 10 s")
-        .expect("read the answer");
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .expect("a complete response head");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status code");
-    Raw {
-        status,
-        head: head.to_owned(),
-        body: body.to_owned(),
-    }
 }
 
 /// `GET path` with `Host: host`, on a new connection.

@@ -5,8 +5,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use clap::Parser;
 use http::uri::{Authority, Scheme, Uri};
 
-/// A caching reverse proxy: forwards every request to one origin server and serves cacheable
-/// responses (RFC 9111, shared cache) from memory.
+/// A caching proxy: forwards every request to one origin server (with --origin) or, as a
+/// forward proxy, to the server its URL names (without), and serves cacheable responses
+/// (RFC 9111, shared cache) from memory.
 ///
 /// Responses carry `X-Cache: HIT|MISS`, `Cache-Status` (RFC 9211) and, on hits, `Age`.
 /// Log verbosity follows RUST_LOG (default `info`).
@@ -22,13 +23,10 @@ pub(crate) struct Config {
     pub(crate) bind: IpAddr,
 
     /// Origin server to forward to: an absolute http:// or https:// URL, optionally with a base
-    /// path that is prepended to every request path (e.g. https://example.com/api).
-    #[arg(
-        long,
-        value_name = "URL",
-        value_parser = parse_origin,
-        required_unless_present = "clear_cache"
-    )]
+    /// path that is prepended to every request path (e.g. https://example.com/api). Without
+    /// it the proxy is a forward proxy: clients (browsers, `curl -x`) send it absolute URLs
+    /// for any host, and CONNECT opens tunnels.
+    #[arg(long, value_name = "URL", value_parser = parse_origin)]
     pub(crate) origin: Option<Origin>,
 
     /// Total size of the cache in bytes; accepts suffixes K, M, G (powers of 1024), e.g. 256M.
@@ -113,6 +111,22 @@ pub(crate) struct Config {
     )]
     pub(crate) origin_idle_timeout: u64,
 
+    /// Serve only clients from this address or CIDR range (e.g. 10.0.0.0/8); repeatable.
+    /// Others get 403 Forbidden. Default: everyone with --origin, loopback clients only
+    /// for a forward proxy.
+    #[arg(long, value_name = "CIDR")]
+    pub(crate) allow: Vec<IpNet>,
+
+    /// Forward proxy: the ports CONNECT may open tunnels to (comma-separated).
+    #[arg(
+        long,
+        value_name = "PORTS",
+        value_delimiter = ',',
+        default_value = "443",
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub(crate) connect_ports: Vec<u16>,
+
     /// Do not start a proxy: ask the proxy running at --bind/--port to empty its cache, print
     /// how many entries it removed and exit.
     #[arg(long, conflicts_with_all = [
@@ -128,6 +142,8 @@ pub(crate) struct Config {
         "preserve_host",
         "trusted_proxy",
         "origin_idle_timeout",
+        "allow",
+        "connect_ports",
     ])]
     pub(crate) clear_cache: bool,
 }

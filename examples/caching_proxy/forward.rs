@@ -69,15 +69,20 @@ struct ProxyShared {
     client: OriginClient,
     /// A client without a pool, for retries: its connections are always new.
     fresh: OriginClient,
-    /// Where requests go.
-    origin: Origin,
+    /// Where requests go (a reverse proxy), or `None` (a forward proxy: each request goes
+    /// where its absolute target says).
+    origin: Option<Origin>,
     /// Bound on the wait for the origin's response headers.
     timeout: Duration,
 }
 
 impl Proxy {
-    /// A proxy to `origin` with its own connection pool.
-    pub(crate) fn new(origin: Origin, limits: ForwardLimits) -> Result<Self, rustls::Error> {
+    /// A proxy to `origin` (or, with `None`, to each request's target) with its own
+    /// connection pool.
+    pub(crate) fn new(
+        origin: Option<Origin>,
+        limits: ForwardLimits,
+    ) -> Result<Self, rustls::Error> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -173,8 +178,14 @@ impl ProxyShared {
 }
 
 /// `parts` pointed at `origin`'s address, keeping the target's path and query (or
-/// asterisk-form) and the `Host` field the front door set.
-fn to_origin(origin: &Origin, parts: &mut Parts) -> Result<(), http::Error> {
+/// asterisk-form) and the `Host` field the front door set. Without an origin (a forward
+/// proxy), the absolute target stays as it is.
+fn to_origin(origin: Option<&Origin>, parts: &mut Parts) -> Result<(), http::Error> {
+    // The client picks HTTP/1.1 or, over TLS with ALPN, HTTP/2 for the origin connection.
+    parts.version = Version::HTTP_11;
+    let Some(origin) = origin else {
+        return Ok(());
+    };
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -185,8 +196,6 @@ fn to_origin(origin: &Origin, parts: &mut Parts) -> Result<(), http::Error> {
         .authority(origin.authority.clone())
         .path_and_query(path_and_query)
         .build()?;
-    // The client picks HTTP/1.1 or, over TLS with ALPN, HTTP/2 for the origin connection.
-    parts.version = Version::HTTP_11;
     Ok(())
 }
 
@@ -238,7 +247,7 @@ impl Service<Request<ClientBody>> for Proxy {
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            if to_origin(&shared.origin, &mut parts).is_err() {
+            if to_origin(shared.origin.as_ref(), &mut parts).is_err() {
                 return Ok(error_response(
                     StatusCode::BAD_REQUEST,
                     "bad request: the request target cannot be forwarded",
@@ -432,7 +441,7 @@ mod tests {
             .path_and_query("*")
             .build()
             .unwrap();
-        to_origin(&origin, &mut parts).unwrap();
+        to_origin(Some(&origin), &mut parts).unwrap();
         assert_eq!(parts.uri.path(), "*");
         assert_eq!(parts.uri.authority().unwrap(), "127.0.0.1:8000");
     }

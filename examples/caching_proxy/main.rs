@@ -46,6 +46,7 @@ mod config;
 mod forward;
 mod front;
 mod server;
+mod tunnel;
 mod wire;
 
 use std::io::IsTerminal;
@@ -126,12 +127,7 @@ fn main() -> ExitCode {
         };
     }
 
-    let Some(origin) = config.origin.clone() else {
-        // Clap enforces `required_unless_present = "clear_cache"`.
-        eprintln!("error: --origin is required");
-        return ExitCode::from(2);
-    };
-    match runtime.block_on(server::serve(config, origin)) {
+    match runtime.block_on(server::serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");

@@ -24,9 +24,10 @@ use tower_cache_layer::policy::CacheOptions;
 use tower_cache_layer::{Cache, CacheHandle, CacheLayer, ResponseBody};
 
 use crate::admin::{CLEAR_PATH, admin};
-use crate::config::{Config, Origin};
+use crate::config::Config;
 use crate::forward::{ClientBody, ForwardLimits, Proxy, ProxyBody};
-use crate::front::{Admitted, FrontDoor};
+use crate::front::{Admission, Admitted, FrontDoor, FrontDoorConfig};
+use crate::tunnel::Tunnels;
 use crate::wire::Explained;
 
 /// How long in-flight connections may take to finish after Ctrl-C or SIGTERM.
@@ -44,6 +45,7 @@ type ServerBody = Either<ResponseBody<ProxyBody>, Full<Bytes>>;
 async fn handle(
     cached: CachedProxy,
     front: Arc<FrontDoor>,
+    tunnels: Arc<Tunnels>,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<ServerBody>, Infallible> {
@@ -58,10 +60,14 @@ async fn handle(
     });
     let response = match front.admit(req, peer) {
         Err(refusal) => refusal.into_response().map(Either::Right),
-        Ok(Admitted {
+        Ok(Admission::Tunnel {
+            target,
+            mut request,
+        }) => tunnels.open(&mut request, target).await.map(Either::Right),
+        Ok(Admission::Request(Admitted {
             request,
             client_authority,
-        }) => {
+        })) => {
             let mut response = match cached.oneshot(request.map(ClientBody::new)).await {
                 Ok(response) => response.map(Either::Left),
                 Err(never) => match never {},
@@ -94,32 +100,40 @@ async fn handle(
 /// Client connections are bounded: at most `--max-connections` are served at once (the next
 /// one is accepted when a permit is free), each must send a complete request head within
 /// `--header-read-timeout`, and a request head is at most `--max-header-bytes` long.
-pub(crate) async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn StdError>> {
+pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
     let mut options = CacheOptions::default();
     options.store_set_cookie = config.store_set_cookie;
     let mut cache = CacheLayer::builder()
         .options(options)
         .max_capacity(config.max_capacity)
-        .max_entry_size(usize::try_from(config.max_entry_size).unwrap_or(usize::MAX))
+        .max_entry_size(usize::try_from(config.max_entry_size).unwrap_or(usize::MAX));
+    if config.origin.is_some() {
         // RFC 9213: as a CDN-like cache in front of an origin, obey `CDN-Cache-Control` over
         // `Cache-Control` when the origin sends it; browsers still see `Cache-Control`.
-        .targeted_cache_control(HeaderName::from_static("cdn-cache-control"));
+        cache = cache.targeted_cache_control(HeaderName::from_static("cdn-cache-control"));
+    }
     if let Some(secs) = config.default_ttl {
         cache = cache.default_ttl(Duration::from_secs(secs));
     }
     let cache_layer = cache.build();
     let cache_handle = cache_layer.handle();
     let proxy = Proxy::new(
-        origin.clone(),
+        config.origin.clone(),
         ForwardLimits {
             response_timeout: Duration::from_secs(config.origin_timeout),
             idle_timeout: Duration::from_secs(config.origin_idle_timeout),
         },
     )?;
-    let front = Arc::new(FrontDoor::new(
-        origin.clone(),
-        config.preserve_host,
-        config.trusted_proxy.clone(),
+    let front = Arc::new(FrontDoor::new(FrontDoorConfig {
+        origin: config.origin.clone(),
+        preserve_host: config.preserve_host,
+        trusted: config.trusted_proxy.clone(),
+        allow: (!config.allow.is_empty()).then(|| config.allow.clone()),
+        connect_ports: config.connect_ports.clone(),
+    }));
+    let tunnels = Arc::new(Tunnels::new(
+        config.max_connections as usize,
+        Duration::from_secs(config.origin_timeout),
     ));
 
     let addr = SocketAddr::new(config.bind, config.port);
@@ -127,7 +141,10 @@ pub(crate) async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn 
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
-    tracing::info!("listening on http://{local}, origin {origin}");
+    match &config.origin {
+        Some(origin) => tracing::info!("listening on http://{local}, origin {origin}"),
+        None => tracing::info!("listening on http://{local} as a forward proxy"),
+    }
 
     let header_timeout = Duration::from_secs(config.header_read_timeout);
     let mut server = auto::Builder::new(TokioExecutor::new());
@@ -182,17 +199,24 @@ pub(crate) async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn 
             .layer(cache_layer.clone())
             .service(proxy.clone());
         let front = Arc::clone(&front);
+        let tunnels = Arc::clone(&tunnels);
         // Set when the connection's first request head has been read.
         let started = Arc::new(AtomicBool::new(false));
         let service = tower::service_fn({
             let started = Arc::clone(&started);
             move |req| {
                 started.store(true, Ordering::Relaxed);
-                handle(cached.clone(), Arc::clone(&front), peer, req)
+                handle(
+                    cached.clone(),
+                    Arc::clone(&front),
+                    Arc::clone(&tunnels),
+                    peer,
+                    req,
+                )
             }
         });
         let conn = server
-            .serve_connection(
+            .serve_connection_with_upgrades(
                 TokioIo::new(Explained::new(stream)),
                 TowerToHyperService::new(service),
             )

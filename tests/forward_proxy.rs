@@ -1,0 +1,255 @@
+//! The proxy without `--origin`, as a forward proxy (issue 11), end to end over TCP: plain
+//! http requests in absolute form for any host, each cached under its own authority, and
+//! `CONNECT` tunnels (here to a local TLS server) that relay bytes and cache nothing.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[path = "support/proxy.rs"]
+mod proxy_process;
+use proxy_process::{Proxy, start_proxy};
+#[path = "support/raw.rs"]
+mod raw_http;
+use raw_http::raw;
+
+/// A counting origin answering `name` (cacheable for a minute) on every path, over plain
+/// HTTP or, with `tls`, over TLS with that certificate.
+struct Origin {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    hosts: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Origin {
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+async fn start_origin(name: &'static str, tls: Option<tokio_rustls::TlsAcceptor>) -> Origin {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+    let addr = listener.local_addr().expect("origin address");
+    let hits = Arc::new(AtomicUsize::new(0));
+    let hosts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (task_hits, task_hosts) = (Arc::clone(&hits), Arc::clone(&hosts));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (hits, hosts, tls) = (Arc::clone(&task_hits), Arc::clone(&task_hosts), tls.clone());
+            let service = service_fn(move |req: Request<Incoming>| {
+                hits.fetch_add(1, Ordering::SeqCst);
+                let host = req.headers().get("host").and_then(|h| h.to_str().ok());
+                hosts
+                    .lock()
+                    .expect("hosts lock")
+                    .push(host.unwrap_or("").to_owned());
+                async move {
+                    let response = Response::builder()
+                        .header("cache-control", "max-age=60")
+                        .body(Full::<Bytes>::from(name))
+                        .expect("valid response");
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            tokio::spawn(async move {
+                let http = hyper::server::conn::http1::Builder::new();
+                let _ = match tls {
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(stream) => http.serve_connection(TokioIo::new(stream), service).await,
+                        Err(_) => return,
+                    },
+                    None => http.serve_connection(TokioIo::new(stream), service).await,
+                };
+            });
+        }
+    });
+    Origin { addr, hits, hosts }
+}
+
+/// `GET url` in absolute form through the proxy.
+async fn get_via(proxy: &Proxy, url: &str, host: &str) -> raw_http::Raw {
+    raw(
+        proxy,
+        &format!("GET {url} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn two_origins_are_cached_each_under_its_own_authority() {
+    let (a, b) = (
+        start_origin("origin a", None).await,
+        start_origin("origin b", None).await,
+    );
+    let proxy = start_proxy(&[]).await;
+
+    for origin in [&a, &b] {
+        let url = format!("http://{}/page", origin.addr);
+        let host = origin.addr.to_string();
+        let first = get_via(&proxy, &url, &host).await;
+        let second = get_via(&proxy, &url, &host).await;
+        assert_eq!((first.status, second.status), (200, 200));
+        assert_eq!(first.header("x-cache"), Some("MISS"));
+        assert_eq!(second.header("x-cache"), Some("HIT"));
+    }
+    assert_eq!(
+        get_via(&proxy, &format!("http://{}/page", a.addr), "x")
+            .await
+            .body,
+        "origin a"
+    );
+    assert_eq!(
+        get_via(&proxy, &format!("http://{}/page", b.addr), "x")
+            .await
+            .body,
+        "origin b"
+    );
+    assert_eq!((a.hits(), b.hits()), (1, 1));
+    // Each origin was addressed by its own authority (RFC 9112 §3.2.2).
+    assert_eq!(a.hosts.lock().unwrap()[0], a.addr.to_string());
+    assert_eq!(b.hosts.lock().unwrap()[0], b.addr.to_string());
+}
+
+/// A self-signed certificate for `127.0.0.1` and the acceptor serving it.
+fn tls_pair() -> (CertificateDer<'static>, tokio_rustls::TlsAcceptor) {
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+        .expect("generate a certificate");
+    let cert = key.cert.der().clone();
+    let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.key_pair.serialize_der()));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.clone()], private)
+    .expect("server config");
+    (cert, tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Opens a `CONNECT` tunnel to `target` through `proxy`: the proxy's status line, and the
+/// stream (after the proxy's response head) when it is 200.
+async fn connect(proxy: &Proxy, target: SocketAddr) -> (String, TcpStream) {
+    let mut stream = TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect to proxy");
+    let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send CONNECT");
+    let mut head = Vec::new();
+    let mut byte = [0; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).await.expect("read the answer");
+        assert_eq!(n, 1, "the proxy closed before answering: {head:?}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status_line = head.lines().next().unwrap_or("").to_owned();
+    (status_line, stream)
+}
+
+#[tokio::test]
+async fn connect_tunnels_to_a_tls_server_and_caches_nothing() {
+    let (cert, acceptor) = tls_pair();
+    let origin = start_origin("secret", Some(acceptor)).await;
+    let port = origin.addr.port().to_string();
+    let proxy = start_proxy(&["--connect-ports", &format!("443,{port}")]).await;
+
+    for round in 1..=2 {
+        let (status, stream) = connect(&proxy, origin.addr).await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.clone()).expect("trust the certificate");
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("127.0.0.1").expect("name"), stream)
+            .await
+            .expect("TLS handshake through the tunnel");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .expect("HTTP over the tunnel");
+        tokio::spawn(conn);
+        let request = Request::get("/page")
+            .header("host", origin.addr.to_string())
+            .body(Full::<Bytes>::default())
+            .expect("valid request");
+        let response = sender.send_request(request).await.expect("a response");
+        // The proxy never saw this exchange: nothing of the cache's is in it.
+        assert!(!response.headers().contains_key("x-cache"));
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(body, "secret");
+        assert_eq!(origin.hits(), round);
+    }
+}
+
+#[tokio::test]
+async fn connect_to_a_port_outside_connect_ports_is_refused() {
+    let origin = start_origin("plain", None).await;
+    let proxy = start_proxy(&[]).await;
+
+    let (status, _) = connect(&proxy, origin.addr).await;
+    assert!(status.starts_with("HTTP/1.1 403"), "{status}");
+    assert_eq!(origin.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_client_outside_allow_is_refused() {
+    let origin = start_origin("plain", None).await;
+    let port = origin.addr.port().to_string();
+    let proxy = start_proxy(&["--allow", "192.0.2.0/24", "--connect-ports", &port]).await;
+
+    let answer = get_via(&proxy, &format!("http://{}/", origin.addr), "x").await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(
+        answer.body,
+        "forbidden: this proxy does not serve your address (see --allow)\n"
+    );
+    let (status, _) = connect(&proxy, origin.addr).await;
+    assert!(status.starts_with("HTTP/1.1 403"), "{status}");
+    assert_eq!(origin.hits(), 0);
+}
+
+#[tokio::test]
+async fn an_origin_form_request_or_a_request_for_the_proxy_itself_is_refused() {
+    let proxy = start_proxy(&[]).await;
+
+    let origin_form = raw(
+        &proxy,
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(origin_form.status, 400);
+    assert!(
+        origin_form.body.contains("absolute"),
+        "{}",
+        origin_form.body
+    );
+
+    // The proxy forwards to itself once, and sees its own Via.
+    let looped = get_via(&proxy, &format!("http://{}/", proxy.addr), "x").await;
+    assert_eq!(looped.status, 508, "{looped:?}");
+}
