@@ -1,30 +1,31 @@
 //! The server: accepts client connections within limits, answers each request through the
 //! cache, logs it, and shuts down gracefully.
+//!
+//! Connections are tracked in a [`Registry`](crate::conns::Registry): at `--max-connections`,
+//! the least recently active idle keep-alive connection is closed gracefully to admit a new
+//! one, and on shutdown every connection is asked to close once its responses are written.
+//! The public listener serves no admin function; the admin listener is [`crate::admin`].
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::header::HeaderName;
 use http::{Request, Response};
-use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_cache_layer::policy::CacheOptions;
-use tower_cache_layer::{Cache, CacheHandle, CacheLayer, ResponseBody};
+use tower_cache_layer::{Cache, CacheLayer, ResponseBody};
 
-use crate::admin::{CLEAR_PATH, admin};
+use crate::admin::AdminServer;
 use crate::config::{Config, Origin};
+use crate::conns::{Registry, TrackedBody};
 use crate::forward::{Proxy, ProxyBody};
 
 /// How long in-flight connections may take to finish after Ctrl-C or SIGTERM.
@@ -33,14 +34,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The cache over the proxy, as built by `ServiceBuilder::new().layer(cache).service(proxy)`.
 type CachedProxy = Cache<Proxy>;
 
-/// The body of every response the server writes: the cache's body, or an admin answer.
-type ServerBody = Either<ResponseBody<ProxyBody>, Full<Bytes>>;
+/// The body of every response the server writes: the cache's body.
+type ServerBody = ResponseBody<ProxyBody>;
 
-/// Answers one request: the admin endpoint itself, everything else through the cache, and
-/// logs one line per request.
+/// Answers one request through the cache, and logs one line per request.
 async fn handle(
     cached: CachedProxy,
-    cache: CacheHandle,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<ServerBody>, Infallible> {
@@ -53,13 +52,9 @@ async fn handle(
             .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
         (req.method().clone(), path)
     });
-    let response = if req.uri().path() == CLEAR_PATH {
-        admin(&cache, peer, req.method()).await.map(Either::Right)
-    } else {
-        match cached.oneshot(req).await {
-            Ok(response) => response.map(Either::Left),
-            Err(never) => match never {},
-        }
+    let response = match cached.oneshot(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
     };
     if let Some((method, path)) = logged {
         let x_cache = response
@@ -82,8 +77,9 @@ async fn handle(
 /// Runs the proxy until Ctrl-C or SIGTERM, then lets in-flight connections finish for up to
 /// [`SHUTDOWN_GRACE`].
 ///
-/// Client connections are bounded: at most `--max-connections` are served at once (the next
-/// one is accepted when a permit is free), each must send a complete request head within
+/// Client connections are bounded: at most `--max-connections` are served at once (at the
+/// limit, the least recently active idle keep-alive connection is closed to admit the next
+/// one; while all are busy, the next one waits), each must send a complete request head within
 /// `--header-read-timeout`, and a request head is at most `--max-header-bytes` long.
 pub(crate) async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn StdError>> {
     let mut options = CacheOptions::default();
@@ -99,7 +95,6 @@ pub(crate) async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn 
         cache = cache.default_ttl(Duration::from_secs(secs));
     }
     let cache_layer = cache.build();
-    let cache_handle = cache_layer.handle();
     let proxy = Proxy::new(origin.clone(), Duration::from_secs(config.origin_timeout))?;
 
     let addr = SocketAddr::new(config.bind, config.port);
@@ -107,7 +102,21 @@ pub(crate) async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn 
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
+    // After the public listener: a proxy that cannot bind its port must not replace the admin
+    // file of the proxy that has it.
+    let admin = AdminServer::start(
+        cache_layer.handle(),
+        config.admin_port,
+        config.admin_file.clone(),
+        local.port(),
+    )
+    .await?;
     tracing::info!("listening on http://{local}, origin {origin}");
+    tracing::info!(
+        "admin interface on http://{}, token in {}",
+        admin.addr(),
+        admin.secret_path().display()
+    );
 
     let header_timeout = Duration::from_secs(config.header_read_timeout);
     let mut server = auto::Builder::new(TokioExecutor::new());
@@ -122,27 +131,13 @@ pub(crate) async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn 
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
-    let slots = Arc::new(Semaphore::new(config.max_connections as usize));
-    let graceful = GracefulShutdown::new();
+    let registry = Registry::new(config.max_connections as usize);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
-        // A permit first, then `accept`: beyond the limit, connections wait in the backlog.
-        let permit = match Arc::clone(&slots).try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                tracing::warn!(
-                    max_connections = config.max_connections,
-                    "connection limit reached; new connections wait"
-                );
-                tokio::select! {
-                    permit = Arc::clone(&slots).acquire_owned() => {
-                        permit.expect("the connection semaphore is never closed")
-                    }
-                    () = &mut shutdown => break,
-                }
-            }
-        };
+        // Accept, then wait for a slot: at the limit, one accepted connection waits while an
+        // idle one is closed to make room (or, if all are busy, until one is free); further
+        // connections wait in the listen backlog.
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -155,37 +150,59 @@ pub(crate) async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn 
             },
             () = &mut shutdown => break,
         };
+        let admitted = tokio::select! {
+            admitted = registry.admit() => match admitted {
+                Some(admitted) => admitted,
+                None => break,
+            },
+            () = &mut shutdown => break,
+        };
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(error = %err, "set_nodelay failed");
         }
         let cached = ServiceBuilder::new()
             .layer(cache_layer.clone())
             .service(proxy.for_peer(peer));
-        let cache_handle = cache_handle.clone();
-        // Set when the connection's first request head has been read.
-        let started = Arc::new(AtomicBool::new(false));
+        let slot = Arc::new(admitted.slot);
+        let mut close = admitted.close;
         let service = tower::service_fn({
-            let started = Arc::clone(&started);
+            let slot = Arc::clone(&slot);
             move |req| {
-                started.store(true, Ordering::Relaxed);
-                handle(cached.clone(), cache_handle.clone(), peer, req)
+                // In flight until the response body is written in full or dropped.
+                let in_flight = slot.request();
+                let response = handle(cached.clone(), peer, req);
+                async move {
+                    let response = response.await?;
+                    Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
+                }
             }
         });
         let conn = server
             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
-        let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let _permit = permit;
             tokio::pin!(conn);
             // hyper's header timeout starts once the protocol is known; a client that sends
             // nothing, or only part of the HTTP/2 preface, is bounded here.
-            let result = match tokio::time::timeout(header_timeout, &mut conn).await {
-                Ok(result) => result,
-                Err(_elapsed) if started.load(Ordering::Relaxed) => conn.await,
-                Err(_elapsed) => {
-                    tracing::debug!(%peer, "no request head within the header read timeout");
-                    return;
+            let header_deadline = tokio::time::sleep(header_timeout);
+            tokio::pin!(header_deadline);
+            let (mut closing, mut timing) = (false, true);
+            let result = loop {
+                tokio::select! {
+                    result = conn.as_mut() => break result,
+                    // To make room for a new connection, or shutting down: finish the
+                    // responses in flight, then close.
+                    _ = &mut close, if !closing => {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    () = &mut header_deadline, if timing => {
+                        if !slot.has_served() {
+                            tracing::debug!(%peer, "no request head within the header read timeout");
+                            return;
+                        }
+                        timing = false;
+                    }
                 }
             };
             if let Err(err) = result {
@@ -195,9 +212,11 @@ pub(crate) async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn 
     }
 
     drop(listener);
+    admin.stop();
+    registry.shutdown();
     tracing::info!("shutting down; waiting for in-flight requests");
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = registry.closed() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {
             tracing::warn!("connections still open after {}s; exiting", SHUTDOWN_GRACE.as_secs());
         }
