@@ -21,7 +21,10 @@
 //! ```text
 //! admin=127.0.0.1:41023
 //! token=9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+//! proxy=127.0.0.1:3000
 //! ```
+//!
+//! (`proxy=` is the public listener, for messages only.)
 //!
 //! The file is mode 0600 in a 0700 directory, written to a temporary file in the same
 //! directory and renamed into place, at a path derived from the *public* port (see
@@ -205,16 +208,16 @@ pub(crate) struct AdminServer {
 
 impl AdminServer {
     /// Binds `127.0.0.1:port`, writes the secret file (`secret_path`, or the default path for
-    /// the public listener's `public_port`) and serves admin requests in a task.
+    /// the port of the `public` listener) and serves admin requests in a task.
     pub(crate) async fn start(
         cache: CacheHandle,
         port: u16,
         secret_path: Option<PathBuf>,
-        public_port: u16,
+        public: SocketAddr,
     ) -> Result<Self, String> {
         let secret_path = match secret_path {
             Some(path) => path,
-            None => default_secret_path(public_port)?,
+            None => default_secret_path(public.port())?,
         };
         let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let listener = TcpListener::bind(bind)
@@ -227,6 +230,7 @@ impl AdminServer {
         let secret = Secret {
             admin: addr,
             token: token.clone(),
+            proxy: Some(public),
         };
         write_secret(&secret_path, &secret).map_err(|e| {
             format!(
@@ -329,28 +333,39 @@ struct Secret {
     admin: SocketAddr,
     /// The bearer token, as hex text.
     token: String,
+    /// The public listener's address, for messages.
+    proxy: Option<SocketAddr>,
 }
 
 impl Secret {
-    /// `admin=ADDR` and `token=HEX` lines.
+    /// `admin=ADDR`, `token=HEX` and `proxy=ADDR` lines.
     fn to_text(&self) -> String {
-        format!("admin={}\ntoken={}\n", self.admin, self.token)
+        let mut text = format!("admin={}\ntoken={}\n", self.admin, self.token);
+        if let Some(proxy) = self.proxy {
+            let _ = writeln!(text, "proxy={proxy}");
+        }
+        text
     }
 
     /// Parses `key=value` lines; blank lines, `#` comments and unknown keys are ignored.
     fn parse(text: &str) -> Result<Self, &'static str> {
-        let (mut admin, mut token) = (None, None);
+        let (mut admin, mut token, mut proxy) = (None, None, None);
         for line in text.lines().map(str::trim) {
             match line.split_once('=') {
                 Some(("admin", value)) => {
                     admin = Some(value.trim().parse().map_err(|_| "a bad admin= line")?);
                 }
                 Some(("token", value)) => token = Some(value.trim().to_owned()),
+                Some(("proxy", value)) => proxy = value.trim().parse().ok(),
                 _ => {}
             }
         }
         match (admin, token) {
-            (Some(admin), Some(token)) if !token.is_empty() => Ok(Self { admin, token }),
+            (Some(admin), Some(token)) if !token.is_empty() => Ok(Self {
+                admin,
+                token,
+                proxy,
+            }),
             (None, _) => Err("no admin= line"),
             _ => Err("no token= line"),
         }
@@ -530,8 +545,12 @@ fn read_secret(path: &Path) -> Result<Secret, ReadError> {
 
 /// `--clear-cache`: finds the proxy's admin listener through its secret file (`secret_path`,
 /// or the default one for the public `port`), asks it to empty the cache and returns the
-/// number of removed entries. Errors are one line.
-pub(crate) async fn clear_remote(port: u16, secret_path: Option<PathBuf>) -> Result<u64, String> {
+/// number of removed entries, with the proxy's public address if the file names it. Errors
+/// are one line.
+pub(crate) async fn clear_remote(
+    port: u16,
+    secret_path: Option<PathBuf>,
+) -> Result<(u64, Option<SocketAddr>), String> {
     let explicit = secret_path.is_some();
     let path = match secret_path {
         Some(path) => path,
@@ -600,9 +619,14 @@ pub(crate) async fn clear_remote(port: u16, secret_path: Option<PathBuf>) -> Res
     let text = String::from_utf8_lossy(&body);
     let text = text.trim();
     match status {
-        StatusCode::OK => text.parse().map_err(|_| {
-            format!("{admin} is not a caching_proxy admin listener (unexpected answer {text:?})")
-        }),
+        StatusCode::OK => text
+            .parse()
+            .map(|removed| (removed, secret.proxy))
+            .map_err(|_| {
+                format!(
+                    "{admin} is not a caching_proxy admin listener (unexpected answer {text:?})"
+                )
+            }),
         StatusCode::UNAUTHORIZED => Err(format!(
             "the admin listener at {admin} refused the token in {} ({text})",
             path.display()
@@ -622,11 +646,15 @@ mod tests {
         let secret = Secret {
             admin: SocketAddr::from(([127, 0, 0, 1], 41023)),
             token: "ab".repeat(32),
+            proxy: Some(SocketAddr::from(([0, 0, 0, 0], 3000))),
         };
         let text = secret.to_text();
         assert_eq!(
             text,
-            format!("admin=127.0.0.1:41023\ntoken={}\n", "ab".repeat(32))
+            format!(
+                "admin=127.0.0.1:41023\ntoken={}\nproxy=0.0.0.0:3000\n",
+                "ab".repeat(32)
+            )
         );
         assert_eq!(Secret::parse(&text), Ok(secret));
         assert_eq!(Secret::parse("token=ab\n"), Err("no admin= line"));

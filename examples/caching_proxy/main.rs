@@ -98,16 +98,18 @@ fn main() -> ExitCode {
     };
 
     if config.clear_cache {
-        // The proxy's public address, as the user knows it; a wildcard means loopback.
-        let ip = match config.bind {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        let addr = SocketAddr::new(ip, config.port);
         let result = runtime.block_on(admin::clear_remote(config.port, config.admin_file.clone()));
         return match result {
-            Ok(removed) => {
+            Ok((removed, proxy)) => {
+                // The proxy's public address as its admin file names it, else as the user
+                // gave it; a wildcard address means loopback.
+                let addr = proxy.unwrap_or(SocketAddr::new(config.bind, config.port));
+                let ip = match addr.ip() {
+                    IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                    ip => ip,
+                };
+                let addr = SocketAddr::new(ip, addr.port());
                 let noun = if removed == 1 { "entry" } else { "entries" };
                 println!("cleared {removed} {noun} from the cache at {addr}");
                 ExitCode::SUCCESS

@@ -108,7 +108,7 @@ pub(crate) async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn 
         cache_layer.handle(),
         config.admin_port,
         config.admin_file.clone(),
-        local.port(),
+        local,
     )
     .await?;
     tracing::info!("listening on http://{local}, origin {origin}");
