@@ -217,7 +217,7 @@ impl AdminServer {
     ) -> Result<Self, String> {
         let secret_path = match secret_path {
             Some(path) => path,
-            None => default_secret_path(public.port())?,
+            None => default_secret_path(public.port()),
         };
         let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let listener = TcpListener::bind(bind)
@@ -372,12 +372,11 @@ impl Secret {
     }
 }
 
-/// A new random token: [`TOKEN_BYTES`] bytes from the operating system, as lowercase hex.
+/// A new random token: [`TOKEN_BYTES`] bytes from the operating system's generator, as
+/// lowercase hex.
 fn new_token() -> Result<String, String> {
     let mut bytes = [0u8; TOKEN_BYTES];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut random| random.read_exact(&mut bytes))
-        .map_err(|e| format!("cannot generate the admin token from /dev/urandom: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(|e| format!("cannot generate the admin token: {e}"))?;
     let mut hex = String::with_capacity(2 * TOKEN_BYTES);
     for byte in bytes {
         write!(hex, "{byte:02x}").expect("writing to a String cannot fail");
@@ -390,10 +389,11 @@ fn new_token() -> Result<String, String> {
 /// 1. `$XDG_RUNTIME_DIR/tower-cache-layer/proxy-<port>.admin`, else
 /// 2. `$XDG_CACHE_HOME/tower-cache-layer/proxy-<port>.admin`, else
 /// 3. `$HOME/.cache/tower-cache-layer/proxy-<port>.admin`, else
-/// 4. `<temp dir>/tower-cache-layer-<uid>/proxy-<port>.admin`.
+/// 4. `<temp dir>/tower-cache-layer-<uid>/proxy-<port>.admin` (on Unix; elsewhere the temp
+///    dir is the user's own, and the directory is `tower-cache-layer`).
 ///
 /// Relative or empty variables are ignored, as the XDG base directory spec asks.
-pub(crate) fn default_secret_path(port: u16) -> Result<PathBuf, String> {
+pub(crate) fn default_secret_path(port: u16) -> PathBuf {
     let var = |name: &str| {
         std::env::var_os(name)
             .map(PathBuf::from)
@@ -401,48 +401,57 @@ pub(crate) fn default_secret_path(port: u16) -> Result<PathBuf, String> {
     };
     let file = format!("proxy-{port}.admin");
     if let Some(runtime) = var("XDG_RUNTIME_DIR") {
-        return Ok(runtime.join("tower-cache-layer").join(file));
+        return runtime.join("tower-cache-layer").join(file);
     }
     if let Some(cache) = var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache"))) {
-        return Ok(cache.join("tower-cache-layer").join(file));
+        return cache.join("tower-cache-layer").join(file);
     }
-    let uid = current_uid()?;
-    Ok(std::env::temp_dir()
-        .join(format!("tower-cache-layer-{uid}"))
-        .join(file))
+    #[cfg(unix)]
+    let dir = format!("tower-cache-layer-{}", current_uid());
+    #[cfg(not(unix))]
+    let dir = "tower-cache-layer";
+    std::env::temp_dir().join(dir).join(file)
 }
 
 /// The effective user id of this process.
 #[cfg(unix)]
-fn current_uid() -> Result<u32, String> {
-    Ok(rustix::process::geteuid().as_raw())
+fn current_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
 }
 
-/// The effective user id of this process.
-#[cfg(not(unix))]
-fn current_uid() -> Result<u32, String> {
-    Err("the admin secret file needs a Unix system; pass --admin-file".into())
-}
-
-/// Creates `dir` (and its parents) with mode 0700, and checks that it belongs to this user and
-/// that no one else can write to it or list it.
+/// Creates `dir` (and missing parents) with mode 0700. A directory that exists already is
+/// left as it is (it may be `/tmp` given in `--admin-file`), but must belong to this user or to
+/// root, and must not be writable by others unless it is sticky: nobody else may replace the
+/// file in it.
 #[cfg(unix)]
 fn create_private_dir(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let meta = std::fs::symlink_metadata(dir)?;
-    let uid = current_uid().map_err(io::Error::other)?;
-    if !meta.is_dir() || meta.uid() != uid {
+    let meta = std::fs::metadata(dir)?;
+    let uid = current_uid();
+    if !meta.is_dir() {
         return Err(io::Error::other(format!(
-            "{} is not a directory owned by uid {uid}",
+            "{} is not a directory",
             dir.display()
         )));
     }
-    if meta.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    if meta.uid() != uid && meta.uid() != 0 {
+        return Err(io::Error::other(format!(
+            "the directory {} belongs to uid {}, not to you (uid {uid}) or root",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    let sticky = meta.mode() & 0o1000 != 0;
+    if meta.mode() & 0o022 != 0 && !sticky {
+        return Err(io::Error::other(format!(
+            "the directory {} is writable by others (mode {:03o})",
+            dir.display(),
+            meta.mode() & 0o777
+        )));
     }
     Ok(())
 }
@@ -514,7 +523,7 @@ fn read_secret(path: &Path) -> Result<Secret, ReadError> {
         let meta = file
             .metadata()
             .map_err(|e| ReadError::Other(format!("cannot read {}: {e}", path.display())))?;
-        let uid = current_uid().map_err(ReadError::Other)?;
+        let uid = current_uid();
         if meta.uid() != uid {
             return Err(ReadError::Other(format!(
                 "refusing to read {}: it is owned by uid {}, not by you (uid {uid})",
@@ -554,7 +563,7 @@ pub(crate) async fn clear_remote(
     let explicit = secret_path.is_some();
     let path = match secret_path {
         Some(path) => path,
-        None => default_secret_path(port)?,
+        None => default_secret_path(port),
     };
     let secret = match read_secret(&path) {
         Ok(secret) => secret,
