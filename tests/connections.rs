@@ -245,10 +245,18 @@ async fn idle_keep_alive_connections_make_room_for_new_clients() {
     }
     assert_eq!(origin.hits(), 74);
 
-    // The least recently active idle connections were the ones closed.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let closed: Vec<_> = (0..idle.len()).filter(|&n| idle[n].is_closed()).collect();
-    assert_eq!(closed, (0..10).collect::<Vec<_>>(), "closed connections");
+    // The 10 least recently active idle connections made room, and only they.
+    for (n, client) in idle.iter_mut().take(10).enumerate() {
+        tokio::time::timeout(Duration::from_secs(5), &mut client.conn)
+            .await
+            .unwrap_or_else(|_| panic!("idle connection {n} is still open"))
+            .expect("connection task");
+    }
+    let closed_late = (10..idle.len()).filter(|&n| idle[n].is_closed()).count();
+    assert_eq!(
+        closed_late, 0,
+        "more recently active connections were closed"
+    );
 }
 
 /// A connection with a response in flight is never closed to make room: new clients are
