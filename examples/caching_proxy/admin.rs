@@ -26,8 +26,8 @@
 //!
 //! (`proxy=` is the public listener, for messages only.)
 //!
-//! The file is mode 0600 in a 0700 directory, written to a temporary file in the same
-//! directory and renamed into place, at a path derived from the *public* port (see
+//! The file is mode 0600, in a directory created with mode 0700, written to a temporary file in
+//! the same directory and renamed into place, at a path derived from the *public* port (see
 //! [`default_secret_path`]) or at `--admin-file`, and removed on graceful shutdown. Whoever
 //! can read it can clear the cache: the file system's permissions are the access control, so
 //! `--clear-cache` refuses a file that is readable by group or others or owned by another user.
@@ -100,11 +100,19 @@ impl Route {
 }
 
 /// What the admin listener's handler needs.
-#[derive(Debug)]
 struct State {
     cache: CacheHandle,
     /// The token as hex text, as clients send it.
     token: String,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token: debug output ends up in logs.
+        f.debug_struct("State")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A one-line plain-text answer.
@@ -152,10 +160,7 @@ fn unauthorized(req: &Request<Incoming>, token: &str) -> Option<&'static str> {
 /// Answers one admin request.
 async fn respond(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let Some(route) = Route::for_path(req.uri().path()) else {
-        return plain(
-            StatusCode::NOT_FOUND,
-            "not found: the admin routes are POST /clear",
-        );
+        return plain(StatusCode::NOT_FOUND, "not found: no such admin route");
     };
     let allowed = route.method();
     if req.method() != allowed {
@@ -198,12 +203,20 @@ async fn respond(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>>
 }
 
 /// The running admin listener; [`stop`](Self::stop) it on graceful shutdown.
-#[derive(Debug)]
 pub(crate) struct AdminServer {
     addr: SocketAddr,
     secret_path: PathBuf,
     token: String,
     stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for AdminServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminServer")
+            .field("addr", &self.addr)
+            .field("secret_path", &self.secret_path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AdminServer {
@@ -327,7 +340,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, mut stopped: watc
 }
 
 /// The contents of a secret file.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 struct Secret {
     /// The admin listener's address.
     admin: SocketAddr,
@@ -335,6 +348,15 @@ struct Secret {
     token: String,
     /// The public listener's address, for messages.
     proxy: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("admin", &self.admin)
+            .field("proxy", &self.proxy)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Secret {

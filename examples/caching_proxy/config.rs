@@ -80,8 +80,9 @@ pub(crate) struct Config {
     )]
     pub(crate) header_read_timeout: u64,
 
-    /// Serve at most this many client connections at once; further connections wait in the
-    /// listen backlog until one closes.
+    /// Serve at most this many client connections at once. At the limit, the least recently
+    /// active idle keep-alive connection is closed to admit a new one; only while every
+    /// connection has a request in flight do new connections wait in the listen backlog.
     #[arg(
         long,
         value_name = "N",
