@@ -457,48 +457,8 @@ async fn origin_without_headers_within_the_timeout_is_a_504() {
     );
 }
 
-#[tokio::test]
-async fn clear_cache_prints_the_count_and_the_next_request_misses() {
-    let origin = start_origin().await;
-    let proxy = start_proxy(&["--origin", &origin.url()]).await;
-    assert_eq!(get(&proxy, "/max-age").await.x_cache(), "MISS");
-    assert_eq!(get(&proxy, "/max-age").await.x_cache(), "HIT");
-
-    let port = proxy.addr.port().to_string();
-    let (code, stdout, stderr) = run(&["--clear-cache", "--port", &port]).await;
-    assert_eq!(code, Some(0), "stderr: {stderr}");
-    assert_eq!(
-        stdout,
-        format!("cleared 1 entry from the cache at {}\n", proxy.addr)
-    );
-
-    assert_eq!(get(&proxy, "/max-age").await.x_cache(), "MISS");
-    assert_eq!(origin.hits(), 2);
-}
-
-#[tokio::test]
-async fn admin_endpoint_only_accepts_post() {
-    let origin = start_origin().await;
-    let proxy = start_proxy(&["--origin", &origin.url()]).await;
-
-    let answer = get(&proxy, "/.well-known/tower-cache-layer/clear").await;
-    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(answer.header("allow"), Some("POST"));
-    assert_eq!(origin.hits(), 0, "the admin path is never forwarded");
-}
-
-#[tokio::test]
-async fn clear_cache_with_no_proxy_listening_exits_1() {
-    let port = free_port().to_string();
-    let (code, stdout, stderr) = run(&["--clear-cache", "--port", &port]).await;
-    assert_eq!(code, Some(1));
-    assert_eq!(stdout, "");
-    assert_eq!(stderr.lines().count(), 1, "stderr: {stderr}");
-    assert!(
-        stderr.contains(&format!("127.0.0.1:{port}")),
-        "stderr: {stderr}"
-    );
-}
+// The admin interface (`--clear-cache`, the admin listener and its file) is tested in
+// `tests/admin.rs`; idle connections at `--max-connections` in `tests/connections.rs`.
 
 #[tokio::test]
 async fn bad_origin_exits_2_with_one_line() {
@@ -786,32 +746,43 @@ async fn client_stalling_before_a_complete_request_head_is_disconnected() {
     assert_eq!(origin.hits(), 1, "only the complete request was forwarded");
 }
 
-/// With `--max-connections 1`, a second connection is not served while the first is open,
-/// and is served as soon as it closes.
+/// With `--max-connections 1`, a second connection is not served while the first has a
+/// response in flight, and is served as soon as that response is complete (the first
+/// connection, now idle, is closed to make room).
 #[tokio::test]
-async fn connections_beyond_max_connections_wait_for_a_free_slot() {
+async fn connections_beyond_max_connections_wait_while_every_connection_is_busy() {
     let origin = start_origin().await;
     let proxy = start_proxy(&["--origin", &origin.url(), "--max-connections", "1"]).await;
 
-    // The first connection gets its answer and stays open (keep-alive).
-    let mut first = TcpStream::connect(proxy.addr)
+    // The first connection is busy: its response body is still streaming.
+    let stream = TcpStream::connect(proxy.addr)
         .await
         .expect("connect to the proxy");
-    first
-        .write_all(b"GET /max-age HTTP/1.1\r\nhost: x\r\n\r\n")
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .expect("send the first request");
-    let mut head = Vec::new();
-    let mut buf = [0; 4096];
-    while !String::from_utf8_lossy(&head).ends_with("fresh for a minute") {
-        let n = tokio::time::timeout(Duration::from_secs(5), first.read(&mut buf))
+        .expect("HTTP/1.1 handshake");
+    tokio::spawn(conn);
+    let req = Request::get("/gated")
+        .header(http::header::HOST, proxy.addr.to_string())
+        .body(Full::<Bytes>::default())
+        .expect("valid request");
+    let response = tokio::time::timeout(Duration::from_secs(5), sender.send_request(req))
+        .await
+        .expect("response headers within 5s")
+        .expect("response headers from the proxy");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut received = Vec::new();
+    while received.len() < GATED_HEAD.len() {
+        let frame = body
+            .frame()
             .await
-            .expect("the first answer within 5s")
-            .expect("read the first answer");
-        assert_ne!(n, 0, "the first connection was closed");
-        head.extend_from_slice(&buf[..n]);
+            .expect("the first part of the body")
+            .expect("no body error");
+        if let Ok(data) = frame.into_data() {
+            received.extend_from_slice(&data);
+        }
     }
-    assert!(head.starts_with(b"HTTP/1.1 200 "));
 
     // The second connection completes the TCP handshake (listen backlog) but is not served.
     let mut second = TcpStream::connect(proxy.addr)
@@ -821,14 +792,22 @@ async fn connections_beyond_max_connections_wait_for_a_free_slot() {
         .write_all(b"GET /plain HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
         .await
         .expect("send the second request");
+    let mut buf = [0; 4096];
     let early = tokio::time::timeout(Duration::from_millis(500), second.read(&mut buf)).await;
     assert!(
         early.is_err(),
-        "the second connection was answered while the first was open: {early:?}"
+        "the second connection was answered while the first was busy: {early:?}"
     );
     assert_eq!(origin.hits(), 1);
 
-    drop(first);
+    // The busy response is finished in full, then the second connection is served.
+    origin.open_gate();
+    let rest = tokio::time::timeout(Duration::from_secs(5), body.collect())
+        .await
+        .expect("the rest of the body within 5s")
+        .expect("the rest of the body, complete")
+        .to_bytes();
+    assert_eq!(rest.len(), GATED_REST);
     let response = read_response(&mut second).await;
     assert!(response.starts_with("HTTP/1.1 200 "), "{response:?}");
     assert!(response.ends_with("no caching headers"), "{response:?}");

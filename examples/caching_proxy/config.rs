@@ -1,6 +1,7 @@
 //! Command-line configuration: the flags, and the parsers of their values.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 
 use clap::Parser;
 use http::uri::{Authority, Scheme, Uri};
@@ -77,8 +78,9 @@ pub(crate) struct Config {
     )]
     pub(crate) header_read_timeout: u64,
 
-    /// Serve at most this many client connections at once; further connections wait in the
-    /// listen backlog until one closes.
+    /// Serve at most this many client connections at once. At the limit, the least recently
+    /// active idle keep-alive connection is closed to admit a new one; only while every
+    /// connection has a request in flight do new connections wait in the listen backlog.
     #[arg(
         long,
         value_name = "N",
@@ -127,8 +129,9 @@ pub(crate) struct Config {
     )]
     pub(crate) connect_ports: Vec<u16>,
 
-    /// Do not start a proxy: ask the proxy running at --bind/--port to empty its cache, print
-    /// how many entries it removed and exit.
+    /// Do not start a proxy: ask the proxy this user runs on --port to empty its cache (through
+    /// the admin address and token in its admin file), print how many entries it removed and
+    /// exit.
     #[arg(long, conflicts_with_all = [
         "origin",
         "max_capacity",
@@ -146,6 +149,22 @@ pub(crate) struct Config {
         "connect_ports",
     ])]
     pub(crate) clear_cache: bool,
+
+    /// Port of the admin listener, which always binds 127.0.0.1 (0: a free port picked by the
+    /// system). Its address and a fresh random token are written to the admin file.
+    #[arg(
+        long,
+        value_name = "PORT",
+        default_value_t = 0,
+        conflicts_with = "clear_cache"
+    )]
+    pub(crate) admin_port: u16,
+
+    /// The admin file (admin address and token) to write, or with --clear-cache to read.
+    /// Default: tower-cache-layer/proxy-<port>.admin under $XDG_RUNTIME_DIR, else
+    /// $XDG_CACHE_HOME or ~/.cache, else the temp dir (tower-cache-layer-<uid>/).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) admin_file: Option<PathBuf>,
 }
 
 /// A validated origin: scheme, authority and a base path without a trailing slash.

@@ -19,12 +19,16 @@
 //! `ServiceBuilder::new().layer(cache_layer).service(proxy)` and served with hyper-util's
 //! `TowerToHyperService` and `auto::Builder` (HTTP/1 and HTTP/2).
 //!
-//! # Admin endpoint
+//! # Admin interface
 //!
-//! `POST /.well-known/tower-cache-layer/clear` empties the cache and answers `200 OK` with the
-//! number of removed entries as a plain-text body. It is answered by the proxy itself, before
-//! the cache, and only for clients connecting from a loopback address; anyone else gets
-//! `403 Forbidden`. `caching_proxy --clear-cache` sends this request.
+//! The public listener serves no admin function: every path, including
+//! `/.well-known/tower-cache-layer/clear`, goes to the origin. A separate admin listener on
+//! `127.0.0.1:--admin-port` (default: a port the system picks) answers `POST /clear` with the
+//! number of removed entries, for requests carrying `Authorization: Bearer <token>`. At startup
+//! the proxy writes the admin address and a random token to a 0600 admin file derived from its
+//! public port (`$XDG_RUNTIME_DIR/tower-cache-layer/proxy-<port>.admin`, …; or `--admin-file`),
+//! removed on graceful shutdown. `caching_proxy --clear-cache --port <PORT>` reads that file
+//! and sends the request. See the `admin` module.
 //!
 //! # Client limits
 //!
@@ -32,7 +36,9 @@
 //!   Large` (HTTP/1) and the connection is closed.
 //! - `--header-read-timeout` (10 s): a connection that has not sent a complete request head
 //!   this long after connecting or after its previous response is closed (slowloris).
-//! - `--max-connections` (1024): further connections wait in the listen backlog.
+//! - `--max-connections` (1024): at the limit, the least recently active idle keep-alive
+//!   connection is closed to admit a new one; while every connection has a request in flight,
+//!   new connections wait in the listen backlog.
 //! - Ctrl-C or SIGTERM: the listener closes at once (new connections are refused) and
 //!   responses in flight are finished, for up to 10 s; then the process exits with code 0.
 //!
@@ -43,6 +49,7 @@
 
 mod admin;
 mod config;
+mod conns;
 mod forward;
 mod front;
 mod server;
@@ -97,25 +104,18 @@ fn main() -> ExitCode {
     };
 
     if config.clear_cache {
-        // A proxy listening on a wildcard address is reached over loopback.
-        let ip = match config.bind {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        let addr = SocketAddr::new(ip, config.port);
-        let result = runtime.block_on(async {
-            tokio::time::timeout(admin::ADMIN_TIMEOUT, admin::clear_remote(addr))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(format!(
-                        "no answer from {addr} within {}s",
-                        admin::ADMIN_TIMEOUT.as_secs()
-                    ))
-                })
-        });
+        let result = runtime.block_on(admin::clear_remote(config.port, config.admin_file.clone()));
         return match result {
-            Ok(removed) => {
+            Ok((removed, proxy)) => {
+                // The proxy's public address as its admin file names it, else as the user
+                // gave it; a wildcard address means loopback.
+                let addr = proxy.unwrap_or(SocketAddr::new(config.bind, config.port));
+                let ip = match addr.ip() {
+                    IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                    ip => ip,
+                };
+                let addr = SocketAddr::new(ip, addr.port());
                 let noun = if removed == 1 { "entry" } else { "entries" };
                 println!("cleared {removed} {noun} from the cache at {addr}");
                 ExitCode::SUCCESS

@@ -1,11 +1,15 @@
 //! The server: accepts client connections within limits, answers each request through the
 //! cache, logs it, and shuts down gracefully.
+//!
+//! Connections are tracked in a [`Registry`](crate::conns::Registry): at `--max-connections`,
+//! the least recently active idle keep-alive connection is closed gracefully to admit a new
+//! one, and on shutdown every connection is asked to close once its responses are written.
+//! The public listener serves no admin function; the admin listener is [`crate::admin`].
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,16 +19,15 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_cache_layer::policy::CacheOptions;
-use tower_cache_layer::{Cache, CacheHandle, CacheLayer, ResponseBody};
+use tower_cache_layer::{Cache, CacheLayer, ResponseBody};
 
-use crate::admin::{CLEAR_PATH, admin};
+use crate::admin::AdminServer;
 use crate::config::Config;
+use crate::conns::{Registry, TrackedBody};
 use crate::forward::{ClientBody, ForwardLimits, Proxy, ProxyBody};
 use crate::front::{Admission, Admitted, FrontDoor, FrontDoorConfig};
 use crate::tunnel::Tunnels;
@@ -36,7 +39,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The cache over the proxy, as built by `ServiceBuilder::new().layer(cache).service(proxy)`.
 type CachedProxy = Cache<Proxy>;
 
-/// The body of every response the server writes: the cache's body, or an admin answer.
+/// The body of every response the server writes: the cache's body, or the proxy's own
+/// answer (a refusal, a tunnel's `200`).
 type ServerBody = Either<ResponseBody<ProxyBody>, Full<Bytes>>;
 
 /// Answers one request: the front door checks it and gives it its authority, the cache
@@ -97,8 +101,9 @@ async fn handle(
 /// Runs the proxy until Ctrl-C or SIGTERM, then lets in-flight connections finish for up to
 /// [`SHUTDOWN_GRACE`].
 ///
-/// Client connections are bounded: at most `--max-connections` are served at once (the next
-/// one is accepted when a permit is free), each must send a complete request head within
+/// Client connections are bounded: at most `--max-connections` are served at once (at the
+/// limit, the least recently active idle keep-alive connection is closed to admit the next
+/// one; while all are busy, the next one waits), each must send a complete request head within
 /// `--header-read-timeout`, and a request head is at most `--max-header-bytes` long.
 pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
     let mut options = CacheOptions::default();
@@ -116,7 +121,6 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
         cache = cache.default_ttl(Duration::from_secs(secs));
     }
     let cache_layer = cache.build();
-    let cache_handle = cache_layer.handle();
     let proxy = Proxy::new(
         config.origin.clone(),
         ForwardLimits {
@@ -141,10 +145,24 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
+    // After the public listener: a proxy that cannot bind its port must not replace the admin
+    // file of the proxy that has it.
+    let admin = AdminServer::start(
+        cache_layer.handle(),
+        config.admin_port,
+        config.admin_file.clone(),
+        local,
+    )
+    .await?;
     match &config.origin {
         Some(origin) => tracing::info!("listening on http://{local}, origin {origin}"),
         None => tracing::info!("listening on http://{local} as a forward proxy"),
     }
+    tracing::info!(
+        "admin interface on http://{}, token in {}",
+        admin.addr(),
+        admin.secret_path().display()
+    );
 
     let header_timeout = Duration::from_secs(config.header_read_timeout);
     let mut server = auto::Builder::new(TokioExecutor::new());
@@ -159,27 +177,13 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
-    let slots = Arc::new(Semaphore::new(config.max_connections as usize));
-    let graceful = GracefulShutdown::new();
+    let registry = Registry::new(config.max_connections as usize);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
-        // A permit first, then `accept`: beyond the limit, connections wait in the backlog.
-        let permit = match Arc::clone(&slots).try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                tracing::warn!(
-                    max_connections = config.max_connections,
-                    "connection limit reached; new connections wait"
-                );
-                tokio::select! {
-                    permit = Arc::clone(&slots).acquire_owned() => {
-                        permit.expect("the connection semaphore is never closed")
-                    }
-                    () = &mut shutdown => break,
-                }
-            }
-        };
+        // Accept, then wait for a slot: at the limit, one accepted connection waits while an
+        // idle one is closed to make room (or, if all are busy, until one is free); further
+        // connections wait in the listen backlog.
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -192,27 +196,38 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
             },
             () = &mut shutdown => break,
         };
+        let admitted = tokio::select! {
+            admitted = registry.admit() => match admitted {
+                Some(admitted) => admitted,
+                None => break,
+            },
+            () = &mut shutdown => break,
+        };
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(error = %err, "set_nodelay failed");
         }
         let cached = ServiceBuilder::new()
             .layer(cache_layer.clone())
             .service(proxy.clone());
-        let front = Arc::clone(&front);
-        let tunnels = Arc::clone(&tunnels);
-        // Set when the connection's first request head has been read.
-        let started = Arc::new(AtomicBool::new(false));
+        let (front, tunnels) = (Arc::clone(&front), Arc::clone(&tunnels));
+        let slot = Arc::new(admitted.slot);
+        let mut close = admitted.close;
         let service = tower::service_fn({
-            let started = Arc::clone(&started);
+            let slot = Arc::clone(&slot);
             move |req| {
-                started.store(true, Ordering::Relaxed);
-                handle(
+                // In flight until the response body is written in full or dropped.
+                let in_flight = slot.request();
+                let response = handle(
                     cached.clone(),
                     Arc::clone(&front),
                     Arc::clone(&tunnels),
                     peer,
                     req,
-                )
+                );
+                async move {
+                    let response = response.await?;
+                    Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
+                }
             }
         });
         let conn = server
@@ -221,18 +236,29 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
                 TowerToHyperService::new(service),
             )
             .into_owned();
-        let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let _permit = permit;
             tokio::pin!(conn);
             // hyper's header timeout starts once the protocol is known; a client that sends
             // nothing, or only part of the HTTP/2 preface, is bounded here.
-            let result = match tokio::time::timeout(header_timeout, &mut conn).await {
-                Ok(result) => result,
-                Err(_elapsed) if started.load(Ordering::Relaxed) => conn.await,
-                Err(_elapsed) => {
-                    tracing::debug!(%peer, "no request head within the header read timeout");
-                    return;
+            let header_deadline = tokio::time::sleep(header_timeout);
+            tokio::pin!(header_deadline);
+            let (mut closing, mut timing) = (false, true);
+            let result = loop {
+                tokio::select! {
+                    result = conn.as_mut() => break result,
+                    // To make room for a new connection, or shutting down: finish the
+                    // responses in flight, then close.
+                    _ = &mut close, if !closing => {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    () = &mut header_deadline, if timing => {
+                        if !slot.has_served() {
+                            tracing::debug!(%peer, "no request head within the header read timeout");
+                            return;
+                        }
+                        timing = false;
+                    }
                 }
             };
             if let Err(err) = result {
@@ -242,9 +268,11 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
     }
 
     drop(listener);
+    admin.stop();
+    registry.shutdown();
     tracing::info!("shutting down; waiting for in-flight requests");
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = registry.closed() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {
             tracing::warn!("connections still open after {}s; exiting", SHUTDOWN_GRACE.as_secs());
         }

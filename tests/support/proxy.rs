@@ -33,6 +33,20 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("ephemeral address").port()
 }
 
+/// A directory for the admin files of the proxies the tests start (mode 0700, as the proxy
+/// requires of an existing directory it writes secrets in).
+pub fn test_runtime_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tower-cache-layer-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the tests' runtime directory");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .expect("make the tests' runtime directory private");
+    }
+    dir
+}
+
 /// A running proxy process, killed when dropped.
 pub struct Proxy {
     pub child: Child,
@@ -55,6 +69,8 @@ pub async fn start_proxy(args: &[&str]) -> Proxy {
             .args(["--port", &port.to_string()])
             .args(args)
             .env("RUST_LOG", "warn")
+            // Admin files go to a directory of the tests', not the user's runtime directory.
+            .env("XDG_RUNTIME_DIR", test_runtime_dir())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,426 @@
+//! Connection tracking: a registry of the live client connections, with a close signal for
+//! each, so that the server can
+//!
+//! - admit at most `--max-connections` connections at once, closing the least recently active
+//!   *idle* keep-alive connection to make room for a new one (as nginx reuses idle connections
+//!   when it runs out), and making the new one wait only while every connection is busy;
+//! - shut down gracefully: ask every connection to close after its responses in flight, and
+//!   wait for them to be gone.
+//!
+//! A connection is idle when it has served at least one request and has no request in
+//! flight. A request is in flight from the moment its head has been read until its response
+//! body has been written in full or dropped ([`TrackedBody`] holds an [`InFlight`] guard).
+//! A connection that has not finished its first request is never closed to make room: the
+//! header read timeout bounds it.
+//!
+//! The registry is one `std::sync::Mutex` around a map; it is never held across `.await`.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tokio::sync::{Notify, oneshot};
+
+/// The live connections of one listener, shared by the accept loop and the connection tasks.
+#[derive(Clone, Debug)]
+pub(crate) struct Registry {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    /// Woken when a connection goes away or becomes idle.
+    changed: Notify,
+    /// At most this many connections are admitted at once.
+    max: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_id: u64,
+    conns: HashMap<u64, Conn>,
+    /// Set by [`Registry::shutdown`]: nothing more is admitted.
+    shutting_down: bool,
+}
+
+/// What the registry knows about one connection.
+#[derive(Debug)]
+struct Conn {
+    /// Requests whose response body has not been written in full or dropped yet.
+    in_flight: usize,
+    /// Whether the connection has received at least one request.
+    served: bool,
+    /// When the connection was admitted or last finished a response.
+    last_active: Instant,
+    /// Taken when the connection is asked to close.
+    close: Option<oneshot::Sender<()>>,
+}
+
+impl Conn {
+    /// Idle: a keep-alive connection between requests, which may be closed to make room.
+    fn is_idle(&self) -> bool {
+        self.served && self.in_flight == 0
+    }
+
+    /// Asks the connection to close gracefully (at most once).
+    fn ask_to_close(&mut self) {
+        if let Some(close) = self.close.take() {
+            // The connection task may be finishing already; then there is nothing to close.
+            let _ = close.send(());
+        }
+    }
+}
+
+impl State {
+    fn ask_all_to_close(&mut self) {
+        for conn in self.conns.values_mut() {
+            conn.ask_to_close();
+        }
+    }
+}
+
+/// An admitted connection: its registry entry (removed when this is dropped) and the signal
+/// asking it to close gracefully.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    /// The connection's entry; dropping it frees the slot.
+    pub(crate) slot: Slot,
+    /// Completes when the connection should close after its responses in flight (to make room
+    /// for a new connection, or on shutdown).
+    pub(crate) close: oneshot::Receiver<()>,
+}
+
+/// A connection's place in the registry; dropping it frees the slot.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    id: u64,
+    registry: Registry,
+}
+
+impl Registry {
+    /// A registry admitting at most `max` connections at once.
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                changed: Notify::new(),
+                max: max.max(1),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent counters: keep going.
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Connections currently admitted.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().conns.len()
+    }
+
+    /// Waits for a free slot and takes it; `None` once [`shutdown`](Self::shutdown) was called.
+    ///
+    /// At the limit, the least recently active idle connection is asked to close; if every
+    /// connection is busy, this waits until one finishes a response or goes away.
+    pub(crate) async fn admit(&self) -> Option<Admitted> {
+        let mut warned = false;
+        loop {
+            // Registered before looking, so that no wake-up between the look and the wait
+            // is lost (`notify_one` also keeps a permit for a waiter that is not there yet).
+            let changed = self.shared.changed.notified();
+            {
+                let mut state = self.lock();
+                if state.shutting_down {
+                    return None;
+                }
+                if state.conns.len() < self.shared.max {
+                    let id = state.next_id;
+                    state.next_id += 1;
+                    let (close_tx, close_rx) = oneshot::channel();
+                    state.conns.insert(
+                        id,
+                        Conn {
+                            in_flight: 0,
+                            served: false,
+                            last_active: Instant::now(),
+                            close: Some(close_tx),
+                        },
+                    );
+                    return Some(Admitted {
+                        slot: Slot {
+                            id,
+                            registry: self.clone(),
+                        },
+                        close: close_rx,
+                    });
+                }
+                // An idle connection already asked to close goes away at once: wait for it.
+                // Otherwise ask the least recently active idle one.
+                let closing_idle = state
+                    .conns
+                    .values()
+                    .any(|conn| conn.close.is_none() && conn.is_idle());
+                if !closing_idle {
+                    let oldest_idle = state
+                        .conns
+                        .values_mut()
+                        .filter(|conn| conn.close.is_some() && conn.is_idle())
+                        .min_by_key(|conn| conn.last_active);
+                    match oldest_idle {
+                        Some(conn) => {
+                            tracing::debug!("connection limit reached; closing an idle connection");
+                            conn.ask_to_close();
+                        }
+                        None if !warned => {
+                            warned = true;
+                            tracing::warn!(
+                                max_connections = self.shared.max,
+                                "connection limit reached and every connection is busy; \
+                                 new connections wait"
+                            );
+                        }
+                        None => {}
+                    }
+                }
+            }
+            changed.await;
+        }
+    }
+
+    /// Refuses further admissions and asks every connection to close once its responses in
+    /// flight are done.
+    pub(crate) fn shutdown(&self) {
+        let mut state = self.lock();
+        state.shutting_down = true;
+        state.ask_all_to_close();
+        drop(state);
+        self.shared.changed.notify_one();
+    }
+
+    /// Completes when no connection is left.
+    pub(crate) async fn closed(&self) {
+        loop {
+            let changed = self.shared.changed.notified();
+            if self.len() == 0 {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    fn changed(&self) {
+        self.shared.changed.notify_one();
+    }
+}
+
+impl Slot {
+    /// Marks the start of a request on this connection; the request is in flight until the
+    /// returned guard is dropped.
+    pub(crate) fn request(&self) -> InFlight {
+        if let Some(conn) = self.registry.lock().conns.get_mut(&self.id) {
+            conn.in_flight += 1;
+            conn.served = true;
+        }
+        InFlight {
+            id: self.id,
+            registry: self.registry.clone(),
+        }
+    }
+}
+
+impl Slot {
+    /// Whether the connection has received a request head yet.
+    pub(crate) fn has_served(&self) -> bool {
+        self.registry
+            .lock()
+            .conns
+            .get(&self.id)
+            .is_some_and(|conn| conn.served)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let removed = self.registry.lock().conns.remove(&self.id);
+        if removed.is_some() {
+            self.registry.changed();
+        }
+    }
+}
+
+/// A request in flight on a connection: from its head being read until its response body is
+/// written in full or dropped.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    id: u64,
+    registry: Registry,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = self.registry.lock();
+        if let Some(conn) = state.conns.get_mut(&self.id) {
+            conn.in_flight = conn.in_flight.saturating_sub(1);
+            conn.last_active = Instant::now();
+            let idle = conn.in_flight == 0;
+            drop(state);
+            if idle {
+                self.registry.changed();
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// A response body that keeps its request [`InFlight`] until the body has ended or is
+    /// dropped.
+    #[derive(Debug)]
+    pub(crate) struct TrackedBody<B> {
+        #[pin]
+        inner: B,
+        in_flight: Option<InFlight>,
+    }
+}
+
+impl<B> TrackedBody<B> {
+    /// Wraps `inner`; `in_flight` is released when it ends.
+    pub(crate) fn new(inner: B, in_flight: InFlight) -> Self {
+        Self {
+            inner,
+            in_flight: Some(in_flight),
+        }
+    }
+}
+
+impl<B: Body> Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        // hyper stops polling once a body reports its end after a frame; the guard goes then,
+        // or when the body is dropped.
+        let ended = match &polled {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
+            _ => false,
+        };
+        if ended {
+            this.in_flight.take();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Admits within `ms` milliseconds, or `None`.
+    async fn admit_within(registry: &Registry, ms: u64) -> Option<Admitted> {
+        tokio::time::timeout(Duration::from_millis(ms), registry.admit())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    #[tokio::test]
+    async fn admits_up_to_the_limit_then_waits_while_every_connection_is_busy() {
+        let registry = Registry::new(2);
+        let a = admit_within(&registry, 100).await.expect("first slot");
+        let b = admit_within(&registry, 100).await.expect("second slot");
+        let _busy_a = a.slot.request();
+        let _busy_b = b.slot.request();
+        assert!(
+            admit_within(&registry, 100).await.is_none(),
+            "admitted a third"
+        );
+        drop(b);
+        assert!(
+            admit_within(&registry, 100).await.is_some(),
+            "a slot was freed"
+        );
+    }
+
+    #[tokio::test]
+    async fn at_the_limit_the_least_recently_active_idle_connection_is_asked_to_close() {
+        let registry = Registry::new(3);
+        let mut older = admit_within(&registry, 100).await.expect("slot");
+        let mut newer = admit_within(&registry, 100).await.expect("slot");
+        let mut busy = admit_within(&registry, 100).await.expect("slot");
+        drop(older.slot.request());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        drop(newer.slot.request());
+        let _in_flight = busy.slot.request();
+
+        let registry2 = registry.clone();
+        let waiting = tokio::spawn(async move { registry2.admit().await.map(|a| a.slot.id) });
+        tokio::time::timeout(Duration::from_secs(1), &mut older.close)
+            .await
+            .expect("the older idle connection is asked to close")
+            .expect("signal sent");
+        assert!(
+            newer.close.try_recv().is_err(),
+            "the newer idle one is kept"
+        );
+        assert!(busy.close.try_recv().is_err(), "the busy one is kept");
+        drop(older);
+        let id = tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("admitted once the idle connection is gone")
+            .expect("task")
+            .expect("not shutting down");
+        assert_eq!(id, 3);
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_has_not_been_served_yet_is_not_closed_to_make_room() {
+        let registry = Registry::new(1);
+        let mut fresh = admit_within(&registry, 100).await.expect("slot");
+        assert!(admit_within(&registry, 100).await.is_none());
+        assert!(fresh.close.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn shutdown_asks_every_connection_to_close_and_refuses_new_ones() {
+        let registry = Registry::new(4);
+        let mut a = admit_within(&registry, 100).await.expect("slot");
+        let in_flight = a.slot.request();
+        registry.shutdown();
+        assert!(a.close.try_recv().is_ok());
+        assert!(registry.admit().await.is_none());
+        drop(in_flight);
+        let closed = registry.clone();
+        let done = tokio::spawn(async move { closed.closed().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!done.is_finished(), "a connection is still open");
+        drop(a);
+        tokio::time::timeout(Duration::from_secs(1), done)
+            .await
+            .expect("closed once the last connection is gone")
+            .expect("task");
+    }
+}
