@@ -475,9 +475,19 @@ async fn bad_origin_exits_2_with_one_line() {
         assert_eq!(stderr.lines().count(), 1, "--origin {origin:?}: {stderr}");
         assert!(stderr.contains("--origin"), "--origin {origin:?}: {stderr}");
     }
-    let (code, _, stderr) = run(&["--port", "3000"]).await;
-    assert_eq!(code, Some(2), "missing --origin: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "missing --origin: {stderr}");
+    // Without --origin the proxy is a forward proxy; its own flags are checked as strictly.
+    for args in [
+        ["--allow", "not-a-network"],
+        ["--allow", "10.0.0.0/33"],
+        ["--connect-ports", "0"],
+        ["--trusted-proxy", "example.com"],
+    ] {
+        let (code, stdout, stderr) = run(&[args[0], args[1], "--port", "1"]).await;
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert_eq!(stdout, "");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(args[0]), "{args:?}: {stderr}");
+    }
 }
 
 #[tokio::test]
