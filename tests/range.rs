@@ -132,6 +132,38 @@ async fn targeted_cache_control_takes_precedence() {
     );
 }
 
+// RFC 9213 §2.1: a known directive with a value of the wrong type (a String, a Token, a
+// Decimal for max-age) invalidates the targeted field; Cache-Control (no-store) applies.
+#[tokio::test]
+async fn targeted_field_with_wrong_value_type_falls_back() {
+    let layer = CacheLayer::builder()
+        .targeted_cache_control(HeaderName::from_static("cdn-cache-control"))
+        .build();
+    let server = serve(layer, |req| {
+        let cdn = match req.uri().path() {
+            "/string" => "max-age=\"10000\"",
+            "/token" => "max-age=abc",
+            _ => "max-age=1.5",
+        };
+        let mut response = response(&[("cache-control", "no-store")], "x");
+        response
+            .headers_mut()
+            .insert("cdn-cache-control", cdn.parse().unwrap());
+        response
+    })
+    .await;
+    for path in ["/string", "/token", "/decimal"] {
+        let first = get(&server.url(path), &[]).await;
+        assert!(first.cache_status().contains("detail=no-store"), "{path}");
+        assert_eq!(
+            get(&server.url(path), &[]).await.x_cache(),
+            "MISS",
+            "{path}"
+        );
+    }
+    assert_eq!(server.calls(), 6);
+}
+
 // RFC 9111 §5.2.2.3: must-understand with an understood status overrides no-store.
 #[tokio::test]
 async fn must_understand_overrides_no_store_for_understood_status() {
