@@ -206,6 +206,29 @@ async fn client_if_modified_since_is_answered_by_the_cache() {
     assert_eq!(server.calls(), 1);
 }
 
+// RFC 9111 §4.2: If-Modified-Since and Last-Modified in any case, weekday not checked.
+#[tokio::test]
+async fn if_modified_since_in_any_case() {
+    let server = serve(CacheLayer::new(), |_| {
+        response(
+            &[
+                ("last-modified", "MON, 01 JAN 2024 00:00:00 GMT"),
+                ("cache-control", "max-age=60"),
+            ],
+            "x",
+        )
+    })
+    .await;
+    get(&server.url("/m"), &[]).await;
+    let later = get(
+        &server.url("/m"),
+        &[("if-modified-since", "fri, 02 jan 2024 00:00:00 gmt")],
+    )
+    .await;
+    assert_eq!(later.status, 304);
+    assert_eq!(server.calls(), 1);
+}
+
 // RFC 9111 §5.2.2.4: no-cache responses are stored but validated before every reuse.
 #[tokio::test]
 async fn no_cache_response_is_validated_every_time() {
