@@ -69,7 +69,7 @@ use tokio::sync::Semaphore;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_cache_layer::policy::CacheOptions;
 use tower_cache_layer::policy::headers::remove_hop_by_hop;
-use tower_cache_layer::{Cache, CacheHandle, CacheLayer, ResponseBody};
+use tower_cache_layer::{Cache, CacheHandle, CacheLayer, OriginUnreachable, ResponseBody};
 use tracing_subscriber::EnvFilter;
 
 /// Path of the admin endpoint that empties the cache (method `POST`, loopback clients only).
@@ -138,6 +138,13 @@ struct Config {
     )]
     origin_timeout: u64,
 
+    /// When the origin cannot be reached (or sends no response headers in time), serve a
+    /// stored response that is stale by at most this many seconds instead of 502/504 (RFC 9111
+    /// §4.2.4), unless it has must-revalidate, proxy-revalidate, no-cache or s-maxage. 0 turns
+    /// it off.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    max_stale_if_unreachable: u64,
+
     /// Largest request head (request line and header fields) a client may send, in bytes
     /// (suffixes K, M, G; at least 8K). A larger one is answered 431 Request Header Fields Too
     /// Large and its connection closed.
@@ -173,6 +180,7 @@ struct Config {
         "max_entry_size",
         "default_ttl",
         "origin_timeout",
+        "max_stale_if_unreachable",
         "store_set_cookie",
         "max_header_bytes",
         "header_read_timeout",
@@ -426,18 +434,25 @@ impl Service<Request<Incoming>> for Proxy {
                         "origin request failed"
                     };
                     tracing::warn!(error = %error_chain(&err), "{what}");
-                    Ok(text_response(
+                    let mut response = text_response(
                         StatusCode::BAD_GATEWAY,
                         format!("bad gateway: {what} ({})", root_cause(&err)),
-                    ))
+                    );
+                    // Not the origin's answer: the cache may serve stale instead.
+                    response.extensions_mut().insert(OriginUnreachable);
+                    Ok(response)
                 }
-                Err(_elapsed) => Ok(text_response(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!(
-                        "gateway timeout: the origin sent no response within {}s",
-                        timeout.as_secs()
-                    ),
-                )),
+                Err(_elapsed) => {
+                    let mut response = text_response(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        format!(
+                            "gateway timeout: the origin sent no response within {}s",
+                            timeout.as_secs()
+                        ),
+                    );
+                    response.extensions_mut().insert(OriginUnreachable);
+                    Ok(response)
+                }
             }
         })
     }
@@ -585,6 +600,7 @@ async fn serve(config: Config, origin: Origin) -> Result<(), Box<dyn StdError>> 
         .options(options)
         .max_capacity(config.max_capacity)
         .max_entry_size(usize::try_from(config.max_entry_size).unwrap_or(usize::MAX))
+        .max_stale_if_unreachable(Duration::from_secs(config.max_stale_if_unreachable))
         // RFC 9213: as a CDN-like cache in front of an origin, obey `CDN-Cache-Control` over
         // `Cache-Control` when the origin sends it; browsers still see `Cache-Control`.
         .targeted_cache_control(HeaderName::from_static("cdn-cache-control"));

@@ -7,7 +7,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
 use http::header::CONTENT_LENGTH;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -173,6 +173,7 @@ pub(crate) struct Tee {
     pub(crate) headers: HeaderMap,
     pub(crate) policy: ResponsePolicy,
     pub(crate) vary: VaryKey,
+    pub(crate) extensions: Extensions,
     pub(crate) req_headers: HeaderMap,
     pub(crate) chunks: Vec<Bytes>,
     pub(crate) len: usize,
@@ -233,6 +234,7 @@ impl Tee {
             body,
             policy: self.policy,
             vary: self.vary,
+            extensions: self.extensions,
         };
         self.sink
             .commit(self.key, response, self.req_headers, self.flight);

@@ -167,6 +167,7 @@ pub mod policy;
 mod service;
 mod status;
 pub mod store;
+mod unreachable;
 
 #[doc(inline)]
 pub use self::body::ResponseBody;
@@ -180,6 +181,8 @@ pub use self::key::CacheKey;
 pub use self::layer::{CacheLayer, CacheLayerBuilder};
 #[doc(inline)]
 pub use self::service::Cache;
+#[doc(inline)]
+pub use self::unreachable::OriginUnreachable;
 
 /// Alias for a type-erased error type.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -17,6 +17,7 @@ use http_body::Body;
 use tower_service::Service;
 
 use crate::BoxError;
+use crate::OriginUnreachable;
 use crate::body::{Commit, ResponseBody, Tee};
 use crate::flight::{FlightGuard, Join, Reservation};
 use crate::future::ResponseFuture;
@@ -26,7 +27,7 @@ use crate::policy::conditional::{Precondition, evaluate_preconditions, not_modif
 use crate::policy::headers::remove_hop_by_hop;
 use crate::policy::invalidate::{invalidation_uris, is_safe_method};
 use crate::policy::range::{RangeDecision, content_range, evaluate_range, unsatisfied_range};
-use crate::policy::reuse::may_serve_stale_if_error;
+use crate::policy::reuse::{may_serve_stale_if_error, may_serve_stale_if_unreachable};
 use crate::policy::revalidate::{
     add_validators, freshen_headers, head_freshens, not_modified_matches,
 };
@@ -169,7 +170,9 @@ where
         _ => Forward::UriMiss,
     };
     if let Some(candidate) = &selected {
-        let stale = if candidate.policy.is_fresh(now) {
+        // RFC 9211 §2.2: `request` only when the request's directives ruled out a fresh
+        // response; a response that must be validated (its own `no-cache`) is as good as stale.
+        let stale = if candidate.policy.is_fresh(now) && !candidate.policy.no_cache {
             Forward::Request
         } else {
             Forward::Stale
@@ -301,10 +304,11 @@ where
             .on_response(response, exchange, selected, validating, flight)
             .await),
         Err(error) => {
-            // RFC 5861 §4: an origin that cannot be reached may be covered by a stale response.
+            // RFC 5861 §4, RFC 9111 §4.2.4: an origin that cannot be reached may be covered by
+            // a stale response.
             if let Some(answer) = selected
                 .as_ref()
-                .and_then(|stored| shared.stale_if_error(&exchange, stored, None))
+                .and_then(|stored| shared.stale_if_unreachable(&exchange, stored))
             {
                 return Ok(answer);
             }
@@ -338,13 +342,9 @@ where
         }
     }
     let (mut parts, body) = response.into_parts();
-    shared.status.forwarded(
-        &mut parts.headers,
-        Forward::Method,
-        parts.status,
-        false,
-        None,
-    );
+    shared
+        .status
+        .forwarded_parts(&mut parts, Forward::Method, None);
     Ok(Response::from_parts(parts, ResponseBody::pass(body)))
 }
 
@@ -508,6 +508,11 @@ impl<St: Store> Shared<St> {
         let mut response = Response::new(ResponseBody::full(body));
         *response.status_mut() = status;
         *response.headers_mut() = headers;
+        // The stored status with its extensions (hyper's `ReasonPhrase` among them); a status
+        // the cache made up (304, 206, 412, 416) has its standard reason phrase.
+        if status == stored.status && !stored.extensions.is_empty() {
+            *response.extensions_mut() = stored.extensions.clone();
+        }
         Some(response)
     }
 
@@ -531,6 +536,31 @@ impl<St: Store> Shared<St> {
         )
     }
 
+    /// Serves `stored` in place of an origin that could not be reached: within its
+    /// `stale-if-error` window (RFC 5861 §4), else as a disconnected cache may (RFC 9111
+    /// §4.2.4, bounded by [`CacheOptions::max_stale_if_unreachable`](crate::policy::CacheOptions)).
+    fn stale_if_unreachable<B>(
+        &self,
+        exchange: &Exchange,
+        stored: &StoredResponse,
+    ) -> Option<Response<ResponseBody<B>>> {
+        if let Some(answer) = self.stale_if_error(exchange, stored, None) {
+            return Some(answer);
+        }
+        let now = exchange.response_time;
+        let max = self.options.max_stale_if_unreachable;
+        if !may_serve_stale_if_unreachable(&stored.policy, &exchange.req_headers, now, max) {
+            return None;
+        }
+        self.answer_from_store(
+            &exchange.method,
+            &exchange.req_headers,
+            stored,
+            now,
+            Served::StaleIfUnreachable,
+        )
+    }
+
     /// Handles the inner service's answer to a forwarded GET or HEAD.
     async fn on_response<B>(
         self: &Arc<Self>,
@@ -544,6 +574,16 @@ impl<St: Store> Shared<St> {
         B: Body<Data = Bytes>,
     {
         let status = response.status();
+        // The inner service could not reach the origin and answered itself.
+        if response.extensions().get::<OriginUnreachable>().is_some() {
+            if let Some(answer) = selected
+                .as_ref()
+                .and_then(|stored| self.stale_if_unreachable(&exchange, stored))
+            {
+                return answer;
+            }
+            return self.forwarded(response, exchange, flight);
+        }
         // RFC 5861 §4: these errors may be covered by a stale response.
         if matches!(status.as_u16(), 500 | 502 | 503 | 504) {
             if let Some(answer) = selected
@@ -626,6 +666,7 @@ impl<St: Store> Shared<St> {
             body: stored.body.clone(),
             policy,
             vary: stored.vary.clone(),
+            extensions: stored.extensions.clone(),
         });
         if let Some(entry) = self.lookup(&exchange.key).await {
             let entry = entry.with_replaced(stored, Arc::clone(&updated));
@@ -705,6 +746,13 @@ impl<St: Store> Shared<St> {
         B: Body<Data = Bytes>,
     {
         let (mut parts, body) = response.into_parts();
+        // Made by the inner service, not the origin: never stored. `flight` is dropped, so
+        // the requests waiting for it go forward themselves.
+        if parts.extensions.get::<OriginUnreachable>().is_some() {
+            self.status
+                .forwarded_parts(&mut parts, exchange.forward, None);
+            return Response::from_parts(parts, ResponseBody::pass(body));
+        }
         // RFC 9110 §6.6.1: a cache adds `Date` to a response that lacks one.
         if !parts.headers.contains_key(DATE) {
             let date = httpdate::fmt_http_date(exchange.response_time);
@@ -740,7 +788,7 @@ impl<St: Store> Shared<St> {
             }
         });
 
-        let (body, stored, detail) = match decision {
+        let (body, detail) = match decision {
             Ok(()) => {
                 let mut headers = owned_headers(&parts.headers);
                 // RFC 9111 §3.1: hop-by-hop fields are not stored; RFC 9111 §5.2.2.4,
@@ -767,6 +815,7 @@ impl<St: Store> Shared<St> {
                     headers,
                     policy,
                     vary,
+                    extensions: parts.extensions.clone(),
                     req_headers: exchange.req_headers,
                     chunks: Vec::new(),
                     len: 0,
@@ -780,9 +829,9 @@ impl<St: Store> Shared<St> {
                 // hyper does not read a body it must not or need not send.
                 if body.is_end_stream() || body.size_hint().exact() == Some(0) {
                     tee.commit();
-                    (ResponseBody::pass(body), true, None)
+                    (ResponseBody::pass(body), None)
                 } else {
-                    (ResponseBody::miss(body, tee), true, None)
+                    (ResponseBody::miss(body, tee), None)
                 }
             }
             Err((reason, from_response)) => {
@@ -791,16 +840,11 @@ impl<St: Store> Shared<St> {
                     self.uncacheable.insert(exchange.key, ());
                 }
                 // `flight` is dropped here: the requests waiting for it go forward themselves.
-                (ResponseBody::pass(body), false, Some(reason))
+                (ResponseBody::pass(body), Some(reason))
             }
         };
-        self.status.forwarded(
-            &mut parts.headers,
-            exchange.forward,
-            parts.status,
-            stored,
-            detail,
-        );
+        self.status
+            .forwarded_parts(&mut parts, exchange.forward, detail);
         Response::from_parts(parts, body)
     }
 }

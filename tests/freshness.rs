@@ -28,7 +28,7 @@ async fn miss_then_hit_reaches_origin_once() {
     assert_eq!(first.x_cache(), "MISS");
     assert_eq!(
         first.cache_status(),
-        "tower-cache-layer; fwd=uri-miss; fwd-status=200; stored"
+        "tower-cache-layer; fwd=uri-miss; fwd-status=200"
     );
     assert_eq!(first.body, "hello");
 

@@ -253,6 +253,34 @@ async fn no_cache_response_is_validated_every_time() {
     assert_eq!(server.calls(), 3);
 }
 
+// RFC 9211 §2.2: a validation forced by the stored response's own no-cache is `fwd=stale`,
+// not `fwd=request` (the request asked for nothing).
+#[tokio::test]
+async fn no_cache_response_validation_is_fwd_stale() {
+    let server = serve(CacheLayer::new(), |_| {
+        response(&[("cache-control", "max-age=60, no-cache")], "nc")
+    })
+    .await;
+    get(&server.url("/n"), &[]).await;
+    let r = get(&server.url("/n"), &[]).await;
+    assert_eq!(r.x_cache(), "MISS");
+    assert_eq!(
+        r.cache_status(),
+        "tower-cache-layer; fwd=stale; fwd-status=200"
+    );
+    // A request no-cache on a fresh response is still the request's doing.
+    let server2 = serve(CacheLayer::new(), |_| {
+        response(&[("cache-control", "max-age=60")], "f")
+    })
+    .await;
+    get(&server2.url("/f"), &[]).await;
+    let r = get(&server2.url("/f"), &[("cache-control", "no-cache")]).await;
+    assert_eq!(
+        r.cache_status(),
+        "tower-cache-layer; fwd=request; fwd-status=200"
+    );
+}
+
 // RFC 9111 §4.2.4, §5.2.2.2: must-revalidate forbids serving stale even when the client
 // accepts it.
 #[tokio::test]

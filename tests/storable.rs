@@ -139,6 +139,17 @@ async fn only_if_cached_miss_is_504() {
     assert_eq!((r.status.as_u16(), r.x_cache()), (200, "HIT"));
 }
 
+// RFC 9211 §2.2: the only-if-cached 504 was made by the cache, not forwarded: no `fwd`.
+#[tokio::test]
+async fn only_if_cached_504_is_not_marked_forwarded() {
+    let server = serve(CacheLayer::new(), |_| response(&[], "x")).await;
+    let r = get(&server.url("/"), &[("cache-control", "only-if-cached")]).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.x_cache(), "MISS");
+    assert_eq!(r.cache_status(), "tower-cache-layer; detail=only-if-cached");
+    assert_eq!(server.calls(), 0);
+}
+
 // RFC 9111 §3: only GET responses are stored; POST is forwarded with its body.
 #[tokio::test]
 async fn post_is_forwarded_not_stored() {
