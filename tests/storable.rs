@@ -234,6 +234,25 @@ async fn vary_selects_the_variant() {
     assert_eq!(server.calls(), 2);
 }
 
+// RFC 9111 §4.1: Accept-Language is compared without regard to case
+// (vary-normalise-lang-case).
+#[tokio::test]
+async fn vary_accept_language_ignores_case() {
+    let server = serve(CacheLayer::new(), |_| {
+        response(
+            &[("cache-control", "max-age=60"), ("vary", "Accept-Language")],
+            "en-de",
+        )
+    })
+    .await;
+    get(&server.url("/l"), &[("accept-language", "en, de")]).await;
+    let hit = get(&server.url("/l"), &[("accept-language", "eN, De")]).await;
+    assert_eq!((hit.x_cache(), &hit.body[..]), ("HIT", &b"en-de"[..]));
+    let other = get(&server.url("/l"), &[("accept-language", "fr")]).await;
+    assert_eq!(other.x_cache(), "MISS");
+    assert_eq!(server.calls(), 2);
+}
+
 // RFC 9111 §3.1: hop-by-hop fields are not stored.
 #[tokio::test]
 async fn hop_by_hop_fields_are_not_stored() {
