@@ -31,7 +31,7 @@ use crate::policy::reuse::{may_serve_stale_if_error, may_serve_stale_if_unreacha
 use crate::policy::revalidate::{
     add_validators, freshen_headers, head_freshens, not_modified_matches,
 };
-use crate::policy::storable::{NotStorable, fields_not_to_store};
+use crate::policy::storable::{NotStorable, fields_not_to_store, post_response_answers_get};
 use crate::policy::{
     CacheControl, ResponsePolicy, Reuse, Vary, VaryKey, is_storable, reuse, targeted_cache_control,
 };
@@ -318,7 +318,9 @@ where
 }
 
 /// A request with an unsafe method: forwarded, then what is stored for its target (and for
-/// `Location` / `Content-Location` on the same origin) is invalidated (RFC 9111 §4.4).
+/// `Location` / `Content-Location` on the same origin) is invalidated (RFC 9111 §4.4). A
+/// response to `POST` that names its own target in `Content-Location` and has explicit
+/// freshness is then stored for later `GET`s (RFC 9110 §9.3.3).
 async fn unsafe_call<S, St, ReqBody, ResBody>(
     shared: Arc<Shared<St>>,
     mut inner: S,
@@ -328,16 +330,44 @@ async fn unsafe_call<S, St, ReqBody, ResBody>(
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     St: Store,
+    ResBody: Body<Data = Bytes>,
 {
     shared.stats.misses.fetch_add(1, Ordering::Relaxed);
     let method = req.method().clone();
+    let req_headers = (method == Method::POST).then(|| req.headers().clone());
+    let request_time = shared.clock.now();
     let response = inner.call(req).await?;
+    let response_time = shared.clock.now();
     if let Ok(target) = key.as_str().parse::<Uri>() {
         for uri in invalidation_uris(&method, response.status(), &target, response.headers()) {
             if let Some(key) = CacheKey::from_uri(&uri) {
                 if let Err(error) = shared.store.remove(&key).await {
                     tracing::warn!(%key, %error, "cache invalidation failed");
                 }
+            }
+        }
+        if let Some(req_headers) = req_headers {
+            let cc = shared.cache_control(response.headers());
+            let reusable = post_response_answers_get(
+                &method,
+                &target,
+                response.status(),
+                response.headers(),
+                &cc,
+                &shared.options,
+                response_time,
+            );
+            if reusable {
+                // Stored as the response to a GET of the target, under every other rule.
+                let exchange = Exchange {
+                    key,
+                    forward: Forward::Method,
+                    method: Method::GET,
+                    req_headers,
+                    request_time,
+                    response_time,
+                };
+                return Ok(shared.forwarded(response, exchange, None));
             }
         }
     }

@@ -174,6 +174,48 @@ async fn post_is_forwarded_not_stored() {
     assert_eq!(server.calls(), 3);
 }
 
+// RFC 9110 §9.3.3: a POST response with explicit freshness and a Content-Location equal to
+// the target URI answers later GETs of it (method-POST); it still invalidates first.
+#[tokio::test]
+async fn post_response_with_own_content_location_answers_get() {
+    let server = serve(CacheLayer::new(), |req| {
+        if req.method() == http::Method::POST {
+            let location = if req.uri().path() == "/p" {
+                "/p"
+            } else {
+                "/elsewhere"
+            };
+            response(
+                &[
+                    ("cache-control", "max-age=60"),
+                    ("content-location", location),
+                ],
+                "posted",
+            )
+        } else {
+            response(&[("cache-control", "max-age=60")], "got")
+        }
+    })
+    .await;
+    let post = |path: &str| {
+        send(
+            Request::post(server.url(path))
+                .body(Full::from("data"))
+                .unwrap(),
+        )
+    };
+    assert_eq!(get(&server.url("/p"), &[]).await.body, "got");
+    let r = post("/p").await;
+    assert_eq!(r.x_cache(), "MISS");
+    assert_eq!(r.body, "posted");
+    let hit = get(&server.url("/p"), &[]).await;
+    assert_eq!((hit.x_cache(), &hit.body[..]), ("HIT", &b"posted"[..]));
+    // Content-Location naming another URI: not stored for the target.
+    post("/q").await;
+    assert_eq!(get(&server.url("/q"), &[]).await.x_cache(), "MISS");
+    assert_eq!(server.calls(), 4);
+}
+
 // Status codes that are not heuristically cacheable need explicit freshness.
 #[tokio::test]
 async fn non_heuristic_status_needs_explicit_freshness() {

@@ -35,7 +35,9 @@ pub use self::reuse::{Reuse, may_serve_stale_if_error, may_serve_stale_if_unreac
 #[doc(inline)]
 pub use self::revalidate::{add_validators, freshen_headers, head_freshens, not_modified_matches};
 #[doc(inline)]
-pub use self::storable::{NotStorable, fields_not_to_store, is_storable};
+pub use self::storable::{
+    NotStorable, fields_not_to_store, is_storable, post_response_answers_get,
+};
 #[doc(inline)]
 pub use self::vary::{Vary, VaryKey};
 
