@@ -13,6 +13,7 @@ use pin_project_lite::pin_project;
 
 use crate::flight::{FlightGuard, Reservation};
 use crate::key::CacheKey;
+use crate::policy::range::ContentRange;
 use crate::policy::{ResponsePolicy, VaryKey};
 use crate::store::StoredResponse;
 
@@ -222,6 +223,14 @@ impl Tee {
             buf.extend_from_slice(chunk);
         }
         let body = buf.freeze();
+        // RFC 9111 §3.3: a part is stored only when it holds exactly the bytes its
+        // `Content-Range` names.
+        if self.status == StatusCode::PARTIAL_CONTENT
+            && ContentRange::from_headers(&self.headers).map(|part| part.len())
+                != Some(body.len() as u64)
+        {
+            return;
+        }
         let mut headers = self.headers;
         // The whole body is known now; its length answers HEAD requests correctly later.
         // RFC 9110 §8.6: never on a 204.

@@ -9,8 +9,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{
-    AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG,
-    IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, IF_MATCH,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
@@ -26,7 +26,9 @@ use crate::layer::Shared;
 use crate::policy::conditional::{Precondition, evaluate_preconditions, not_modified_headers};
 use crate::policy::headers::remove_hop_by_hop;
 use crate::policy::invalidate::{invalidation_uris, is_safe_method};
-use crate::policy::range::{RangeDecision, content_range, evaluate_range, unsatisfied_range};
+use crate::policy::range::{
+    ContentRange, RangeDecision, combine_parts, content_range, evaluate_range, unsatisfied_range,
+};
 use crate::policy::reuse::{may_serve_stale_if_error, may_serve_stale_if_unreachable};
 use crate::policy::revalidate::{
     add_validators, freshen_headers, head_freshens, not_modified_matches,
@@ -270,8 +272,13 @@ where
     let req_headers = req.headers().clone();
     // RFC 9111 §4.3.1: a stored response with a validator is validated, not fetched again;
     // the entity tags of the other stored variants go along, so a 304 may select one of them.
+    // A stored part is not validated: a 304 would confirm only the part, which cannot answer
+    // a request for more (RFC 9111 §3.3).
     let mut validating = Vec::new();
-    if let Some(stored) = &selected {
+    if let Some(stored) = selected
+        .as_ref()
+        .filter(|s| s.status != StatusCode::PARTIAL_CONTENT)
+    {
         if add_validators(&stored.headers, req.headers_mut()) {
             validating.push(Arc::clone(stored));
         }
@@ -279,7 +286,12 @@ where
     if let Some(entry) = &stored {
         for variant in entry.variants() {
             let is_selected = selected.as_ref().is_some_and(|s| Arc::ptr_eq(s, variant));
-            let Some(etag) = variant.headers.get(ETAG).filter(|_| !is_selected) else {
+            let is_part = variant.status == StatusCode::PARTIAL_CONTENT;
+            let Some(etag) = variant
+                .headers
+                .get(ETAG)
+                .filter(|_| !is_selected && !is_part)
+            else {
                 continue;
             };
             // Only the tag: another variant's `Last-Modified` says nothing about this one.
@@ -488,49 +500,65 @@ impl<St: Store> Shared<St> {
             .unwrap_or(i64::MAX)
             .saturating_sub(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
 
+        // A stored partial response (RFC 9111 §3.3): where its bytes sit in the representation.
+        let part = match stored.status {
+            StatusCode::PARTIAL_CONTENT => Some(ContentRange::from_headers(&stored.headers)?),
+            _ => None,
+        };
         // RFC 9111 §4.3.2, RFC 9110 §13.2.2: the cache evaluates the client's preconditions
-        // against the stored response.
-        let (status, mut headers, body) =
-            match evaluate_preconditions(method, req_headers, stored.status, &stored.headers) {
-                Precondition::NotModified => (
-                    StatusCode::NOT_MODIFIED,
-                    not_modified_headers(&stored.headers),
-                    Bytes::new(),
-                ),
-                Precondition::Failed => (
-                    StatusCode::PRECONDITION_FAILED,
-                    HeaderMap::new(),
-                    Bytes::new(),
-                ),
-                Precondition::Forward => return None,
-                Precondition::None => {
-                    let len = stored.body.len() as u64;
-                    // RFC 9110 §14.2: a single byte range of a stored 200 is served from it.
-                    match evaluate_range(method, req_headers, stored.status, &stored.headers, len) {
-                        RangeDecision::Full => (
-                            stored.status,
-                            response_headers(&stored.headers),
-                            stored.body.clone(),
-                        ),
-                        RangeDecision::Partial { start, end } => {
-                            let mut headers = stored.headers.clone();
-                            let range = content_range(start, end, len);
-                            headers.insert(CONTENT_RANGE, header_value(range)?);
-                            headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start + 1));
-                            let body = stored
-                                .body
-                                .slice(usize::try_from(start).ok()?..=usize::try_from(end).ok()?);
-                            (StatusCode::PARTIAL_CONTENT, headers, body)
-                        }
-                        RangeDecision::Unsatisfiable => {
-                            let mut headers = HeaderMap::new();
-                            headers.insert(CONTENT_RANGE, header_value(unsatisfied_range(len))?);
-                            (StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new())
-                        }
-                        RangeDecision::Forward => return None,
+        // against the stored response (a complete one: a part goes to the origin).
+        let precondition = match part {
+            Some(_) if has_preconditions(req_headers) => return None,
+            Some(_) => Precondition::None,
+            None => evaluate_preconditions(method, req_headers, stored.status, &stored.headers),
+        };
+        let (status, mut headers, body) = match precondition {
+            Precondition::NotModified => (
+                StatusCode::NOT_MODIFIED,
+                not_modified_headers(&stored.headers),
+                Bytes::new(),
+            ),
+            Precondition::Failed => (
+                StatusCode::PRECONDITION_FAILED,
+                HeaderMap::new(),
+                Bytes::new(),
+            ),
+            Precondition::Forward => return None,
+            Precondition::None => {
+                // The complete length, and the offset of the stored bytes in it.
+                let (len, offset) = match part {
+                    Some(part) => (part.complete, part.first),
+                    None => (stored.body.len() as u64, 0),
+                };
+                // RFC 9110 §14.2: a single byte range of a stored 200 is served from it, and
+                // (RFC 9111 §3.3) from a stored 206 that holds it.
+                match evaluate_range(method, req_headers, stored.status, &stored.headers, len) {
+                    RangeDecision::Full => (
+                        stored.status,
+                        response_headers(&stored.headers),
+                        stored.body.clone(),
+                    ),
+                    RangeDecision::Partial { start, end } => {
+                        let mut headers = stored.headers.clone();
+                        let range = content_range(start, end, len);
+                        headers.insert(CONTENT_RANGE, header_value(range)?);
+                        headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start + 1));
+                        let (from, to) = (start.checked_sub(offset)?, end.checked_sub(offset)?);
+                        let body = stored
+                            .body
+                            .get(usize::try_from(from).ok()?..=usize::try_from(to).ok()?)
+                            .map(|slice| stored.body.slice_ref(slice))?;
+                        (StatusCode::PARTIAL_CONTENT, headers, body)
                     }
+                    RangeDecision::Unsatisfiable => {
+                        let mut headers = HeaderMap::new();
+                        headers.insert(CONTENT_RANGE, header_value(unsatisfied_range(len))?);
+                        (StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new())
+                    }
+                    RangeDecision::Forward => return None,
                 }
-            };
+            }
+        };
         self.stats.hits.fetch_add(1, Ordering::Relaxed);
         headers.insert(AGE, HeaderValue::from(age.as_secs()));
         self.status.served(&mut headers, served, ttl);
@@ -540,7 +568,7 @@ impl<St: Store> Shared<St> {
         *response.headers_mut() = headers;
         // The stored status with its extensions (hyper's `ReasonPhrase` among them); a status
         // the cache made up (304, 206, 412, 416) has its standard reason phrase.
-        if status == stored.status && !stored.extensions.is_empty() {
+        if status == stored.status && part.is_none() && !stored.extensions.is_empty() {
             *response.extensions_mut() = stored.extensions.clone();
         }
         Some(response)
@@ -879,6 +907,87 @@ impl<St: Store> Shared<St> {
     }
 }
 
+impl<St> Shared<St> {
+    /// `entry` with `response` (received for a request with `req_headers`) in front; `None`
+    /// when the entry is better kept as it is.
+    ///
+    /// A partial response never replaces the complete response the request selected
+    /// (RFC 9111 §3.3: it is kept for the ranges it holds), and is combined with the partial
+    /// response the request selected when they share a strong validator (RFC 9111 §3.4),
+    /// into a complete `200` once every byte is there.
+    fn with_new(
+        &self,
+        entry: &StoredEntry,
+        response: StoredResponse,
+        req_headers: &HeaderMap,
+    ) -> Option<StoredEntry> {
+        if response.status == StatusCode::PARTIAL_CONTENT {
+            if let Some(stored) = entry.select(req_headers) {
+                if stored.status != StatusCode::PARTIAL_CONTENT {
+                    return None;
+                }
+                let merged = combine_parts(&stored.headers, &response.headers)
+                    .filter(|merged| merged.len() <= self.max_entry_size as u64);
+                if let Some(merged) = merged {
+                    if let Some(combined) = combined(stored, &response, merged) {
+                        return Some(entry.with_response(Arc::new(combined), req_headers));
+                    }
+                }
+            }
+        }
+        Some(entry.with_response(Arc::new(response), req_headers))
+    }
+}
+
+/// The stored part and the new one as one response covering `merged` (RFC 9111 §3.4), with
+/// the new response's header fields: a `200` without `Content-Range` when it is complete.
+fn combined(
+    stored: &StoredResponse,
+    new: &StoredResponse,
+    merged: ContentRange,
+) -> Option<StoredResponse> {
+    let old_part = ContentRange::from_headers(&stored.headers)?;
+    let new_part = ContentRange::from_headers(&new.headers)?;
+    let mut body = bytes::BytesMut::with_capacity(usize::try_from(merged.len()).ok()?);
+    // The stored bytes before the new part, the new part, the stored bytes after it.
+    if old_part.first < new_part.first {
+        let before = usize::try_from(new_part.first - old_part.first).ok()?;
+        body.extend_from_slice(stored.body.get(..before)?);
+    }
+    body.extend_from_slice(&new.body);
+    if old_part.last > new_part.last {
+        let after = usize::try_from(new_part.last + 1 - old_part.first).ok()?;
+        body.extend_from_slice(stored.body.get(after..)?);
+    }
+    if body.len() as u64 != merged.len() {
+        return None;
+    }
+    let mut headers = new.headers.clone();
+    let complete = merged.first == 0 && merged.last + 1 == merged.complete;
+    let status = if complete {
+        headers.remove(CONTENT_RANGE);
+        StatusCode::OK
+    } else {
+        let range = content_range(merged.first, merged.last, merged.complete);
+        headers.insert(CONTENT_RANGE, header_value(range)?);
+        StatusCode::PARTIAL_CONTENT
+    };
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    Some(StoredResponse {
+        status,
+        headers,
+        body: body.freeze(),
+        policy: new.policy.clone(),
+        vary: new.vary.clone(),
+        // A reason phrase belongs to the new part's status, not to the combined one.
+        extensions: if complete {
+            http::Extensions::new()
+        } else {
+            new.extensions.clone()
+        },
+    })
+}
+
 /// Does a 304 to a validation of `stored` select it? RFC 9111 §4.3.4, and one case it leaves
 /// open: when every validator in the request came from `stored` alone (`only_one`, and the
 /// client sent none of its own), the 304 can only answer for `stored`, whatever validators it
@@ -899,6 +1008,18 @@ fn selects(
     let client_validated = client_headers.contains_key(IF_NONE_MATCH)
         || client_headers.contains_key(IF_MODIFIED_SINCE);
     !client_validated
+}
+
+/// Does the request carry a precondition (RFC 9110 §13.1)?
+fn has_preconditions(req_headers: &HeaderMap) -> bool {
+    [
+        IF_MATCH,
+        IF_NONE_MATCH,
+        IF_MODIFIED_SINCE,
+        IF_UNMODIFIED_SINCE,
+    ]
+    .iter()
+    .any(|name| req_headers.contains_key(name))
 }
 
 /// A copy of `headers` whose values own their bytes. Values parsed by hyper are slices of its
@@ -944,7 +1065,10 @@ impl<St: Store> Commit for Shared<St> {
             // Read, add the variant, write: concurrent stores of two variants of one URL may
             // keep only one of them, which costs a later miss, never a wrong answer.
             let entry = match shared.store.get(&key).await {
-                Ok(Some(entry)) => entry.with_response(Arc::new(response), &req_headers),
+                Ok(Some(entry)) => match shared.with_new(&entry, response, &req_headers) {
+                    Some(entry) => entry,
+                    None => return,
+                },
                 _ => StoredEntry::new(Arc::new(response)),
             };
             match shared.store.put(key, Arc::new(entry)).await {

@@ -1,12 +1,13 @@
-//! Range requests answered from a stored full response (RFC 9110 §14, §13.1.5).
+//! Range requests answered from a stored response (RFC 9110 §14, §13.1.5; RFC 9111 §3.3,
+//! §3.4).
 //!
-//! Only the simple, common case is answered by the cache: GET, a stored 200, one byte range.
-//! Everything else is either served whole (the Range header ignored, which RFC 9110 §14.2
-//! always allows) or forwarded to the origin.
+//! The cache answers GET with one byte range from a stored 200, or from a stored 206 whose
+//! range covers it. Everything else is either served whole (the Range header ignored, which
+//! RFC 9110 §14.2 always allows) or forwarded to the origin.
 
 use super::conditional::{EntityTag, etag, last_modified, single_date, strong_match};
 use super::headers::{is_tchar, trim_ows};
-use http::header::{DATE, IF_RANGE, RANGE};
+use http::header::{CONTENT_RANGE, DATE, IF_RANGE, RANGE};
 use http::{HeaderMap, Method, StatusCode};
 use std::time::Duration;
 
@@ -31,9 +32,106 @@ pub enum RangeDecision {
     Forward,
 }
 
+/// The `Content-Range` of a single-part `206` (RFC 9110 §14.4): bytes `first..=last` of a
+/// representation of `complete` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContentRange {
+    /// First byte offset, inclusive.
+    pub first: u64,
+    /// Last byte offset, inclusive; `first <= last < complete`.
+    pub last: u64,
+    /// The complete length of the representation.
+    pub complete: u64,
+}
+
+impl ContentRange {
+    /// Parses exactly one `Content-Range: bytes first-last/complete` line (RFC 9110 §14.4)
+    /// with a known complete length; `None` for anything else (an unknown length `*`, an
+    /// unsatisfied range, another unit, several lines, `last < first`, `last >= complete`).
+    /// Only such a partial response is stored (RFC 9111 §3.3).
+    pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
+        let mut lines = headers.get_all(CONTENT_RANGE).iter();
+        let (Some(value), None) = (lines.next(), lines.next()) else {
+            return None;
+        };
+        let value = trim_ows(value.as_bytes());
+        let space = value.iter().position(|&b| b == b' ')?;
+        if !value[..space].eq_ignore_ascii_case(b"bytes") {
+            return None;
+        }
+        let rest = &value[space + 1..];
+        let slash = rest.iter().position(|&b| b == b'/')?;
+        let dash = rest[..slash].iter().position(|&b| b == b'-')?;
+        let first = exact_digits(&rest[..dash])?;
+        let last = exact_digits(&rest[dash + 1..slash])?;
+        let complete = exact_digits(&rest[slash + 1..])?;
+        (first <= last && last < complete).then_some(Self {
+            first,
+            last,
+            complete,
+        })
+    }
+
+    /// Bytes in the range.
+    pub fn len(&self) -> u64 {
+        self.last - self.first + 1
+    }
+
+    /// Never empty: a range holds at least one byte.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// RFC 9111 §3.4: may a newly received partial response be combined with a stored one, and
+/// into which range?
+///
+/// "A cache MAY combine these ranges into a single stored response ... if they all share the
+/// same strong validator": both `stored` and `new` must carry one `ETag` that matches by
+/// strong comparison (RFC 9110 §8.8.3.2), one `Content-Range` ([`ContentRange`]) each with
+/// the same complete length, and ranges that overlap or adjoin. Returns the union of the two
+/// ranges; the combined response is complete when it covers `0..complete`. Without a strong
+/// validator nothing is combined: nothing tells two parts of the same representation from
+/// parts of two versions of it.
+pub fn combine_parts(stored: &HeaderMap, new: &HeaderMap) -> Option<ContentRange> {
+    let (Some(old_tag), Some(new_tag)) = (etag(stored), etag(new)) else {
+        return None;
+    };
+    if !strong_match(&old_tag, &new_tag) {
+        return None;
+    }
+    let (a, b) = (
+        ContentRange::from_headers(stored)?,
+        ContentRange::from_headers(new)?,
+    );
+    let adjoin = b.first <= a.last.saturating_add(1) && a.first <= b.last.saturating_add(1);
+    (a.complete == b.complete && adjoin).then(|| ContentRange {
+        first: a.first.min(b.first),
+        last: a.last.max(b.last),
+        complete: a.complete,
+    })
+}
+
+/// `1*DIGIT` that fits a `u64`.
+fn exact_digits(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    value.iter().try_fold(0u64, |acc, &b| {
+        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
 /// RFC 9110 §14.2 and §13.1.5 for a stored response of `len` content bytes.
 ///
-/// The first matching rule decides:
+/// A stored `206` (RFC 9111 §3.3) is decided as its complete representation would be (with
+/// the complete length from its `Content-Range`, `len` is not used), then: a range it
+/// covers is [`RangeDecision::Partial`] (absolute offsets), an unsatisfiable one
+/// [`RangeDecision::Unsatisfiable`], and everything else (no `Range`, a range beyond the
+/// stored part, a method other than GET) [`RangeDecision::Forward`]: a partial response
+/// never answers a request for more than it holds.
+///
+/// For any other stored response, the first matching rule decides:
 ///
 /// 1. a method other than GET, a stored status other than 200, or no `Range`:
 ///    [`RangeDecision::Full`] (RFC 9110 §14.2: range handling is defined for GET only);
@@ -61,6 +159,28 @@ pub fn evaluate_range(
     stored_headers: &HeaderMap,
     len: u64,
 ) -> RangeDecision {
+    // RFC 9111 §3.3: a stored partial response answers the ranges it holds.
+    if stored_status == StatusCode::PARTIAL_CONTENT {
+        let Some(stored) = ContentRange::from_headers(stored_headers) else {
+            return RangeDecision::Forward;
+        };
+        let whole = evaluate_range(
+            method,
+            req_headers,
+            StatusCode::OK,
+            stored_headers,
+            stored.complete,
+        );
+        return match whole {
+            RangeDecision::Partial { start, end }
+                if stored.first <= start && end <= stored.last =>
+            {
+                whole
+            }
+            RangeDecision::Unsatisfiable if method == Method::GET => whole,
+            _ => RangeDecision::Forward,
+        };
+    }
     // RFC 9110 §14.2: "A server MUST ignore a Range header field received with a request
     // method that is unrecognized or for which range handling is not defined" (GET only).
     if method != Method::GET || stored_status != StatusCode::OK {
@@ -448,5 +568,106 @@ mod tests {
             h.remove(IF_RANGE);
             let _ = evaluate_range(&Method::GET, &h, StatusCode::OK, &h, 0);
         }
+    }
+
+    // RFC 9110 §14.4: Content-Range of a single part with a known length
+    #[test]
+    fn content_range_parsed() {
+        let cr = |v: &str| ContentRange::from_headers(&headers(&[("content-range", v)]));
+        assert_eq!(
+            cr("bytes 4-9/10"),
+            Some(ContentRange {
+                first: 4,
+                last: 9,
+                complete: 10
+            })
+        );
+        assert_eq!(cr("BYTES 0-0/1").map(|c| c.len()), Some(1));
+        for bad in [
+            "bytes 4-9/*",
+            "bytes */10",
+            "bytes 9-4/10",
+            "bytes 4-10/10",
+            "items 0-1/2",
+            "bytes 0-1",
+            "bytes a-b/c",
+            "bytes 0-99999999999999999999/1",
+        ] {
+            assert_eq!(cr(bad), None, "{bad}");
+        }
+    }
+
+    // RFC 9111 §3.3: a stored 206 answers the ranges it covers, forwards the others
+    #[test]
+    fn stored_partial_answers_covered_ranges() {
+        let stored = headers(&[("content-range", "bytes 4-9/10")]);
+        let decide = |req: &[(&str, &str)]| {
+            evaluate_range(
+                &Method::GET,
+                &headers(req),
+                StatusCode::PARTIAL_CONTENT,
+                &stored,
+                5,
+            )
+        };
+        assert_eq!(decide(&[("range", "bytes=-5")]), partial(5, 9));
+        assert_eq!(decide(&[("range", "bytes=6-8")]), partial(6, 8));
+        assert_eq!(decide(&[("range", "bytes=6-")]), partial(6, 9));
+        assert_eq!(decide(&[("range", "bytes=-1")]), partial(9, 9));
+        assert_eq!(decide(&[("range", "bytes=4-9")]), partial(4, 9));
+        assert_eq!(decide(&[("range", "bytes=3-5")]), RangeDecision::Forward);
+        assert_eq!(decide(&[("range", "bytes=0-")]), RangeDecision::Forward);
+        assert_eq!(
+            decide(&[("range", "bytes=10-")]),
+            RangeDecision::Unsatisfiable
+        );
+        assert_eq!(decide(&[]), RangeDecision::Forward);
+        assert_eq!(
+            evaluate_range(
+                &Method::HEAD,
+                &headers(&[("range", "bytes=5-")]),
+                StatusCode::PARTIAL_CONTENT,
+                &stored,
+                5
+            ),
+            RangeDecision::Forward
+        );
+        let no_range = headers(&[]);
+        assert_eq!(
+            evaluate_range(
+                &Method::GET,
+                &headers(&[("range", "bytes=5-")]),
+                StatusCode::PARTIAL_CONTENT,
+                &no_range,
+                5
+            ),
+            RangeDecision::Forward
+        );
+    }
+
+    // RFC 9111 §3.4: parts combine only with the same strong validator and touching ranges
+    #[test]
+    fn parts_combine_with_a_shared_strong_validator() {
+        let part = |etag: &str, range: &str| headers(&[("etag", etag), ("content-range", range)]);
+        let cr = |first, last| {
+            Some(ContentRange {
+                first,
+                last,
+                complete: 10,
+            })
+        };
+        let a = part("\"v\"", "bytes 0-4/10");
+        assert_eq!(combine_parts(&a, &part("\"v\"", "bytes 5-9/10")), cr(0, 9));
+        assert_eq!(combine_parts(&a, &part("\"v\"", "bytes 3-6/10")), cr(0, 6));
+        assert_eq!(combine_parts(&part("\"v\"", "bytes 5-9/10"), &a), cr(0, 9));
+        // A gap, another length, another tag, a weak tag, no tag: nothing combines.
+        assert_eq!(combine_parts(&a, &part("\"v\"", "bytes 6-9/10")), None);
+        assert_eq!(combine_parts(&a, &part("\"v\"", "bytes 5-9/11")), None);
+        assert_eq!(combine_parts(&a, &part("\"w\"", "bytes 5-9/10")), None);
+        let weak = part("W/\"v\"", "bytes 0-4/10");
+        assert_eq!(combine_parts(&weak, &part("W/\"v\"", "bytes 5-9/10")), None);
+        let untagged = headers(&[("content-range", "bytes 0-4/10")]);
+        let untagged_rest = headers(&[("content-range", "bytes 5-9/10")]);
+        assert_eq!(combine_parts(&untagged, &untagged_rest), None);
     }
 }

@@ -2,6 +2,7 @@
 
 use super::freshness::{FreshnessSource, freshness_lifetime};
 use super::invalidate::{origin, resolve};
+use super::range::ContentRange;
 use super::{CacheControl, CacheOptions, Vary};
 use http::header::{AUTHORIZATION, CONTENT_LOCATION, ETAG, EXPIRES, LAST_MODIFIED, SET_COOKIE};
 use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
@@ -66,11 +67,11 @@ impl fmt::Display for NotStorable {
 }
 
 /// Final statuses this cache understands and may store without explicit freshness: the
-/// heuristically cacheable ones of RFC 9110 §15.1, minus 206 (partial content is not stored).
+/// heuristically cacheable ones of RFC 9110 §15.1 (a 206 only with a usable `Content-Range`).
 fn is_understood_status(status: StatusCode) -> bool {
     matches!(
         status.as_u16(),
-        200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+        200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
     )
 }
 
@@ -139,8 +140,9 @@ pub fn post_response_answers_get(
 /// Checks, in this order, and returns the first failure:
 ///
 /// 1. the method is GET ([`NotStorable::Method`]);
-/// 2. the status is final, not 206 or 304, and either understood (200, 203, 204, 300, 301,
-///    308, 404, 405, 410, 414, 501) or, for any other final status, the response has
+/// 2. the status is final, not 304, not a 206 without one `Content-Range: bytes a-b/len`
+///    ([`ContentRange`](super::range::ContentRange)), and either understood (200, 203, 204,
+///    206, 300, 301, 308, 404, 405, 410, 414, 501) or, for any other final status, the response has
 ///    explicit freshness (`max-age`, `s-maxage`, `Expires`) or `public`
 ///    ([`NotStorable::Status`]); with `must-understand` only understood statuses pass
 ///    ([`NotStorable::MustUnderstand`]);
@@ -177,13 +179,16 @@ pub fn is_storable(
     }
 
     // RFC 9111 §3: "the response status code is final" and, for 206 / 304 or with
-    // must-understand, "the cache understands the response status code". 206 is not
-    // combined (§3.3) and 304 only updates (§4.3.4), so neither is stored as such.
+    // must-understand, "the cache understands the response status code". 304 only updates
+    // (§4.3.4), so it is not stored as such.
     // RFC 9213 §2.2: a cache using a targeted field ignores Expires.
     let explicit_freshness = resp_cc.max_age().is_some()
         || resp_cc.s_maxage().is_some()
         || (!resp_cc.is_targeted() && resp_headers.contains_key(EXPIRES));
     match status.as_u16() {
+        // RFC 9111 §3.3: a partial response may be stored when the cache can tell which part
+        // of which representation it holds: one byte range of a known complete length.
+        206 if ContentRange::from_headers(resp_headers).is_some() => {}
         100..=199 | 206 | 304 => return Err(NotStorable::Status),
         _ if is_understood_status(status) => {}
         // RFC 9111 §5.2.2.3: "The must-understand response directive limits caching of the
