@@ -977,7 +977,7 @@ fn combined(
         status,
         headers,
         body: body.freeze(),
-        policy: new.policy.clone(),
+        policy: new.policy,
         vary: new.vary.clone(),
         // A reason phrase belongs to the new part's status, not to the combined one.
         extensions: if complete {
