@@ -27,7 +27,8 @@ use crate::policy::conditional::{Precondition, evaluate_preconditions, not_modif
 use crate::policy::headers::remove_hop_by_hop;
 use crate::policy::invalidate::{invalidation_uris, is_safe_method};
 use crate::policy::range::{
-    ContentRange, RangeDecision, combine_parts, content_range, evaluate_range, unsatisfied_range,
+    ContentRange, RangeDecision, combine_parts, content_range, evaluate_range,
+    evaluate_range_in_part, unsatisfied_range,
 };
 use crate::policy::reuse::{may_serve_stale_if_error, may_serve_stale_if_unreachable};
 use crate::policy::revalidate::{
@@ -532,7 +533,13 @@ impl<St: Store> Shared<St> {
                 };
                 // RFC 9110 §14.2: a single byte range of a stored 200 is served from it, and
                 // (RFC 9111 §3.3) from a stored 206 that holds it.
-                match evaluate_range(method, req_headers, stored.status, &stored.headers, len) {
+                let decision = match part {
+                    Some(_) => evaluate_range_in_part(method, req_headers, &stored.headers),
+                    None => {
+                        evaluate_range(method, req_headers, stored.status, &stored.headers, len)
+                    }
+                };
+                match decision {
                     RangeDecision::Full => (
                         stored.status,
                         response_headers(&stored.headers),

@@ -29,7 +29,9 @@ pub use self::freshness::{Freshness, FreshnessSource, ResponsePolicy};
 #[doc(inline)]
 pub use self::invalidate::{invalidation_uris, is_safe_method};
 #[doc(inline)]
-pub use self::range::{ContentRange, RangeDecision, combine_parts, evaluate_range};
+pub use self::range::{
+    ContentRange, RangeDecision, combine_parts, evaluate_range, evaluate_range_in_part,
+};
 #[doc(inline)]
 pub use self::reuse::{Reuse, may_serve_stale_if_error, may_serve_stale_if_unreachable, reuse};
 #[doc(inline)]
