@@ -141,7 +141,7 @@ pub fn post_response_answers_get(
 ///
 /// 1. the method is GET ([`NotStorable::Method`]);
 /// 2. the status is final, not 304, not a 206 without one `Content-Range: bytes a-b/len`
-///    ([`ContentRange`](super::range::ContentRange)), and either understood (200, 203, 204,
+///    ([`ContentRange`]), and either understood (200, 203, 204,
 ///    206, 300, 301, 308, 404, 405, 410, 414, 501) or, for any other final status, the response has
 ///    explicit freshness (`max-age`, `s-maxage`, `Expires`) or `public`
 ///    ([`NotStorable::Status`]); with `must-understand` only understood statuses pass
