@@ -192,8 +192,13 @@ where
                 if let Some(response) = answer {
                     return Ok(response);
                 }
-                // A precondition or range the cache leaves to the origin.
-                forward = stale;
+                // A precondition or range the cache leaves to the origin; RFC 9211 §2.2:
+                // `partial` when a stored part could not satisfy the request.
+                forward = if candidate.status == StatusCode::PARTIAL_CONTENT {
+                    Forward::Partial
+                } else {
+                    stale
+                };
             }
             // RFC 5861 §3: serve the stale response now, revalidate once in the background.
             Reuse::StaleWhileRevalidate if req.method() == Method::GET => {

@@ -35,6 +35,8 @@ pub(crate) enum Forward {
     Request,
     /// The stored response was stale.
     Stale,
+    /// A stored partial response could not satisfy the request (RFC 9111 §3.3).
+    Partial,
 }
 
 impl Forward {
@@ -46,6 +48,7 @@ impl Forward {
             Forward::VaryMiss => "vary-miss",
             Forward::Request => "request",
             Forward::Stale => "stale",
+            Forward::Partial => "partial",
         }
     }
 }
@@ -269,6 +272,14 @@ mod tests {
             statuses(&headers),
             ["c; fwd=uri-miss; detail=origin-unreachable"]
         );
+        let mut headers = HeaderMap::new();
+        StatusHeaders::new("c".into(), true).forwarded(
+            &mut headers,
+            Forward::Partial,
+            Some(StatusCode::PARTIAL_CONTENT),
+            None,
+        );
+        assert_eq!(statuses(&headers), ["c; fwd=partial; fwd-status=206"]);
     }
 
     // RFC 9211 §2.1, §2.2: a stale-while-revalidate answer is a hit; a generated 504 was

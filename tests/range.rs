@@ -258,6 +258,11 @@ async fn partial_response_is_stored_and_answers_covered_ranges() {
     // Not covered: forwarded.
     let miss = get(&server.url("/p"), &[("range", "bytes=3-4")]).await;
     assert_eq!((miss.x_cache(), &miss.body[..]), ("MISS", &b"34"[..]));
+    // RFC 9211 §2.2: the stored part was not sufficient.
+    assert_eq!(
+        miss.cache_status(),
+        "tower-cache-layer; fwd=partial; fwd-status=206"
+    );
     assert_eq!(server.calls(), 2);
 }
 
