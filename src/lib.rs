@@ -117,7 +117,7 @@
 //! | Several `Vary` variants per URL; `Vary: *` is not stored | 9111 §4.1 |
 //! | Unsafe methods invalidate the target URI and same-origin `Location` / `Content-Location` | 9111 §4.4 |
 //! | A single byte range of a stored `200` is served `206` / `416` from the cache, with `If-Range` | 9110 §14 |
-//! | `206` responses are stored and answer the ranges they hold; parts with the same strong `ETag` are combined | 9111 §3.3, §3.4 |
+//! | `206` responses are stored and answer the ranges they hold; parts with the same strong `ETag` are combined, and a stored prefix is completed with a request for the rest | 9111 §3.3, §3.4 |
 //! | Hop-by-hop fields are not stored | 9111 §3.1 |
 //! | Responses with `Set-Cookie` are not stored (configurable with [`policy::CacheOptions`]) | — |
 //!

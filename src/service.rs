@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::header::{
     AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, IF_MATCH,
-    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
@@ -27,8 +27,8 @@ use crate::policy::conditional::{Precondition, evaluate_preconditions, not_modif
 use crate::policy::headers::remove_hop_by_hop;
 use crate::policy::invalidate::{invalidation_uris, is_safe_method};
 use crate::policy::range::{
-    ContentRange, RangeDecision, combine_parts, content_range, evaluate_range,
-    evaluate_range_in_part, unsatisfied_range,
+    ContentRange, RangeDecision, combine_parts, completing_part, content_range, evaluate_range,
+    evaluate_range_in_part, rest_of_part, unsatisfied_range,
 };
 use crate::policy::reuse::{may_serve_stale_if_error, may_serve_stale_if_unreachable};
 use crate::policy::revalidate::{
@@ -307,6 +307,26 @@ where
             }
         }
     }
+    // RFC 9111 §3.4: a stored prefix with a strong validator is completed with the rest of
+    // the representation rather than fetched again whole; `If-Range` makes the origin send
+    // all of it instead if it changed.
+    let completing = selected.as_ref().is_some_and(|part| {
+        let plain = method == Method::GET
+            && !req_headers.contains_key(RANGE)
+            && !req_headers.contains_key(IF_RANGE)
+            && !has_preconditions(&req_headers);
+        let rest = rest_of_part(&part.headers)
+            .and_then(|next| header_value(format!("bytes={next}-")))
+            .zip(part.headers.get(ETAG).cloned());
+        match rest {
+            Some((range, tag)) if plain && part.status == StatusCode::PARTIAL_CONTENT => {
+                req.headers_mut().insert(RANGE, range);
+                req.headers_mut().insert(IF_RANGE, tag);
+                true
+            }
+            _ => false,
+        }
+    });
     let request_time = shared.clock.now();
     let result = inner.call(req).await;
     let exchange = Exchange {
@@ -316,6 +336,7 @@ where
         req_headers,
         request_time,
         response_time: shared.clock.now(),
+        completing,
     };
     match result {
         Ok(response) => Ok(shared
@@ -384,6 +405,7 @@ where
                     req_headers,
                     request_time,
                     response_time,
+                    completing: false,
                 };
                 return Ok(shared.forwarded(response, exchange, None));
             }
@@ -416,6 +438,8 @@ struct Exchange {
     req_headers: HeaderMap,
     request_time: SystemTime,
     response_time: SystemTime,
+    /// The request asked for the rest of the selected stored part (RFC 9111 §3.4).
+    completing: bool,
 }
 
 impl<St: Store> Shared<St> {
@@ -654,6 +678,27 @@ impl<St: Store> Shared<St> {
             }
             return self.forwarded(response, exchange, flight);
         }
+        // RFC 9111 §3.4: the rest of a stored prefix: the client, which asked for all of it,
+        // gets a 200 made of the stored bytes and the new ones, and the new part is stored,
+        // where it completes the stored one. (A 206 that does not complete it, which an origin
+        // honouring If-Range never sends, is passed on as it came.)
+        if exchange.completing && status == StatusCode::PARTIAL_CONTENT {
+            let part = selected.as_ref().and_then(|part| {
+                let first = completing_part(&part.headers, response.headers())?;
+                let complete = ContentRange::from_headers(response.headers())?.complete;
+                let prefix = part.body.get(..usize::try_from(first).ok()?)?;
+                Some((part.body.slice_ref(prefix), complete))
+            });
+            if let Some((prefix, complete)) = part {
+                let (mut parts, body) = self.forwarded(response, exchange, flight).into_parts();
+                parts.status = StatusCode::OK;
+                parts.headers.remove(CONTENT_RANGE);
+                parts
+                    .headers
+                    .insert(CONTENT_LENGTH, HeaderValue::from(complete));
+                return Response::from_parts(parts, body.with_prefix(prefix));
+            }
+        }
         // RFC 5861 §4: these errors may be covered by a stale response.
         if matches!(status.as_u16(), 500 | 502 | 503 | 504) {
             if let Some(answer) = selected
@@ -784,6 +829,7 @@ impl<St: Store> Shared<St> {
                 req_headers,
                 request_time,
                 response_time: shared.clock.now(),
+                completing: false,
             };
             if response.status() == StatusCode::NOT_MODIFIED {
                 if selects(&stored, &exchange.req_headers, response.headers(), true) {

@@ -296,3 +296,51 @@ async fn weakly_tagged_parts_are_not_combined() {
     assert_eq!(whole.x_cache(), "MISS");
     assert_eq!(server.calls(), 3);
 }
+
+// RFC 9111 §3.4: a request without Range for a stored prefix asks the origin for the rest
+// only (`Range` with `If-Range`), answers 200 with all of it, and stores it complete.
+#[tokio::test]
+async fn stored_prefix_is_completed_with_the_rest() {
+    use std::sync::{Arc, Mutex};
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let server = serve(CacheLayer::new(), move |req| {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        log.lock()
+            .unwrap()
+            .push((header("range"), header("if-range")));
+        let digits = b"0123456789";
+        let (first, last) = match header("range").as_deref() {
+            Some("bytes=0-4") => (0, 4),
+            Some("bytes=5-") => (5, 9),
+            other => panic!("unexpected range {other:?}"),
+        };
+        Response::builder()
+            .status(206)
+            .header("cache-control", "max-age=60")
+            .header("etag", "\"d\"")
+            .header("content-range", format!("bytes {first}-{last}/10"))
+            .body(TestBody::full(&digits[first..=last]))
+            .unwrap()
+    })
+    .await;
+    get(&server.url("/r"), &[("range", "bytes=0-4")]).await;
+    let whole = get(&server.url("/r"), &[]).await;
+    assert_eq!(
+        (whole.status.as_u16(), &whole.body[..]),
+        (200, &b"0123456789"[..])
+    );
+    assert_eq!(whole.header("content-length"), Some("10"));
+    assert_eq!(whole.header("content-range"), None);
+    assert_eq!(
+        seen.lock().unwrap()[1],
+        (Some("bytes=5-".to_owned()), Some("\"d\"".to_owned()))
+    );
+    let hit = get(&server.url("/r"), &[]).await;
+    assert_eq!((hit.x_cache(), &hit.body[..]), ("HIT", &b"0123456789"[..]));
+    assert_eq!(server.calls(), 2);
+}

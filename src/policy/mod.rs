@@ -30,7 +30,8 @@ pub use self::freshness::{Freshness, FreshnessSource, ResponsePolicy};
 pub use self::invalidate::{invalidation_uris, is_safe_method};
 #[doc(inline)]
 pub use self::range::{
-    ContentRange, RangeDecision, combine_parts, evaluate_range, evaluate_range_in_part,
+    ContentRange, RangeDecision, combine_parts, completing_part, evaluate_range,
+    evaluate_range_in_part, rest_of_part,
 };
 #[doc(inline)]
 pub use self::reuse::{Reuse, may_serve_stale_if_error, may_serve_stale_if_unreachable, reuse};

@@ -112,6 +112,33 @@ pub fn combine_parts(stored: &HeaderMap, new: &HeaderMap) -> Option<ContentRange
     })
 }
 
+/// RFC 9111 §3.4: where a request without `Range` may ask the origin for the rest of a stored
+/// partial response instead of all of it.
+///
+/// Returns the first byte the stored part lacks when it is a prefix of the representation
+/// (`Content-Range: bytes 0-N/len`) with a strong `ETag`: the caller then sends
+/// `Range: bytes=N+1-` with `If-Range: <that ETag>`, so that the origin answers either the
+/// missing bytes of the same representation (a `206` that [`completing_part`] accepts) or,
+/// when it changed, all of the new one (`200`). `None` otherwise: without a strong validator
+/// the parts could not be combined (§3.4), so the request goes forward whole.
+pub fn rest_of_part(stored_headers: &HeaderMap) -> Option<u64> {
+    let part = ContentRange::from_headers(stored_headers)?;
+    let strong = etag(stored_headers).is_some_and(|tag| strong_match(&tag, &tag));
+    (part.first == 0 && strong).then_some(part.last + 1)
+}
+
+/// RFC 9111 §3.4: does `new`, the origin's `206` to a request made with [`rest_of_part`],
+/// complete the stored prefix? Returns how many stored bytes come before the new part's
+/// bytes (its first offset) when the two share a strong validator and together cover the
+/// whole representation, with the new part running to its end.
+pub fn completing_part(stored_headers: &HeaderMap, new_headers: &HeaderMap) -> Option<u64> {
+    let stored = ContentRange::from_headers(stored_headers)?;
+    let new = ContentRange::from_headers(new_headers)?;
+    let merged = combine_parts(stored_headers, new_headers)?;
+    let whole = stored.first == 0 && merged.first == 0 && merged.last + 1 == merged.complete;
+    (whole && new.last + 1 == new.complete).then_some(new.first)
+}
+
 /// `1*DIGIT` that fits a `u64`.
 fn exact_digits(value: &[u8]) -> Option<u64> {
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
@@ -655,5 +682,39 @@ mod tests {
         let untagged = headers(&[("content-range", "bytes 0-4/10")]);
         let untagged_rest = headers(&[("content-range", "bytes 5-9/10")]);
         assert_eq!(combine_parts(&untagged, &untagged_rest), None);
+    }
+
+    // RFC 9111 §3.4: a stored prefix with a strong validator is completed with the rest
+    #[test]
+    fn rest_of_a_stored_prefix() {
+        let part = |etag: &str, range: &str| headers(&[("etag", etag), ("content-range", range)]);
+        assert_eq!(rest_of_part(&part("\"v\"", "bytes 0-4/10")), Some(5));
+        assert_eq!(rest_of_part(&part("W/\"v\"", "bytes 0-4/10")), None);
+        assert_eq!(rest_of_part(&part("\"v\"", "bytes 2-4/10")), None);
+        assert_eq!(
+            rest_of_part(&headers(&[("content-range", "bytes 0-4/10")])),
+            None
+        );
+        let stored = part("\"v\"", "bytes 0-4/10");
+        assert_eq!(
+            completing_part(&stored, &part("\"v\"", "bytes 5-9/10")),
+            Some(5)
+        );
+        assert_eq!(
+            completing_part(&stored, &part("\"v\"", "bytes 3-9/10")),
+            Some(3)
+        );
+        assert_eq!(
+            completing_part(&stored, &part("\"v\"", "bytes 5-8/10")),
+            None
+        );
+        assert_eq!(
+            completing_part(&stored, &part("\"w\"", "bytes 5-9/10")),
+            None
+        );
+        assert_eq!(
+            completing_part(&stored, &part("\"v\"", "bytes 6-9/10")),
+            None
+        );
     }
 }
