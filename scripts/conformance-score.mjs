@@ -17,7 +17,6 @@ const { default: others } = await load('results/index.mjs')
 // Required tests this cache fails on purpose; README.md ("Conformance") says why.
 const deviations = new Map([
   ['headers-store-Set-Cookie', 'Set-Cookie is not stored by default (--store-set-cookie stores it)'],
-  ['304-etag-update-response-Set-Cookie', 'Set-Cookie is not stored by default (--store-set-cookie stores it)'],
   ['interim-not-cached', "1xx interim responses are not forwarded: hyper's server cannot send them (hyper PR #4114)"]
 ])
 
