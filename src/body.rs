@@ -7,12 +7,13 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
 use http::header::CONTENT_LENGTH;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::flight::{FlightGuard, Reservation};
 use crate::key::CacheKey;
+use crate::policy::range::ContentRange;
 use crate::policy::{ResponsePolicy, VaryKey};
 use crate::store::StoredResponse;
 
@@ -36,8 +37,10 @@ pin_project! {
     #[project = KindProj]
     enum Kind<B> {
         Full { data: Option<Bytes> },
-        Miss { #[pin] body: B, tee: Option<Tee> },
-        Pass { #[pin] body: B },
+        // `prefix`: stored bytes sent before the inner body (a stored part completed by the
+        // origin's rest, RFC 9111 §3.4); never captured.
+        Miss { prefix: Option<Bytes>, #[pin] body: B, tee: Option<Tee> },
+        Pass { prefix: Option<Bytes>, #[pin] body: B },
     }
 }
 
@@ -53,6 +56,7 @@ impl<B> ResponseBody<B> {
     pub(crate) fn miss(body: B, tee: Tee) -> Self {
         Self {
             kind: Kind::Miss {
+                prefix: None,
                 body,
                 tee: Some(tee),
             },
@@ -61,8 +65,18 @@ impl<B> ResponseBody<B> {
 
     pub(crate) fn pass(body: B) -> Self {
         Self {
-            kind: Kind::Pass { body },
+            kind: Kind::Pass { prefix: None, body },
         }
+    }
+
+    /// This body with `data` sent first (not captured for the store).
+    pub(crate) fn with_prefix(mut self, data: Bytes) -> Self {
+        let data = (!data.is_empty()).then_some(data);
+        match &mut self.kind {
+            Kind::Miss { prefix, .. } | Kind::Pass { prefix, .. } => *prefix = data,
+            Kind::Full { .. } => unreachable!("a stored response is never completed"),
+        }
+        self
     }
 }
 
@@ -79,8 +93,18 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().kind.project() {
             KindProj::Full { data } => Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
-            KindProj::Pass { body } => body.poll_frame(cx),
-            KindProj::Miss { mut body, tee } => {
+            KindProj::Pass { prefix, body } => match prefix.take() {
+                Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                None => body.poll_frame(cx),
+            },
+            KindProj::Miss {
+                prefix,
+                mut body,
+                tee,
+            } => {
+                if let Some(data) = prefix.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
                 let frame = ready!(body.as_mut().poll_frame(cx));
                 match &frame {
                     Some(Ok(frame)) => {
@@ -124,7 +148,9 @@ where
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Full { data } => data.is_none(),
-            Kind::Miss { body, .. } | Kind::Pass { body } => body.is_end_stream(),
+            Kind::Miss { prefix, body, .. } | Kind::Pass { prefix, body } => {
+                prefix.is_none() && body.is_end_stream()
+            }
         }
     }
 
@@ -133,7 +159,16 @@ where
             Kind::Full { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
-            Kind::Miss { body, .. } | Kind::Pass { body } => body.size_hint(),
+            Kind::Miss { prefix, body, .. } | Kind::Pass { prefix, body } => {
+                let extra = prefix.as_ref().map_or(0, |p| p.len() as u64);
+                let inner = body.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(inner.lower().saturating_add(extra));
+                if let Some(upper) = inner.upper() {
+                    hint.set_upper(upper.saturating_add(extra));
+                }
+                hint
+            }
         }
     }
 }
@@ -173,6 +208,7 @@ pub(crate) struct Tee {
     pub(crate) headers: HeaderMap,
     pub(crate) policy: ResponsePolicy,
     pub(crate) vary: VaryKey,
+    pub(crate) extensions: Extensions,
     pub(crate) req_headers: HeaderMap,
     pub(crate) chunks: Vec<Bytes>,
     pub(crate) len: usize,
@@ -221,6 +257,14 @@ impl Tee {
             buf.extend_from_slice(chunk);
         }
         let body = buf.freeze();
+        // RFC 9111 §3.3: a part is stored only when it holds exactly the bytes its
+        // `Content-Range` names.
+        if self.status == StatusCode::PARTIAL_CONTENT
+            && ContentRange::from_headers(&self.headers).map(|part| part.len())
+                != Some(body.len() as u64)
+        {
+            return;
+        }
         let mut headers = self.headers;
         // The whole body is known now; its length answers HEAD requests correctly later.
         // RFC 9110 §8.6: never on a 204.
@@ -233,6 +277,7 @@ impl Tee {
             body,
             policy: self.policy,
             vary: self.vary,
+            extensions: self.extensions,
         };
         self.sink
             .commit(self.key, response, self.req_headers, self.flight);

@@ -87,7 +87,7 @@ where
             } => {
                 let response = ready!(future.poll(cx))?;
                 let (mut parts, body) = response.into_parts();
-                status.forwarded(&mut parts.headers, *forward, parts.status, false, None);
+                status.forwarded_parts(&mut parts, *forward, None);
                 Poll::Ready(Ok(Response::from_parts(parts, ResponseBody::pass(body))))
             }
             KindProj::Cached { future } => future.as_mut().poll(cx),

@@ -195,7 +195,19 @@ impl<St: Store> CacheLayerBuilder<St> {
         self
     }
 
-    /// Replaces all policy options (including any [`default_ttl`](Self::default_ttl)).
+    /// How stale a stored response may be and still be served when the origin cannot be
+    /// reached: the inner service returned an error, or a response it marked
+    /// [`OriginUnreachable`](crate::OriginUnreachable) (RFC 9111 §4.2.4). Never for responses
+    /// with `must-revalidate`, `proxy-revalidate`, `no-cache` or `s-maxage`.
+    /// `Duration::ZERO` turns it off; see [`CacheOptions::max_stale_if_unreachable`].
+    /// Default one hour.
+    pub fn max_stale_if_unreachable(mut self, staleness: Duration) -> Self {
+        self.options.max_stale_if_unreachable = staleness;
+        self
+    }
+
+    /// Replaces all policy options (including any [`default_ttl`](Self::default_ttl) and
+    /// [`max_stale_if_unreachable`](Self::max_stale_if_unreachable)).
     pub fn options(mut self, options: CacheOptions) -> Self {
         self.options = options;
         self

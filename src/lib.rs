@@ -101,7 +101,7 @@
 //!
 //! | Rule | RFC |
 //! |---|---|
-//! | Only responses to `GET` are stored; `HEAD` is answered from a stored `GET` and freshens it | 9111 §3, §4.3.5 |
+//! | Only responses to `GET` are stored; `HEAD` is answered from a stored `GET` and freshens it; a `POST` response with explicit freshness and its own target in `Content-Location` answers later `GET`s | 9111 §3, §4.3.5; 9110 §9.3.3 |
 //! | `no-store` (request or response) and unqualified `private` responses are not stored; qualified `private="f"` / `no-cache="f"` store the rest without the named fields | 9111 §3, §5.2 |
 //! | With `Authorization`, only `public`, `s-maxage` or `must-revalidate` responses are stored | 9111 §3.5 |
 //! | Freshness: `s-maxage`, then `max-age`, then `Expires` − `Date`; an invalid `Expires` is already expired | 9111 §4.2.1, §5.3 |
@@ -112,10 +112,12 @@
 //! | `no-cache`, `must-revalidate`, `proxy-revalidate`, `must-understand`, `public` | 9111 §5.2.2 |
 //! | Request `no-cache`, `no-store`, `max-age`, `min-fresh`, `max-stale`, `only-if-cached` | 9111 §5.2.1 |
 //! | `stale-while-revalidate` (one background revalidation per key) and `stale-if-error` | 5861 |
+//! | Stale responses served when the origin cannot be reached ([`OriginUnreachable`], an `Err`), up to [`CacheLayerBuilder::max_stale_if_unreachable`], never with `must-revalidate`, `proxy-revalidate`, `no-cache` or `s-maxage` | 9111 §4.2.4 |
 //! | A targeted field such as `CDN-Cache-Control` takes precedence ([`CacheLayerBuilder::targeted_cache_control`]) | 9213 |
 //! | Several `Vary` variants per URL; `Vary: *` is not stored | 9111 §4.1 |
 //! | Unsafe methods invalidate the target URI and same-origin `Location` / `Content-Location` | 9111 §4.4 |
 //! | A single byte range of a stored `200` is served `206` / `416` from the cache, with `If-Range` | 9110 §14 |
+//! | `206` responses are stored and answer the ranges they hold; parts with the same strong `ETag` are combined, and a stored prefix is completed with a request for the rest | 9111 §3.3, §3.4 |
 //! | Hop-by-hop fields are not stored | 9111 §3.1 |
 //! | Responses with `Set-Cookie` are not stored (configurable with [`policy::CacheOptions`]) | — |
 //!
@@ -167,6 +169,7 @@ pub mod policy;
 mod service;
 mod status;
 pub mod store;
+mod unreachable;
 
 #[doc(inline)]
 pub use self::body::ResponseBody;
@@ -180,6 +183,8 @@ pub use self::key::CacheKey;
 pub use self::layer::{CacheLayer, CacheLayerBuilder};
 #[doc(inline)]
 pub use self::service::Cache;
+#[doc(inline)]
+pub use self::unreachable::OriginUnreachable;
 
 /// Alias for a type-erased error type.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -9,14 +9,15 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{
-    AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG,
-    IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, IF_MATCH,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use tower_service::Service;
 
 use crate::BoxError;
+use crate::OriginUnreachable;
 use crate::body::{Commit, ResponseBody, Tee};
 use crate::flight::{FlightGuard, Join, Reservation};
 use crate::future::ResponseFuture;
@@ -25,12 +26,15 @@ use crate::layer::Shared;
 use crate::policy::conditional::{Precondition, evaluate_preconditions, not_modified_headers};
 use crate::policy::headers::remove_hop_by_hop;
 use crate::policy::invalidate::{invalidation_uris, is_safe_method};
-use crate::policy::range::{RangeDecision, content_range, evaluate_range, unsatisfied_range};
-use crate::policy::reuse::may_serve_stale_if_error;
+use crate::policy::range::{
+    ContentRange, RangeDecision, combine_parts, completing_part, content_range, evaluate_range,
+    evaluate_range_in_part, rest_of_part, unsatisfied_range,
+};
+use crate::policy::reuse::{may_serve_stale_if_error, may_serve_stale_if_unreachable};
 use crate::policy::revalidate::{
     add_validators, freshen_headers, head_freshens, not_modified_matches,
 };
-use crate::policy::storable::{NotStorable, fields_not_to_store};
+use crate::policy::storable::{NotStorable, fields_not_to_store, post_response_answers_get};
 use crate::policy::{
     CacheControl, ResponsePolicy, Reuse, Vary, VaryKey, is_storable, reuse, targeted_cache_control,
 };
@@ -169,7 +173,9 @@ where
         _ => Forward::UriMiss,
     };
     if let Some(candidate) = &selected {
-        let stale = if candidate.policy.is_fresh(now) {
+        // RFC 9211 §2.2: `request` only when the request's directives ruled out a fresh
+        // response; a response that must be validated (its own `no-cache`) is as good as stale.
+        let stale = if candidate.policy.is_fresh(now) && !candidate.policy.no_cache {
             Forward::Request
         } else {
             Forward::Stale
@@ -186,8 +192,13 @@ where
                 if let Some(response) = answer {
                     return Ok(response);
                 }
-                // A precondition or range the cache leaves to the origin.
-                forward = stale;
+                // A precondition or range the cache leaves to the origin; RFC 9211 §2.2:
+                // `partial` when a stored part could not satisfy the request.
+                forward = if candidate.status == StatusCode::PARTIAL_CONTENT {
+                    Forward::Partial
+                } else {
+                    stale
+                };
             }
             // RFC 5861 §3: serve the stale response now, revalidate once in the background.
             Reuse::StaleWhileRevalidate if req.method() == Method::GET => {
@@ -267,8 +278,13 @@ where
     let req_headers = req.headers().clone();
     // RFC 9111 §4.3.1: a stored response with a validator is validated, not fetched again;
     // the entity tags of the other stored variants go along, so a 304 may select one of them.
+    // A stored part is not validated: a 304 would confirm only the part, which cannot answer
+    // a request for more (RFC 9111 §3.3).
     let mut validating = Vec::new();
-    if let Some(stored) = &selected {
+    if let Some(stored) = selected
+        .as_ref()
+        .filter(|s| s.status != StatusCode::PARTIAL_CONTENT)
+    {
         if add_validators(&stored.headers, req.headers_mut()) {
             validating.push(Arc::clone(stored));
         }
@@ -276,7 +292,12 @@ where
     if let Some(entry) = &stored {
         for variant in entry.variants() {
             let is_selected = selected.as_ref().is_some_and(|s| Arc::ptr_eq(s, variant));
-            let Some(etag) = variant.headers.get(ETAG).filter(|_| !is_selected) else {
+            let is_part = variant.status == StatusCode::PARTIAL_CONTENT;
+            let Some(etag) = variant
+                .headers
+                .get(ETAG)
+                .filter(|_| !is_selected && !is_part)
+            else {
                 continue;
             };
             // Only the tag: another variant's `Last-Modified` says nothing about this one.
@@ -286,6 +307,26 @@ where
             }
         }
     }
+    // RFC 9111 §3.4: a stored prefix with a strong validator is completed with the rest of
+    // the representation rather than fetched again whole; `If-Range` makes the origin send
+    // all of it instead if it changed.
+    let completing = selected.as_ref().is_some_and(|part| {
+        let plain = method == Method::GET
+            && !req_headers.contains_key(RANGE)
+            && !req_headers.contains_key(IF_RANGE)
+            && !has_preconditions(&req_headers);
+        let rest = rest_of_part(&part.headers)
+            .and_then(|next| header_value(format!("bytes={next}-")))
+            .zip(part.headers.get(ETAG).cloned());
+        match rest {
+            Some((range, tag)) if plain && part.status == StatusCode::PARTIAL_CONTENT => {
+                req.headers_mut().insert(RANGE, range);
+                req.headers_mut().insert(IF_RANGE, tag);
+                true
+            }
+            _ => false,
+        }
+    });
     let request_time = shared.clock.now();
     let result = inner.call(req).await;
     let exchange = Exchange {
@@ -295,16 +336,18 @@ where
         req_headers,
         request_time,
         response_time: shared.clock.now(),
+        completing,
     };
     match result {
         Ok(response) => Ok(shared
             .on_response(response, exchange, selected, validating, flight)
             .await),
         Err(error) => {
-            // RFC 5861 §4: an origin that cannot be reached may be covered by a stale response.
+            // RFC 5861 §4, RFC 9111 §4.2.4: an origin that cannot be reached may be covered by
+            // a stale response.
             if let Some(answer) = selected
                 .as_ref()
-                .and_then(|stored| shared.stale_if_error(&exchange, stored, None))
+                .and_then(|stored| shared.stale_if_unreachable(&exchange, stored))
             {
                 return Ok(answer);
             }
@@ -314,7 +357,9 @@ where
 }
 
 /// A request with an unsafe method: forwarded, then what is stored for its target (and for
-/// `Location` / `Content-Location` on the same origin) is invalidated (RFC 9111 §4.4).
+/// `Location` / `Content-Location` on the same origin) is invalidated (RFC 9111 §4.4). A
+/// response to `POST` that names its own target in `Content-Location` and has explicit
+/// freshness is then stored for later `GET`s (RFC 9110 §9.3.3).
 async fn unsafe_call<S, St, ReqBody, ResBody>(
     shared: Arc<Shared<St>>,
     mut inner: S,
@@ -324,10 +369,14 @@ async fn unsafe_call<S, St, ReqBody, ResBody>(
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     St: Store,
+    ResBody: Body<Data = Bytes>,
 {
     shared.stats.misses.fetch_add(1, Ordering::Relaxed);
     let method = req.method().clone();
+    let req_headers = (method == Method::POST).then(|| req.headers().clone());
+    let request_time = shared.clock.now();
     let response = inner.call(req).await?;
+    let response_time = shared.clock.now();
     if let Ok(target) = key.as_str().parse::<Uri>() {
         for uri in invalidation_uris(&method, response.status(), &target, response.headers()) {
             if let Some(key) = CacheKey::from_uri(&uri) {
@@ -336,15 +385,36 @@ where
                 }
             }
         }
+        if let Some(req_headers) = req_headers {
+            let cc = shared.cache_control(response.headers());
+            let reusable = post_response_answers_get(
+                &method,
+                &target,
+                response.status(),
+                response.headers(),
+                &cc,
+                &shared.options,
+                response_time,
+            );
+            if reusable {
+                // Stored as the response to a GET of the target, under every other rule.
+                let exchange = Exchange {
+                    key,
+                    forward: Forward::Method,
+                    method: Method::GET,
+                    req_headers,
+                    request_time,
+                    response_time,
+                    completing: false,
+                };
+                return Ok(shared.forwarded(response, exchange, None));
+            }
+        }
     }
     let (mut parts, body) = response.into_parts();
-    shared.status.forwarded(
-        &mut parts.headers,
-        Forward::Method,
-        parts.status,
-        false,
-        None,
-    );
+    shared
+        .status
+        .forwarded_parts(&mut parts, Forward::Method, None);
     Ok(Response::from_parts(parts, ResponseBody::pass(body)))
 }
 
@@ -368,6 +438,8 @@ struct Exchange {
     req_headers: HeaderMap,
     request_time: SystemTime,
     response_time: SystemTime,
+    /// The request asked for the rest of the selected stored part (RFC 9111 §3.4).
+    completing: bool,
 }
 
 impl<St: Store> Shared<St> {
@@ -458,49 +530,71 @@ impl<St: Store> Shared<St> {
             .unwrap_or(i64::MAX)
             .saturating_sub(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
 
+        // A stored partial response (RFC 9111 §3.3): where its bytes sit in the representation.
+        let part = match stored.status {
+            StatusCode::PARTIAL_CONTENT => Some(ContentRange::from_headers(&stored.headers)?),
+            _ => None,
+        };
         // RFC 9111 §4.3.2, RFC 9110 §13.2.2: the cache evaluates the client's preconditions
-        // against the stored response.
-        let (status, mut headers, body) =
-            match evaluate_preconditions(method, req_headers, stored.status, &stored.headers) {
-                Precondition::NotModified => (
-                    StatusCode::NOT_MODIFIED,
-                    not_modified_headers(&stored.headers),
-                    Bytes::new(),
-                ),
-                Precondition::Failed => (
-                    StatusCode::PRECONDITION_FAILED,
-                    HeaderMap::new(),
-                    Bytes::new(),
-                ),
-                Precondition::Forward => return None,
-                Precondition::None => {
-                    let len = stored.body.len() as u64;
-                    // RFC 9110 §14.2: a single byte range of a stored 200 is served from it.
-                    match evaluate_range(method, req_headers, stored.status, &stored.headers, len) {
-                        RangeDecision::Full => (
-                            stored.status,
-                            response_headers(&stored.headers),
-                            stored.body.clone(),
-                        ),
-                        RangeDecision::Partial { start, end } => {
-                            let mut headers = stored.headers.clone();
-                            let range = content_range(start, end, len);
-                            headers.insert(CONTENT_RANGE, header_value(range)?);
-                            headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start + 1));
-                            let body = stored
-                                .body
-                                .slice(usize::try_from(start).ok()?..=usize::try_from(end).ok()?);
-                            (StatusCode::PARTIAL_CONTENT, headers, body)
-                        }
-                        RangeDecision::Unsatisfiable => {
-                            let mut headers = HeaderMap::new();
-                            headers.insert(CONTENT_RANGE, header_value(unsatisfied_range(len))?);
-                            (StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new())
-                        }
-                        RangeDecision::Forward => return None,
+        // against the stored response (a complete one: a part goes to the origin).
+        let precondition = match part {
+            Some(_) if has_preconditions(req_headers) => return None,
+            Some(_) => Precondition::None,
+            None => evaluate_preconditions(method, req_headers, stored.status, &stored.headers),
+        };
+        let (status, mut headers, body) = match precondition {
+            Precondition::NotModified => (
+                StatusCode::NOT_MODIFIED,
+                not_modified_headers(&stored.headers),
+                Bytes::new(),
+            ),
+            Precondition::Failed => (
+                StatusCode::PRECONDITION_FAILED,
+                HeaderMap::new(),
+                Bytes::new(),
+            ),
+            Precondition::Forward => return None,
+            Precondition::None => {
+                // The complete length, and the offset of the stored bytes in it.
+                let (len, offset) = match part {
+                    Some(part) => (part.complete, part.first),
+                    None => (stored.body.len() as u64, 0),
+                };
+                // RFC 9110 §14.2: a single byte range of a stored 200 is served from it, and
+                // (RFC 9111 §3.3) from a stored 206 that holds it.
+                let decision = match part {
+                    Some(_) => evaluate_range_in_part(method, req_headers, &stored.headers),
+                    None => {
+                        evaluate_range(method, req_headers, stored.status, &stored.headers, len)
                     }
+                };
+                match decision {
+                    RangeDecision::Full => (
+                        stored.status,
+                        response_headers(&stored.headers),
+                        stored.body.clone(),
+                    ),
+                    RangeDecision::Partial { start, end } => {
+                        let mut headers = stored.headers.clone();
+                        let range = content_range(start, end, len);
+                        headers.insert(CONTENT_RANGE, header_value(range)?);
+                        headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start + 1));
+                        let (from, to) = (start.checked_sub(offset)?, end.checked_sub(offset)?);
+                        let body = stored
+                            .body
+                            .get(usize::try_from(from).ok()?..=usize::try_from(to).ok()?)
+                            .map(|slice| stored.body.slice_ref(slice))?;
+                        (StatusCode::PARTIAL_CONTENT, headers, body)
+                    }
+                    RangeDecision::Unsatisfiable => {
+                        let mut headers = HeaderMap::new();
+                        headers.insert(CONTENT_RANGE, header_value(unsatisfied_range(len))?);
+                        (StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new())
+                    }
+                    RangeDecision::Forward => return None,
                 }
-            };
+            }
+        };
         self.stats.hits.fetch_add(1, Ordering::Relaxed);
         headers.insert(AGE, HeaderValue::from(age.as_secs()));
         self.status.served(&mut headers, served, ttl);
@@ -508,6 +602,11 @@ impl<St: Store> Shared<St> {
         let mut response = Response::new(ResponseBody::full(body));
         *response.status_mut() = status;
         *response.headers_mut() = headers;
+        // The stored status with its extensions (hyper's `ReasonPhrase` among them); a status
+        // the cache made up (304, 206, 412, 416) has its standard reason phrase.
+        if status == stored.status && part.is_none() && !stored.extensions.is_empty() {
+            *response.extensions_mut() = stored.extensions.clone();
+        }
         Some(response)
     }
 
@@ -531,6 +630,31 @@ impl<St: Store> Shared<St> {
         )
     }
 
+    /// Serves `stored` in place of an origin that could not be reached: within its
+    /// `stale-if-error` window (RFC 5861 §4), else as a disconnected cache may (RFC 9111
+    /// §4.2.4, bounded by [`CacheOptions::max_stale_if_unreachable`](crate::policy::CacheOptions)).
+    fn stale_if_unreachable<B>(
+        &self,
+        exchange: &Exchange,
+        stored: &StoredResponse,
+    ) -> Option<Response<ResponseBody<B>>> {
+        if let Some(answer) = self.stale_if_error(exchange, stored, None) {
+            return Some(answer);
+        }
+        let now = exchange.response_time;
+        let max = self.options.max_stale_if_unreachable;
+        if !may_serve_stale_if_unreachable(&stored.policy, &exchange.req_headers, now, max) {
+            return None;
+        }
+        self.answer_from_store(
+            &exchange.method,
+            &exchange.req_headers,
+            stored,
+            now,
+            Served::StaleIfUnreachable,
+        )
+    }
+
     /// Handles the inner service's answer to a forwarded GET or HEAD.
     async fn on_response<B>(
         self: &Arc<Self>,
@@ -544,6 +668,37 @@ impl<St: Store> Shared<St> {
         B: Body<Data = Bytes>,
     {
         let status = response.status();
+        // The inner service could not reach the origin and answered itself.
+        if response.extensions().get::<OriginUnreachable>().is_some() {
+            if let Some(answer) = selected
+                .as_ref()
+                .and_then(|stored| self.stale_if_unreachable(&exchange, stored))
+            {
+                return answer;
+            }
+            return self.forwarded(response, exchange, flight);
+        }
+        // RFC 9111 §3.4: the rest of a stored prefix: the client, which asked for all of it,
+        // gets a 200 made of the stored bytes and the new ones, and the new part is stored,
+        // where it completes the stored one. (A 206 that does not complete it, which an origin
+        // honouring If-Range never sends, is passed on as it came.)
+        if exchange.completing && status == StatusCode::PARTIAL_CONTENT {
+            let part = selected.as_ref().and_then(|part| {
+                let first = completing_part(&part.headers, response.headers())?;
+                let complete = ContentRange::from_headers(response.headers())?.complete;
+                let prefix = part.body.get(..usize::try_from(first).ok()?)?;
+                Some((part.body.slice_ref(prefix), complete))
+            });
+            if let Some((prefix, complete)) = part {
+                let (mut parts, body) = self.forwarded(response, exchange, flight).into_parts();
+                parts.status = StatusCode::OK;
+                parts.headers.remove(CONTENT_RANGE);
+                parts
+                    .headers
+                    .insert(CONTENT_LENGTH, HeaderValue::from(complete));
+                return Response::from_parts(parts, body.with_prefix(prefix));
+            }
+        }
         // RFC 5861 §4: these errors may be covered by a stale response.
         if matches!(status.as_u16(), 500 | 502 | 503 | 504) {
             if let Some(answer) = selected
@@ -626,6 +781,7 @@ impl<St: Store> Shared<St> {
             body: stored.body.clone(),
             policy,
             vary: stored.vary.clone(),
+            extensions: stored.extensions.clone(),
         });
         if let Some(entry) = self.lookup(&exchange.key).await {
             let entry = entry.with_replaced(stored, Arc::clone(&updated));
@@ -673,6 +829,7 @@ impl<St: Store> Shared<St> {
                 req_headers,
                 request_time,
                 response_time: shared.clock.now(),
+                completing: false,
             };
             if response.status() == StatusCode::NOT_MODIFIED {
                 if selects(&stored, &exchange.req_headers, response.headers(), true) {
@@ -705,6 +862,13 @@ impl<St: Store> Shared<St> {
         B: Body<Data = Bytes>,
     {
         let (mut parts, body) = response.into_parts();
+        // Made by the inner service, not the origin: never stored. `flight` is dropped, so
+        // the requests waiting for it go forward themselves.
+        if parts.extensions.get::<OriginUnreachable>().is_some() {
+            self.status
+                .forwarded_parts(&mut parts, exchange.forward, None);
+            return Response::from_parts(parts, ResponseBody::pass(body));
+        }
         // RFC 9110 §6.6.1: a cache adds `Date` to a response that lacks one.
         if !parts.headers.contains_key(DATE) {
             let date = httpdate::fmt_http_date(exchange.response_time);
@@ -740,7 +904,7 @@ impl<St: Store> Shared<St> {
             }
         });
 
-        let (body, stored, detail) = match decision {
+        let (body, detail) = match decision {
             Ok(()) => {
                 let mut headers = owned_headers(&parts.headers);
                 // RFC 9111 §3.1: hop-by-hop fields are not stored; RFC 9111 §5.2.2.4,
@@ -767,6 +931,7 @@ impl<St: Store> Shared<St> {
                     headers,
                     policy,
                     vary,
+                    extensions: parts.extensions.clone(),
                     req_headers: exchange.req_headers,
                     chunks: Vec::new(),
                     len: 0,
@@ -780,9 +945,9 @@ impl<St: Store> Shared<St> {
                 // hyper does not read a body it must not or need not send.
                 if body.is_end_stream() || body.size_hint().exact() == Some(0) {
                     tee.commit();
-                    (ResponseBody::pass(body), true, None)
+                    (ResponseBody::pass(body), None)
                 } else {
-                    (ResponseBody::miss(body, tee), true, None)
+                    (ResponseBody::miss(body, tee), None)
                 }
             }
             Err((reason, from_response)) => {
@@ -791,18 +956,94 @@ impl<St: Store> Shared<St> {
                     self.uncacheable.insert(exchange.key, ());
                 }
                 // `flight` is dropped here: the requests waiting for it go forward themselves.
-                (ResponseBody::pass(body), false, Some(reason))
+                (ResponseBody::pass(body), Some(reason))
             }
         };
-        self.status.forwarded(
-            &mut parts.headers,
-            exchange.forward,
-            parts.status,
-            stored,
-            detail,
-        );
+        self.status
+            .forwarded_parts(&mut parts, exchange.forward, detail);
         Response::from_parts(parts, body)
     }
+}
+
+impl<St> Shared<St> {
+    /// `entry` with `response` (received for a request with `req_headers`) in front; `None`
+    /// when the entry is better kept as it is.
+    ///
+    /// A partial response never replaces the complete response the request selected
+    /// (RFC 9111 §3.3: it is kept for the ranges it holds), and is combined with the partial
+    /// response the request selected when they share a strong validator (RFC 9111 §3.4),
+    /// into a complete `200` once every byte is there.
+    fn with_new(
+        &self,
+        entry: &StoredEntry,
+        response: StoredResponse,
+        req_headers: &HeaderMap,
+    ) -> Option<StoredEntry> {
+        if response.status == StatusCode::PARTIAL_CONTENT {
+            if let Some(stored) = entry.select(req_headers) {
+                if stored.status != StatusCode::PARTIAL_CONTENT {
+                    return None;
+                }
+                let merged = combine_parts(&stored.headers, &response.headers)
+                    .filter(|merged| merged.len() <= self.max_entry_size as u64);
+                if let Some(merged) = merged {
+                    if let Some(combined) = combined(stored, &response, merged) {
+                        return Some(entry.with_response(Arc::new(combined), req_headers));
+                    }
+                }
+            }
+        }
+        Some(entry.with_response(Arc::new(response), req_headers))
+    }
+}
+
+/// The stored part and the new one as one response covering `merged` (RFC 9111 §3.4), with
+/// the new response's header fields: a `200` without `Content-Range` when it is complete.
+fn combined(
+    stored: &StoredResponse,
+    new: &StoredResponse,
+    merged: ContentRange,
+) -> Option<StoredResponse> {
+    let old_part = ContentRange::from_headers(&stored.headers)?;
+    let new_part = ContentRange::from_headers(&new.headers)?;
+    let mut body = bytes::BytesMut::with_capacity(usize::try_from(merged.len()).ok()?);
+    // The stored bytes before the new part, the new part, the stored bytes after it.
+    if old_part.first < new_part.first {
+        let before = usize::try_from(new_part.first - old_part.first).ok()?;
+        body.extend_from_slice(stored.body.get(..before)?);
+    }
+    body.extend_from_slice(&new.body);
+    if old_part.last > new_part.last {
+        let after = usize::try_from(new_part.last + 1 - old_part.first).ok()?;
+        body.extend_from_slice(stored.body.get(after..)?);
+    }
+    if body.len() as u64 != merged.len() {
+        return None;
+    }
+    let mut headers = new.headers.clone();
+    let complete = merged.first == 0 && merged.last + 1 == merged.complete;
+    let status = if complete {
+        headers.remove(CONTENT_RANGE);
+        StatusCode::OK
+    } else {
+        let range = content_range(merged.first, merged.last, merged.complete);
+        headers.insert(CONTENT_RANGE, header_value(range)?);
+        StatusCode::PARTIAL_CONTENT
+    };
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    Some(StoredResponse {
+        status,
+        headers,
+        body: body.freeze(),
+        policy: new.policy,
+        vary: new.vary.clone(),
+        // A reason phrase belongs to the new part's status, not to the combined one.
+        extensions: if complete {
+            http::Extensions::new()
+        } else {
+            new.extensions.clone()
+        },
+    })
 }
 
 /// Does a 304 to a validation of `stored` select it? RFC 9111 §4.3.4, and one case it leaves
@@ -825,6 +1066,18 @@ fn selects(
     let client_validated = client_headers.contains_key(IF_NONE_MATCH)
         || client_headers.contains_key(IF_MODIFIED_SINCE);
     !client_validated
+}
+
+/// Does the request carry a precondition (RFC 9110 §13.1)?
+fn has_preconditions(req_headers: &HeaderMap) -> bool {
+    [
+        IF_MATCH,
+        IF_NONE_MATCH,
+        IF_MODIFIED_SINCE,
+        IF_UNMODIFIED_SINCE,
+    ]
+    .iter()
+    .any(|name| req_headers.contains_key(name))
 }
 
 /// A copy of `headers` whose values own their bytes. Values parsed by hyper are slices of its
@@ -870,7 +1123,10 @@ impl<St: Store> Commit for Shared<St> {
             // Read, add the variant, write: concurrent stores of two variants of one URL may
             // keep only one of them, which costs a later miss, never a wrong answer.
             let entry = match shared.store.get(&key).await {
-                Ok(Some(entry)) => entry.with_response(Arc::new(response), &req_headers),
+                Ok(Some(entry)) => match shared.with_new(&entry, response, &req_headers) {
+                    Some(entry) => entry,
+                    None => return,
+                },
                 _ => StoredEntry::new(Arc::new(response)),
             };
             match shared.store.put(key, Arc::new(entry)).await {

@@ -7,10 +7,15 @@ use bytes::{Bytes, BytesMut};
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, StatusCode};
 
+use crate::OriginUnreachable;
+
 /// `X-Cache: HIT | MISS`.
 pub(crate) const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 /// `Cache-Status` (RFC 9211).
 pub(crate) const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+/// `detail` of a response made because the origin could not be reached.
+pub(crate) const ORIGIN_UNREACHABLE: &str = "origin-unreachable";
 
 const HIT: HeaderValue = HeaderValue::from_static("HIT");
 const MISS: HeaderValue = HeaderValue::from_static("MISS");
@@ -30,6 +35,8 @@ pub(crate) enum Forward {
     Request,
     /// The stored response was stale.
     Stale,
+    /// A stored partial response could not satisfy the request (RFC 9111 §3.3).
+    Partial,
 }
 
 impl Forward {
@@ -41,6 +48,7 @@ impl Forward {
             Forward::VaryMiss => "vary-miss",
             Forward::Request => "request",
             Forward::Stale => "stale",
+            Forward::Partial => "partial",
         }
     }
 }
@@ -56,6 +64,8 @@ pub(crate) enum Served {
     StaleWhileRevalidate,
     /// Stale, served because the origin failed, with its status if it answered (RFC 5861 §4).
     StaleIfError(Option<StatusCode>),
+    /// Stale, served because the origin could not be reached (RFC 9111 §4.2.4).
+    StaleIfUnreachable,
     /// Stored by the request this one waited for (collapsed forwarding).
     Collapsed(Forward),
 }
@@ -98,8 +108,10 @@ impl StatusHeaders {
                 return;
             }
             Served::Revalidated => format!("{name}; fwd=stale; fwd-status=304; ttl={ttl}"),
+            // Answered from the store without waiting for the origin: a hit (RFC 9211 §2.1);
+            // the revalidation happens apart from this response.
             Served::StaleWhileRevalidate => {
-                format!("{name}; fwd=stale; ttl={ttl}; detail=stale-while-revalidate")
+                format!("{name}; hit; ttl={ttl}; detail=stale-while-revalidate")
             }
             Served::StaleIfError(Some(status)) => format!(
                 "{name}; fwd=stale; fwd-status={}; ttl={ttl}; detail=stale-if-error",
@@ -108,6 +120,9 @@ impl StatusHeaders {
             Served::StaleIfError(None) => {
                 format!("{name}; fwd=stale; ttl={ttl}; detail=stale-if-error")
             }
+            Served::StaleIfUnreachable => {
+                format!("{name}; fwd=stale; ttl={ttl}; detail=origin-unreachable")
+            }
             Served::Collapsed(forward) => {
                 format!("{name}; fwd={}; collapsed; ttl={ttl}", forward.as_str())
             }
@@ -115,36 +130,52 @@ impl StatusHeaders {
         append(headers, value);
     }
 
-    /// Marks a response the cache generated itself without a stored one (e.g. `only-if-cached`).
+    /// Marks a response the cache generated itself, without a stored one and without
+    /// forwarding the request (e.g. `only-if-cached`): no `fwd`, as nothing went forward.
     pub(crate) fn generated(&self, headers: &mut HeaderMap, detail: &str) {
         if self.x_cache {
             headers.insert(X_CACHE, MISS);
         }
-        append(headers, format!("{}; fwd=miss; detail={detail}", self.name));
+        append(headers, format!("{}; detail={detail}", self.name));
     }
 
-    /// Marks a response that came from the inner service.
+    /// Marks a response of the inner service by its parts: its status is the `fwd-status`,
+    /// unless it is marked [`OriginUnreachable`], which makes the detail `origin-unreachable`.
+    pub(crate) fn forwarded_parts(
+        &self,
+        parts: &mut http::response::Parts,
+        forward: Forward,
+        detail: Option<&str>,
+    ) {
+        if parts.extensions.get::<OriginUnreachable>().is_some() {
+            self.forwarded(&mut parts.headers, forward, None, Some(ORIGIN_UNREACHABLE));
+        } else {
+            self.forwarded(&mut parts.headers, forward, Some(parts.status), detail);
+        }
+    }
+
+    /// Marks a response that came from the inner service. `fwd_status` is the status the
+    /// next hop answered with; `None` when the inner service could not reach it and made the
+    /// response itself ([`OriginUnreachable`](crate::OriginUnreachable)).
+    ///
+    /// `stored` (RFC 9211 §2.6) is never claimed: this field goes out before the body has
+    /// arrived, and a body cut short, a store error or the memory store's admission policy
+    /// (moka's TinyLFU may reject a new entry when the cache is full, after the insert
+    /// returned) can each still keep the response out of the cache.
     pub(crate) fn forwarded(
         &self,
         headers: &mut HeaderMap,
         forward: Forward,
-        status: StatusCode,
-        stored: bool,
+        fwd_status: Option<StatusCode>,
         detail: Option<&str>,
     ) {
         if self.x_cache {
             headers.insert(X_CACHE, MISS);
         }
         let mut value = String::with_capacity(self.name.len() + 48);
-        let _ = write!(
-            value,
-            "{}; fwd={}; fwd-status={}",
-            self.name,
-            forward.as_str(),
-            status.as_u16()
-        );
-        if stored {
-            value.push_str("; stored");
+        let _ = write!(value, "{}; fwd={}", self.name, forward.as_str());
+        if let Some(status) = fwd_status {
+            let _ = write!(value, "; fwd-status={}", status.as_u16());
         }
         if let Some(detail) = detail {
             let _ = write!(value, "; detail={detail}");
@@ -217,14 +248,59 @@ mod tests {
         StatusHeaders::new("c".into(), false).forwarded(
             &mut headers,
             Forward::UriMiss,
-            StatusCode::OK,
-            true,
+            Some(StatusCode::OK),
             None,
         );
         assert!(headers.get(X_CACHE).is_none());
         assert_eq!(
             statuses(&headers),
-            ["upstream; hit", "c; fwd=uri-miss; fwd-status=200; stored"]
+            ["upstream; hit", "c; fwd=uri-miss; fwd-status=200"]
+        );
+    }
+
+    // RFC 9211 §2.3: fwd-status only for a response the next hop sent
+    #[test]
+    fn unreachable_origin_has_no_fwd_status() {
+        let mut headers = HeaderMap::new();
+        StatusHeaders::new("c".into(), true).forwarded(
+            &mut headers,
+            Forward::UriMiss,
+            None,
+            Some("origin-unreachable"),
+        );
+        assert_eq!(
+            statuses(&headers),
+            ["c; fwd=uri-miss; detail=origin-unreachable"]
+        );
+        let mut headers = HeaderMap::new();
+        StatusHeaders::new("c".into(), true).forwarded(
+            &mut headers,
+            Forward::Partial,
+            Some(StatusCode::PARTIAL_CONTENT),
+            None,
+        );
+        assert_eq!(statuses(&headers), ["c; fwd=partial; fwd-status=206"]);
+    }
+
+    // RFC 9211 §2.1, §2.2: a stale-while-revalidate answer is a hit; a generated 504 was
+    // not forwarded
+    #[test]
+    fn stale_while_revalidate_is_a_hit_and_generated_has_no_fwd() {
+        let status = StatusHeaders::new("c".into(), true);
+        let mut headers = HeaderMap::new();
+        status.served(&mut headers, Served::StaleWhileRevalidate, -3);
+        assert_eq!(
+            statuses(&headers),
+            ["c; hit; ttl=-3; detail=stale-while-revalidate"]
+        );
+        let mut headers = HeaderMap::new();
+        status.generated(&mut headers, "only-if-cached");
+        assert_eq!(statuses(&headers), ["c; detail=only-if-cached"]);
+        let mut headers = HeaderMap::new();
+        status.served(&mut headers, Served::StaleIfUnreachable, -5);
+        assert_eq!(
+            statuses(&headers),
+            ["c; fwd=stale; ttl=-5; detail=origin-unreachable"]
         );
     }
 

@@ -28,7 +28,7 @@ async fn miss_then_hit_reaches_origin_once() {
     assert_eq!(first.x_cache(), "MISS");
     assert_eq!(
         first.cache_status(),
-        "tower-cache-layer; fwd=uri-miss; fwd-status=200; stored"
+        "tower-cache-layer; fwd=uri-miss; fwd-status=200"
     );
     assert_eq!(first.body, "hello");
 
@@ -130,6 +130,28 @@ async fn expires_minus_date() {
     clock.advance(Duration::from_secs(30));
     assert_eq!(get(&server.url("/"), &[]).await.x_cache(), "MISS");
     assert_eq!(server.calls(), 2);
+}
+
+// RFC 9111 §4.2: dates match case-insensitively, and a wrong day name does not invalidate
+// them: Expires in upper case, in lower case and in asctime format with the wrong weekday.
+#[tokio::test]
+async fn expires_in_any_case_or_with_a_wrong_weekday() {
+    let server = serve(CacheLayer::new(), |req| {
+        let expires = match req.uri().path() {
+            "/upper" => "THU, 18 AUG 2050 02:01:18 GMT",
+            "/lower" => "thu, 18 aug 2050 02:01:18 gmt",
+            _ => "Thu Aug  8 02:01:18 2050",
+        };
+        let mut r = response(&[], "e");
+        r.headers_mut().insert("expires", expires.parse().unwrap());
+        r
+    })
+    .await;
+    for path in ["/upper", "/lower", "/asctime"] {
+        get(&server.url(path), &[]).await;
+        assert_eq!(get(&server.url(path), &[]).await.x_cache(), "HIT", "{path}");
+    }
+    assert_eq!(server.calls(), 3);
 }
 
 // RFC 9111 §5.3: an invalid Expires means already expired.

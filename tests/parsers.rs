@@ -22,7 +22,10 @@ use tower_cache_layer::policy::freshness::{
 use tower_cache_layer::policy::headers::{
     MAX_DELTA_SECONDS, parse_delta_seconds, parse_http_date, remove_hop_by_hop,
 };
-use tower_cache_layer::policy::range::{RangeDecision, content_range, evaluate_range};
+use tower_cache_layer::policy::range::{
+    ContentRange, RangeDecision, combine_parts, content_range, evaluate_range,
+    evaluate_range_in_part,
+};
 use tower_cache_layer::policy::{
     CacheControl, CacheOptions, NotStorable, Reuse, Vary, VaryKey, add_validators, freshen_headers,
     head_freshens, invalidation_uris, is_safe_method, is_storable, may_serve_stale_if_error,
@@ -976,6 +979,50 @@ proptest! {
         }
         if method != Method::GET || status != StatusCode::OK {
             prop_assert_eq!(decision, RangeDecision::Full);
+        }
+    }
+
+    #[test]
+    fn partial_ranges(
+        range in one_field("range"),
+        first in 0u64..40,
+        len in 1u64..40,
+        extra in 0u64..40,
+        other in 0u64..40,
+    ) {
+        let complete = first + len + extra;
+        let last = first + len - 1;
+        let mut stored = HeaderMap::new();
+        let value = HeaderValue::from_str(&content_range(first, last, complete)).unwrap();
+        stored.insert(header::CONTENT_RANGE, value);
+        let part = ContentRange::from_headers(&stored);
+        prop_assert_eq!(part, Some(ContentRange { first, last, complete }));
+        // A stored part answers only ranges it holds.
+        if let RangeDecision::Partial { start, end } =
+            evaluate_range_in_part(&Method::GET, &range, &stored)
+        {
+            prop_assert!(first <= start && start <= end && end <= last);
+        }
+        prop_assert_ne!(
+            evaluate_range_in_part(&Method::GET, &HeaderMap::new(), &stored),
+            RangeDecision::Full
+        );
+        // Combining: the union of touching ranges, or nothing.
+        let mut new = HeaderMap::new();
+        let (a, b) = (other.min(complete - 1), (other + len).min(complete - 1));
+        new.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&content_range(a, b, complete)).unwrap(),
+        );
+        new.insert(header::ETAG, HeaderValue::from_static("\"t\""));
+        stored.insert(header::ETAG, HeaderValue::from_static("\"t\""));
+        match combine_parts(&stored, &new) {
+            Some(merged) => {
+                prop_assert_eq!(merged.first, first.min(a));
+                prop_assert_eq!(merged.last, last.max(b));
+                prop_assert!(a <= last + 1 && first <= b + 1);
+            }
+            None => prop_assert!(a > last + 1 || first > b + 1),
         }
     }
 

@@ -463,11 +463,22 @@ async fn chunked_body_cut_before_the_last_chunk_is_an_error_and_is_not_stored() 
 async fn answer_after_origin_stopped(
     cache_control: &'static str,
 ) -> (StatusCode, HeaderMap, Bytes) {
+    answer_after_origin_stopped_with(cache_control, &[]).await
+}
+
+/// As [`answer_after_origin_stopped`], with extra proxy flags.
+async fn answer_after_origin_stopped_with(
+    cache_control: &'static str,
+    flags: &[&str],
+) -> (StatusCode, HeaderMap, Bytes) {
     let origin = raw_origin(move |_, stream| async move {
         answer(stream, &complete_response(b"stored body", cache_control)).await;
     })
     .await;
-    let proxy = start_proxy(&["--origin", &origin.url()]).await;
+    let origin_url = origin.url();
+    let mut args = vec!["--origin", &origin_url];
+    args.extend_from_slice(flags);
+    let proxy = start_proxy(&args).await;
 
     let (status, headers, body) = get(&proxy, "/page").await.complete();
     assert_eq!(status, StatusCode::OK);
@@ -509,6 +520,96 @@ async fn must_revalidate_response_is_not_served_stale_when_the_origin_is_gone() 
     );
     let text = String::from_utf8_lossy(&body);
     assert_eq!(text, "bad gateway: the origin is unreachable\n");
+}
+
+/// RFC 9111 §4.2.4: a cache that cannot reach the origin may serve a stale response, without
+/// any `stale-if-error` (up to `--max-stale-if-unreachable`, an hour by default).
+#[tokio::test]
+async fn stale_response_is_served_when_the_origin_is_gone() {
+    let (status, headers, body) = answer_after_origin_stopped("max-age=1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(header(&headers, "x-cache"), "HIT");
+    let cache_status = header(&headers, "cache-status");
+    assert!(
+        cache_status.contains("fwd=stale") && cache_status.contains("detail=origin-unreachable"),
+        "cache-status: {cache_status:?}"
+    );
+    assert!(!cache_status.contains("fwd-status"), "{cache_status:?}");
+    assert_eq!(body, "stored body");
+}
+
+/// RFC 9111 §4.2.4, §5.2.2: never when a directive forbids serving it stale (the suite's
+/// `stale-close-*` tests); the proxy's own 502 then carries no `fwd-status` (RFC 9211 §2.3:
+/// nothing came from the next hop).
+#[tokio::test]
+async fn no_cache_proxy_revalidate_s_maxage_are_not_served_stale_when_the_origin_is_gone() {
+    for cache_control in [
+        "max-age=1, no-cache",
+        "max-age=1, proxy-revalidate",
+        "s-maxage=1",
+    ] {
+        let (status, headers, body) = answer_after_origin_stopped(cache_control).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{cache_control}");
+        let cache_status = header(&headers, "cache-status");
+        assert!(
+            cache_status.contains("detail=origin-unreachable")
+                && !cache_status.contains("fwd-status"),
+            "{cache_control}: cache-status: {cache_status:?}"
+        );
+        // The proxy's own answer (its wording is the proxy's business).
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.starts_with("bad gateway"), "body: {text:?}");
+    }
+}
+
+/// `--max-stale-if-unreachable 0` turns it off.
+#[tokio::test]
+async fn max_stale_if_unreachable_zero_answers_502() {
+    let (status, headers, _) =
+        answer_after_origin_stopped_with("max-age=1", &["--max-stale-if-unreachable", "0"]).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(header(&headers, "x-cache"), "MISS");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status lines
+// ---------------------------------------------------------------------------------------------
+
+/// Sends `GET path` over a raw connection and returns the status line of the answer.
+async fn raw_status_line(addr: SocketAddr, path: &str) -> String {
+    let exchange = async move {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes).await;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        text.lines().next().unwrap_or_default().to_owned()
+    };
+    tokio::time::timeout(BOUND, exchange)
+        .await
+        .expect("answer in time")
+}
+
+/// The reason phrase of a stored response comes back on hits (`599 Whatever`, not `599 <none>`).
+#[tokio::test]
+async fn reason_phrase_of_a_stored_response_is_kept_on_hits() {
+    let origin = raw_origin(|_, stream| async move {
+        let bytes = b"HTTP/1.1 599 Whatever\r\ncontent-length: 2\r\ncache-control: max-age=60\r\n\
+                      connection: close\r\n\r\nok";
+        answer(stream, bytes).await;
+    })
+    .await;
+    let proxy = start_proxy(&["--origin", &origin.url()]).await;
+    assert_eq!(
+        raw_status_line(proxy.addr, "/r").await,
+        "HTTP/1.1 599 Whatever"
+    );
+    assert_eq!(
+        raw_status_line(proxy.addr, "/r").await,
+        "HTTP/1.1 599 Whatever"
+    );
+    assert_eq!(origin.requests(), 1, "the second answer was a hit");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -206,6 +206,29 @@ async fn client_if_modified_since_is_answered_by_the_cache() {
     assert_eq!(server.calls(), 1);
 }
 
+// RFC 9111 §4.2: If-Modified-Since and Last-Modified in any case, weekday not checked.
+#[tokio::test]
+async fn if_modified_since_in_any_case() {
+    let server = serve(CacheLayer::new(), |_| {
+        response(
+            &[
+                ("last-modified", "MON, 01 JAN 2024 00:00:00 GMT"),
+                ("cache-control", "max-age=60"),
+            ],
+            "x",
+        )
+    })
+    .await;
+    get(&server.url("/m"), &[]).await;
+    let later = get(
+        &server.url("/m"),
+        &[("if-modified-since", "fri, 02 jan 2024 00:00:00 gmt")],
+    )
+    .await;
+    assert_eq!(later.status, 304);
+    assert_eq!(server.calls(), 1);
+}
+
 // RFC 9111 §5.2.2.4: no-cache responses are stored but validated before every reuse.
 #[tokio::test]
 async fn no_cache_response_is_validated_every_time() {
@@ -228,6 +251,34 @@ async fn no_cache_response_is_validated_every_time() {
         );
     }
     assert_eq!(server.calls(), 3);
+}
+
+// RFC 9211 §2.2: a validation forced by the stored response's own no-cache is `fwd=stale`,
+// not `fwd=request` (the request asked for nothing).
+#[tokio::test]
+async fn no_cache_response_validation_is_fwd_stale() {
+    let server = serve(CacheLayer::new(), |_| {
+        response(&[("cache-control", "max-age=60, no-cache")], "nc")
+    })
+    .await;
+    get(&server.url("/n"), &[]).await;
+    let r = get(&server.url("/n"), &[]).await;
+    assert_eq!(r.x_cache(), "MISS");
+    assert_eq!(
+        r.cache_status(),
+        "tower-cache-layer; fwd=stale; fwd-status=200"
+    );
+    // A request no-cache on a fresh response is still the request's doing.
+    let server2 = serve(CacheLayer::new(), |_| {
+        response(&[("cache-control", "max-age=60")], "f")
+    })
+    .await;
+    get(&server2.url("/f"), &[]).await;
+    let r = get(&server2.url("/f"), &[("cache-control", "no-cache")]).await;
+    assert_eq!(
+        r.cache_status(),
+        "tower-cache-layer; fwd=request; fwd-status=200"
+    );
 }
 
 // RFC 9111 §4.2.4, §5.2.2.2: must-revalidate forbids serving stale even when the client

@@ -53,8 +53,9 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once() {
 
     let stale = get(&server.url("/w"), &[]).await;
     assert_eq!((stale.x_cache(), &stale.body[..]), ("HIT", &b"old"[..]));
+    // RFC 9211 §2.1: answered from the store without waiting for the origin: a hit.
     assert!(
-        stale.cache_status().contains("fwd=stale")
+        stale.cache_status().contains("; hit;")
             && stale.cache_status().contains("stale-while-revalidate"),
         "{}",
         stale.cache_status()
@@ -178,21 +179,27 @@ async fn stale_if_error_covers_inner_service_errors() {
     let clock = ManualClock::new(SystemTime::now());
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
-    let mut svc = ServiceBuilder::new()
-        .layer(CacheLayer::builder().clock(clock.clone()).build())
-        .service_fn(move |_req: Request<Full<Bytes>>| {
-            let n = c.fetch_add(1, Ordering::SeqCst);
-            async move {
-                if n == 0 {
-                    Ok(Response::builder()
-                        .header("cache-control", "max-age=1, stale-if-error=60")
-                        .body(Full::from("kept"))
-                        .unwrap())
-                } else {
-                    Err("origin unreachable")
+    // Only stale-if-error here: serving stale when the origin is unreachable is off.
+    let layer = CacheLayer::builder()
+        .clock(clock.clone())
+        .max_stale_if_unreachable(Duration::ZERO)
+        .build();
+    let mut svc =
+        ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(move |_req: Request<Full<Bytes>>| {
+                let n = c.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n == 0 {
+                        Ok(Response::builder()
+                            .header("cache-control", "max-age=1, stale-if-error=60")
+                            .body(Full::from("kept"))
+                            .unwrap())
+                    } else {
+                        Err("origin unreachable")
+                    }
                 }
-            }
-        });
+            });
     let req = || Request::get("http://h/e").body(Full::default()).unwrap();
     let first = svc.ready().await.unwrap().call(req()).await.unwrap();
     first.into_body().collect().await.unwrap();
@@ -204,6 +211,102 @@ async fn stale_if_error_covers_inner_service_errors() {
         "kept"
     );
     clock.advance(Duration::from_secs(100));
+    let err = svc.ready().await.unwrap().call(req()).await.unwrap_err();
+    assert_eq!(err.to_string(), "origin unreachable");
+}
+
+// RFC 9111 §4.2.4: a response the inner service marked `OriginUnreachable` lets the cache
+// serve stale up to `max_stale_if_unreachable`; past it, the marked response is passed on,
+// not stored, with no `fwd-status` (RFC 9211 §2.3).
+#[tokio::test]
+async fn stale_served_while_the_origin_is_unreachable_up_to_the_bound() {
+    use tower_cache_layer::OriginUnreachable;
+
+    let clock = ManualClock::new(SystemTime::now());
+    let layer = CacheLayer::builder()
+        .clock(clock.clone())
+        .max_stale_if_unreachable(Duration::from_secs(600))
+        .build();
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = down.clone();
+    let server = serve_dated(layer, clock.clone(), move |_| {
+        if d.load(Ordering::SeqCst) {
+            let mut r = response(&[], "bad gateway");
+            *r.status_mut() = StatusCode::BAD_GATEWAY;
+            r.extensions_mut().insert(OriginUnreachable);
+            r
+        } else {
+            response(&[("cache-control", "max-age=10")], "kept")
+        }
+    })
+    .await;
+    get(&server.url("/u"), &[]).await;
+    down.store(true, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(300));
+
+    let stale = get(&server.url("/u"), &[]).await;
+    assert_eq!(
+        (stale.status, &stale.body[..]),
+        (StatusCode::OK, &b"kept"[..])
+    );
+    assert_eq!(stale.x_cache(), "HIT");
+    assert!(
+        stale.cache_status().contains("fwd=stale")
+            && stale.cache_status().contains("detail=origin-unreachable"),
+        "{}",
+        stale.cache_status()
+    );
+
+    clock.advance(Duration::from_secs(600));
+    let gone = get(&server.url("/u"), &[]).await;
+    assert_eq!(gone.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        gone.cache_status(),
+        "tower-cache-layer; fwd=stale; detail=origin-unreachable"
+    );
+    assert_eq!(server.calls(), 3);
+}
+
+// RFC 9111 §4.2.4: an error from the inner service is "unreachable" too.
+#[tokio::test]
+async fn stale_served_when_the_inner_service_errs() {
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::{BodyExt, Full};
+    use tower::{Service, ServiceBuilder, ServiceExt};
+
+    let clock = ManualClock::new(SystemTime::now());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let mut svc = ServiceBuilder::new()
+        .layer(CacheLayer::builder().clock(clock.clone()).build())
+        .service_fn(move |_req: Request<Full<Bytes>>| {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    Ok(Response::builder()
+                        .header("cache-control", "max-age=1")
+                        .body(Full::from("kept"))
+                        .unwrap())
+                } else {
+                    Err("origin unreachable")
+                }
+            }
+        });
+    let req = || Request::get("http://h/e").body(Full::default()).unwrap();
+    let first = svc.ready().await.unwrap().call(req()).await.unwrap();
+    first.into_body().collect().await.unwrap();
+    clock.advance(Duration::from_secs(60));
+    let stale = svc.ready().await.unwrap().call(req()).await.unwrap();
+    assert_eq!(stale.headers()["x-cache"], "HIT");
+    assert!(
+        stale.headers()["cache-status"]
+            .to_str()
+            .unwrap()
+            .contains("detail=origin-unreachable")
+    );
+    // Past the default bound of one hour: the error.
+    clock.advance(Duration::from_secs(3600));
     let err = svc.ready().await.unwrap().call(req()).await.unwrap_err();
     assert_eq!(err.to_string(), "origin unreachable");
 }

@@ -139,6 +139,17 @@ async fn only_if_cached_miss_is_504() {
     assert_eq!((r.status.as_u16(), r.x_cache()), (200, "HIT"));
 }
 
+// RFC 9211 §2.2: the only-if-cached 504 was made by the cache, not forwarded: no `fwd`.
+#[tokio::test]
+async fn only_if_cached_504_is_not_marked_forwarded() {
+    let server = serve(CacheLayer::new(), |_| response(&[], "x")).await;
+    let r = get(&server.url("/"), &[("cache-control", "only-if-cached")]).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.x_cache(), "MISS");
+    assert_eq!(r.cache_status(), "tower-cache-layer; detail=only-if-cached");
+    assert_eq!(server.calls(), 0);
+}
+
 // RFC 9111 §3: only GET responses are stored; POST is forwarded with its body.
 #[tokio::test]
 async fn post_is_forwarded_not_stored() {
@@ -161,6 +172,48 @@ async fn post_is_forwarded_not_stored() {
     }
     assert_eq!(get(&server.url("/p"), &[]).await.x_cache(), "MISS");
     assert_eq!(server.calls(), 3);
+}
+
+// RFC 9110 §9.3.3: a POST response with explicit freshness and a Content-Location equal to
+// the target URI answers later GETs of it (method-POST); it still invalidates first.
+#[tokio::test]
+async fn post_response_with_own_content_location_answers_get() {
+    let server = serve(CacheLayer::new(), |req| {
+        if req.method() == http::Method::POST {
+            let location = if req.uri().path() == "/p" {
+                "/p"
+            } else {
+                "/elsewhere"
+            };
+            response(
+                &[
+                    ("cache-control", "max-age=60"),
+                    ("content-location", location),
+                ],
+                "posted",
+            )
+        } else {
+            response(&[("cache-control", "max-age=60")], "got")
+        }
+    })
+    .await;
+    let post = |path: &str| {
+        send(
+            Request::post(server.url(path))
+                .body(Full::from("data"))
+                .unwrap(),
+        )
+    };
+    assert_eq!(get(&server.url("/p"), &[]).await.body, "got");
+    let r = post("/p").await;
+    assert_eq!(r.x_cache(), "MISS");
+    assert_eq!(r.body, "posted");
+    let hit = get(&server.url("/p"), &[]).await;
+    assert_eq!((hit.x_cache(), &hit.body[..]), ("HIT", &b"posted"[..]));
+    // Content-Location naming another URI: not stored for the target.
+    post("/q").await;
+    assert_eq!(get(&server.url("/q"), &[]).await.x_cache(), "MISS");
+    assert_eq!(server.calls(), 4);
 }
 
 // Status codes that are not heuristically cacheable need explicit freshness.
@@ -220,6 +273,25 @@ async fn vary_selects_the_variant() {
     // Both variants are kept: the gzip one was not replaced by the plain one.
     let gz = get(&server.url("/v"), &[("accept-encoding", "gzip")]).await;
     assert_eq!((gz.x_cache(), &gz.body[..]), ("HIT", &b"gzip-bytes"[..]));
+    assert_eq!(server.calls(), 2);
+}
+
+// RFC 9111 §4.1: Accept-Language is compared without regard to case
+// (vary-normalise-lang-case).
+#[tokio::test]
+async fn vary_accept_language_ignores_case() {
+    let server = serve(CacheLayer::new(), |_| {
+        response(
+            &[("cache-control", "max-age=60"), ("vary", "Accept-Language")],
+            "en-de",
+        )
+    })
+    .await;
+    get(&server.url("/l"), &[("accept-language", "en, de")]).await;
+    let hit = get(&server.url("/l"), &[("accept-language", "eN, De")]).await;
+    assert_eq!((hit.x_cache(), &hit.body[..]), ("HIT", &b"en-de"[..]));
+    let other = get(&server.url("/l"), &[("accept-language", "fr")]).await;
+    assert_eq!(other.x_cache(), "MISS");
     assert_eq!(server.calls(), 2);
 }
 

@@ -61,6 +61,13 @@ pub(crate) struct Config {
     )]
     pub(crate) origin_timeout: u64,
 
+    /// When the origin cannot be reached (or sends no response headers in time), serve a
+    /// stored response that is stale by at most this many seconds instead of 502/504 (RFC 9111
+    /// §4.2.4), unless it has must-revalidate, proxy-revalidate, no-cache or s-maxage. 0 turns
+    /// it off.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub(crate) max_stale_if_unreachable: u64,
+
     /// Largest request head (request line and header fields) a client may send, in bytes
     /// (suffixes K, M, G; at least 8K). A larger one is answered 431 Request Header Fields Too
     /// Large and its connection closed.
@@ -138,6 +145,7 @@ pub(crate) struct Config {
         "max_entry_size",
         "default_ttl",
         "origin_timeout",
+        "max_stale_if_unreachable",
         "store_set_cookie",
         "max_header_bytes",
         "header_read_timeout",

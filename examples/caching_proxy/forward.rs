@@ -25,6 +25,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::Service;
+use tower_cache_layer::OriginUnreachable;
 use tower_cache_layer::policy::headers::remove_hop_by_hop;
 
 use crate::config::Origin;
@@ -146,10 +147,10 @@ impl ProxyShared {
                     "bad request: the request body is malformed or was cut short",
                 )
             }
-            Err(Failure::Timeout) => error_response(
+            Err(Failure::Timeout) => unreachable(error_response(
                 StatusCode::GATEWAY_TIMEOUT,
                 "gateway timeout: the origin sent no response in time",
-            ),
+            )),
             Err(Failure::Transport(err)) => {
                 // The details (addresses, OS, DNS and TLS errors) are for the log only.
                 let what = if err.is_connect() {
@@ -158,7 +159,10 @@ impl ProxyShared {
                     "the origin failed to answer"
                 };
                 tracing::warn!(error = %error_chain(&err), "{what}");
-                error_response(StatusCode::BAD_GATEWAY, &format!("bad gateway: {what}"))
+                unreachable(error_response(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("bad gateway: {what}"),
+                ))
             }
         }
     }
@@ -261,6 +265,13 @@ impl Service<Request<ClientBody>> for Proxy {
 /// The proxy's own answer, with a one-line text body.
 fn error_response(status: StatusCode, reason: &str) -> Response<ProxyBody> {
     text_response(status, reason).map(Either::Right)
+}
+
+/// `response`, marked as made because the origin could not be reached or did not answer
+/// in time: not the origin's answer, so the cache may serve a stale one instead.
+fn unreachable(mut response: Response<ProxyBody>) -> Response<ProxyBody> {
+    response.extensions_mut().insert(OriginUnreachable);
+    response
 }
 
 /// Every error of a chain joined with ": ", for the log.

@@ -111,7 +111,8 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
     let mut cache = CacheLayer::builder()
         .options(options)
         .max_capacity(config.max_capacity)
-        .max_entry_size(usize::try_from(config.max_entry_size).unwrap_or(usize::MAX));
+        .max_entry_size(usize::try_from(config.max_entry_size).unwrap_or(usize::MAX))
+        .max_stale_if_unreachable(Duration::from_secs(config.max_stale_if_unreachable));
     if config.origin.is_some() {
         // RFC 9213: as a CDN-like cache in front of an origin, obey `CDN-Cache-Control` over
         // `Cache-Control` when the origin sends it; browsers still see `Cache-Control`.

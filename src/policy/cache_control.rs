@@ -296,11 +296,14 @@ impl CacheControl {
 /// and [`ResponsePolicy::new`](super::ResponsePolicy::new); these then ignore `Expires` too
 /// ([`CacheControl::is_targeted`]). Values map onto the `Cache-Control` directives they
 /// stand for (RFC 9213 §2.1): Boolean true is the bare directive, Boolean false omits it,
-/// Integers and Decimals are the argument as written (a Decimal `max-age` is invalid, hence
-/// zero), Strings and Tokens are a quoted argument, and Byte Sequences or Inner Lists are a
-/// malformed argument, read as restrictively as `Cache-Control` reads one. A key that occurs
-/// more than once keeps its last value (RFC 8941 §4.2.2). Unknown directives are ignored
-/// but still make the field non-empty (RFC 9213 §3.1's `CDN-Cache-Control: none`).
+/// Strings are a quoted argument. A known directive whose value has the wrong type makes
+/// the whole field invalid (`None`), as a parse error does: the delta-seconds directives
+/// (`max-age`, `s-maxage`, `stale-while-revalidate`, `stale-if-error`) take a non-negative
+/// Integer, `no-cache` and `private` a Boolean or a String (a field list), the others a
+/// Boolean; so `max-age="10000"`, `max-age=abc`, `max-age=1.5` and `no-store=5` are invalid.
+/// A key that occurs more than once keeps its last value (RFC 8941 §4.2.2). Unknown
+/// directives, whatever their type, are ignored but still make the field non-empty (RFC 9213
+/// §3.1's `CDN-Cache-Control: none`).
 pub fn targeted_cache_control(headers: &HeaderMap, field: &HeaderName) -> Option<CacheControl> {
     // RFC 8941 §4.2: field lines are combined with ", " before parsing.
     let mut lines = headers.get_all(field).iter();
@@ -317,20 +320,21 @@ pub fn targeted_cache_control(headers: &HeaderMap, field: &HeaderName) -> Option
     }
     let mut line = Vec::new();
     for (key, value) in members {
-        let arg: Option<Vec<u8>> = match value {
-            sf::Value::True => None,
+        let arg: Option<&[u8]> = match (directive_type(key), value) {
+            // Unknown directives are ignored, whatever their value.
+            (None, _) => continue,
             // Boolean false: the directive is not in effect.
-            sf::Value::False => continue,
-            sf::Value::Number(raw) => Some(raw.to_vec()),
-            sf::Value::Quoted(raw) => Some(raw.to_vec()),
-            sf::Value::Token(raw) => {
-                let mut quoted = Vec::with_capacity(raw.len() + 2);
-                quoted.push(b'"');
-                quoted.extend_from_slice(raw);
-                quoted.push(b'"');
-                Some(quoted)
+            (Some(SfType::Boolean | SfType::BooleanOrString), sf::Value::False) => continue,
+            (Some(SfType::Boolean | SfType::BooleanOrString), sf::Value::True) => None,
+            (Some(SfType::BooleanOrString), sf::Value::Quoted(raw)) => Some(raw),
+            (Some(SfType::Integer), sf::Value::Number(raw))
+                if raw.iter().all(u8::is_ascii_digit) =>
+            {
+                Some(raw)
             }
-            sf::Value::Other => Some(Vec::new()),
+            // RFC 9213 §2.1: a value of the wrong type is a parsing error; the field is
+            // ignored and Cache-Control applies.
+            _ => return None,
         };
         if !line.is_empty() {
             line.extend_from_slice(b", ");
@@ -338,15 +342,40 @@ pub fn targeted_cache_control(headers: &HeaderMap, field: &HeaderName) -> Option
         line.extend_from_slice(key);
         if let Some(arg) = arg {
             line.push(b'=');
-            line.extend_from_slice(&arg);
+            line.extend_from_slice(arg);
         }
     }
     let value = HeaderValue::from_bytes(&line).ok()?;
     let mut cc = CacheControl::from_values([&value]);
+    // The field is valid and non-empty even when only unknown directives made it so.
     // RFC 9213 §2.2: the targeted field, valid and non-empty, replaces Cache-Control.
     cc.any = true;
     cc.targeted = true;
     Some(cc)
+}
+
+/// The Structured Field type a known response directive takes in a targeted field
+/// (RFC 9213 §2.1, mapping RFC 9111 §5.2.2's argument syntax).
+#[derive(Clone, Copy)]
+enum SfType {
+    /// delta-seconds: a non-negative Integer.
+    Integer,
+    /// A bare directive.
+    Boolean,
+    /// Bare, or with a field-name list (`no-cache`, `private`).
+    BooleanOrString,
+}
+
+fn directive_type(key: &[u8]) -> Option<SfType> {
+    match key {
+        b"max-age" | b"s-maxage" | b"stale-while-revalidate" | b"stale-if-error" => {
+            Some(SfType::Integer)
+        }
+        b"no-cache" | b"private" => Some(SfType::BooleanOrString),
+        b"no-store" | b"public" | b"must-revalidate" | b"proxy-revalidate" | b"must-understand"
+        | b"no-transform" | b"immutable" => Some(SfType::Boolean),
+        _ => None,
+    }
 }
 
 /// A small Structured Fields Dictionary validator (RFC 8941 §4.2), enough for RFC 9213.
@@ -362,7 +391,7 @@ mod sf {
         /// A String, quotes and escapes included (valid as an HTTP quoted-string).
         Quoted(&'a [u8]),
         /// A Token.
-        Token(&'a [u8]),
+        Token,
         /// A Byte Sequence or an Inner List.
         Other,
     }
@@ -546,10 +575,9 @@ mod sf {
 
         /// RFC 8941 §4.2.6: ( ALPHA / "*" ) *( tchar / ":" / "/" )
         fn token(&mut self) -> Value<'a> {
-            let start = self.pos;
             self.pos += 1;
             self.take_while(|b| super::is_tchar(b) || b == b':' || b == b'/');
-            Value::Token(&self.input[start..self.pos])
+            Value::Token
         }
 
         /// RFC 8941 §4.2.7: ":" *base64 ":"
@@ -1208,29 +1236,62 @@ mod tests {
         );
     }
 
-    // RFC 9213 §2.1: values violating a directive's type are read restrictively
+    // RFC 9213 §2.1: a known directive whose value has the wrong type invalidates the field
+    // (cdn-cc-invalid-sh-type-wrong), so Cache-Control applies instead
     #[test]
-    fn targeted_field_type_violations_are_restrictive() {
+    fn targeted_field_wrong_value_type_is_none() {
+        for line in [
+            "max-age=\"10000\"",
+            "max-age=abc",
+            "max-age=1.5",
+            "max-age=-5",
+            "max-age",
+            "max-age=(1 2)",
+            "max-age=?1",
+            "s-maxage=\"5\"",
+            "stale-if-error=tok",
+            "no-store=5",
+            "no-store=\"x\"",
+            "must-revalidate=1",
+            "private=:YWJj:",
+            "private=x-a",
+            "no-cache=1",
+            "max-age=10, no-store=abc",
+        ] {
+            assert!(targeted(&[line]).is_none(), "{line:?}");
+        }
+        // Parameters do not change a value's type; unknown directives may take any type.
+        assert_eq!(targeted(&["max-age=7;a=1"]).unwrap().max_age(), secs(7));
         assert_eq!(
-            targeted(&["max-age=1.5"]).unwrap().max_age(),
-            Some(Duration::ZERO)
+            targeted(&["max-age=7, a=tok/en:x, b=1.5, c=:YWJj:"])
+                .unwrap()
+                .max_age(),
+            secs(7)
         );
-        assert_eq!(
-            targeted(&["max-age=-5"]).unwrap().max_age(),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(
-            targeted(&["max-age=(1 2)"]).unwrap().max_age(),
-            Some(Duration::ZERO)
-        );
-        let cc = targeted(&["private=:YWJj:"]).unwrap();
-        assert!(cc.private() && cc.private_fields().is_none());
-        // Tokens become quoted arguments: private=x-a names a field.
-        let cc = targeted(&["private=x-a, a=tok/en:x"]).unwrap();
+        let cc = targeted(&["private=\"x-a\", no-cache"]).unwrap();
         assert_eq!(
             cc.private_fields(),
             Some(&[HeaderName::from_static("x-a")][..])
         );
+        assert!(cc.no_cache());
+    }
+
+    // A targeted field with a wrong type falls back to Cache-Control: no-store wins
+    #[test]
+    fn wrong_type_falls_back_to_cache_control() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "cdn-cache-control",
+            HeaderValue::from_static("max-age=\"10000\""),
+        );
+        h.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
+        let field = HeaderName::from_static("cdn-cache-control");
+        let cc =
+            targeted_cache_control(&h, &field).unwrap_or_else(|| CacheControl::from_headers(&h));
+        assert!(cc.no_store() && !cc.is_targeted());
     }
 
     // Robustness: very long values do not panic or overflow

@@ -17,13 +17,189 @@ pub const MAX_DELTA_SECONDS: u64 = 1 << 31;
 /// formats; surrounding whitespace is ignored. Returns `None` for anything else, including
 /// non-ASCII bytes and dates before 1970.
 ///
+/// Day names, month names and `GMT` are matched case-insensitively (RFC 9111 §4.2: "a cache
+/// recipient SHOULD match the date formats case-insensitively"), and the day name must be
+/// one but need not be the right one for the date: the date is what counts (as in Squid
+/// and Traffic Server), so `THU, 18 AUG 2050 02:01:18 gmt` and `Thu Aug  8 02:01:18 2050`
+/// (a Monday) both parse.
+///
 /// Two-digit RFC 850 years map to 1970..=2069. RFC 9110 §5.6.7 asks for "more than 50 years in
 /// the future" to be read as the past, which needs a clock; the policy has none, and that
 /// format has been obsolete for decades.
 pub fn parse_http_date(value: &HeaderValue) -> Option<SystemTime> {
     // RFC 9110 §5.6.7: HTTP-date is ASCII; `to_str` rejects obs-text.
-    let s = value.to_str().ok()?;
-    httpdate::parse_http_date(s).ok()
+    let s = value.to_str().ok()?.trim_matches([' ', '\t']).as_bytes();
+    let date = imf_fixdate(s)
+        .or_else(|| rfc850_date(s))
+        .or_else(|| asctime_date(s))?;
+    date.to_system_time()
+}
+
+/// A calendar date and time of day, not yet checked.
+struct DateTime {
+    year: u64,
+    month: u64,
+    day: u64,
+    hour: u64,
+    min: u64,
+    sec: u64,
+}
+
+impl DateTime {
+    fn to_system_time(&self) -> Option<SystemTime> {
+        let leap = self.year % 4 == 0 && (self.year % 100 != 0 || self.year % 400 == 0);
+        let days_in_month = match self.month {
+            2 if leap => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        if !(1970..=9999).contains(&self.year)
+            || !(1..=days_in_month).contains(&self.day)
+            || self.hour > 23
+            || self.min > 59
+            || self.sec > 60
+        {
+            return None;
+        }
+        // Days since 1970-01-01 (the civil-from-days inverse, for years >= 1970).
+        let (y, m) = if self.month <= 2 {
+            (self.year - 1, self.month + 9)
+        } else {
+            (self.year, self.month - 3)
+        };
+        let era = y / 400;
+        let yoe = y % 400;
+        let doy = (153 * m + 2) / 5 + self.day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = (era * 146_097 + doe).checked_sub(719_468)?;
+        let secs = days * 86_400 + self.hour * 3600 + self.min * 60 + self.sec;
+        Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+    }
+}
+
+const DAY_NAMES: [&[u8]; 7] = [
+    b"monday",
+    b"tuesday",
+    b"wednesday",
+    b"thursday",
+    b"friday",
+    b"saturday",
+    b"sunday",
+];
+const MONTHS: [&[u8]; 12] = [
+    b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
+];
+
+/// A three-letter day name, any case.
+fn is_day_name(s: &[u8]) -> bool {
+    s.len() == 3 && DAY_NAMES.iter().any(|d| d[..3].eq_ignore_ascii_case(s))
+}
+
+/// A full day name, any case (RFC 850 dates).
+fn is_long_day_name(s: &[u8]) -> bool {
+    DAY_NAMES.iter().any(|d| d.eq_ignore_ascii_case(s))
+}
+
+/// A three-letter month name, any case: 1..=12.
+fn month(s: &[u8]) -> Option<u64> {
+    MONTHS
+        .iter()
+        .position(|m| m.eq_ignore_ascii_case(s))
+        .map(|i| i as u64 + 1)
+}
+
+/// Exactly `n` ASCII digits.
+fn digits(s: &[u8], n: usize) -> Option<u64> {
+    if s.len() != n || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(s.iter().fold(0, |acc, &b| acc * 10 + u64::from(b - b'0')))
+}
+
+/// `HH:MM:SS`
+fn time_of_day(s: &[u8]) -> Option<(u64, u64, u64)> {
+    if s.len() != 8 || s[2] != b':' || s[5] != b':' {
+        return None;
+    }
+    Some((
+        digits(&s[..2], 2)?,
+        digits(&s[3..5], 2)?,
+        digits(&s[6..], 2)?,
+    ))
+}
+
+/// IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`
+fn imf_fixdate(s: &[u8]) -> Option<DateTime> {
+    if s.len() != 29 || s[3] != b',' {
+        return None;
+    }
+    let parts: Vec<&[u8]> = s[5..].split(|&b| b == b' ').collect();
+    if !is_day_name(&s[..3]) || s[4] != b' ' || parts.len() != 5 {
+        return None;
+    }
+    if !parts[4].eq_ignore_ascii_case(b"GMT") {
+        return None;
+    }
+    let (hour, min, sec) = time_of_day(parts[3])?;
+    Some(DateTime {
+        year: digits(parts[2], 4)?,
+        month: month(parts[1])?,
+        day: digits(parts[0], 2)?,
+        hour,
+        min,
+        sec,
+    })
+}
+
+/// RFC 850: `Sunday, 06-Nov-94 08:49:37 GMT`
+fn rfc850_date(s: &[u8]) -> Option<DateTime> {
+    let comma = s.iter().position(|&b| b == b',')?;
+    if !is_long_day_name(&s[..comma]) {
+        return None;
+    }
+    let rest = s[comma + 1..].strip_prefix(b" ")?;
+    let parts: Vec<&[u8]> = rest.split(|&b| b == b' ').collect();
+    if parts.len() != 3 || !parts[2].eq_ignore_ascii_case(b"GMT") {
+        return None;
+    }
+    let date: Vec<&[u8]> = parts[0].split(|&b| b == b'-').collect();
+    if date.len() != 3 {
+        return None;
+    }
+    let yy = digits(date[2], 2)?;
+    let (hour, min, sec) = time_of_day(parts[1])?;
+    Some(DateTime {
+        year: if yy < 70 { 2000 + yy } else { 1900 + yy },
+        month: month(date[1])?,
+        day: digits(date[0], 2)?,
+        hour,
+        min,
+        sec,
+    })
+}
+
+/// asctime: `Sun Nov  6 08:49:37 1994` (a one-digit day is padded with a space)
+fn asctime_date(s: &[u8]) -> Option<DateTime> {
+    if s.len() != 24 || s[3] != b' ' || s[7] != b' ' || s[10] != b' ' || s[19] != b' ' {
+        return None;
+    }
+    if !is_day_name(&s[..3]) {
+        return None;
+    }
+    let day = match s[8] {
+        b' ' => digits(&s[9..10], 1)?,
+        _ => digits(&s[8..10], 2)?,
+    };
+    let (hour, min, sec) = time_of_day(&s[11..19])?;
+    Some(DateTime {
+        year: digits(&s[20..], 4)?,
+        month: month(&s[4..7])?,
+        day,
+        hour,
+        min,
+        sec,
+    })
 }
 
 /// Parses delta-seconds (RFC 9111 §1.2.2), saturating at 2^31 seconds.
@@ -186,6 +362,47 @@ mod tests {
             parse_http_date(&hv("  Sun, 06 Nov 1994 08:49:37 GMT ")),
             Some(rfc_example())
         );
+    }
+
+    // RFC 9111 §4.2: date formats are matched case-insensitively
+    // (freshness-expires-wrong-case-*)
+    #[test]
+    fn http_date_any_case() {
+        for s in [
+            "SUN, 06 NOV 1994 08:49:37 GMT",
+            "sun, 06 nov 1994 08:49:37 gmt",
+            "Sun, 06 Nov 1994 08:49:37 gMT",
+            "SUNDAY, 06-nov-94 08:49:37 Gmt",
+            "sun NOV  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_http_date(&hv(s)), Some(rfc_example()), "{s:?}");
+        }
+    }
+
+    // The day name must be a day name, but need not match the date
+    // (freshness-expires-ansi-c: 8 Aug 2050 is a Monday)
+    #[test]
+    fn http_date_wrong_weekday_is_accepted() {
+        for s in [
+            "Mon, 06 Nov 1994 08:49:37 GMT",
+            "Friday, 06-Nov-94 08:49:37 GMT",
+            "Thu Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_http_date(&hv(s)), Some(rfc_example()), "{s:?}");
+        }
+        assert_eq!(
+            parse_http_date(&hv("Thu Aug  8 02:01:18 2050")),
+            Some(UNIX_EPOCH + Duration::from_secs(2_543_536_878))
+        );
+        for s in [
+            "Xyz, 06 Nov 1994 08:49:37 GMT",
+            "Sun, 31 Nov 1994 08:49:37 GMT",
+            "Sun, 29 Feb 1900 08:49:37 GMT",
+            "Sunday, 06 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_http_date(&hv(s)), None, "{s:?}");
+        }
+        assert!(parse_http_date(&hv("Thu, 29 Feb 2024 00:00:00 GMT")).is_some());
     }
 
     // RFC 9111 §5.3: invalid dates (e.g. "0") are not dates

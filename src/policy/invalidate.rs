@@ -74,7 +74,7 @@ pub fn invalidation_uris(
 
 /// The origin of an absolute URI (RFC 9110 §4.3.1): lowercased scheme and host, and the port
 /// (the scheme's default when absent; `None` for an unknown scheme without a port).
-fn origin(uri: &Uri) -> Option<(String, String, Option<u16>)> {
+pub(super) fn origin(uri: &Uri) -> Option<(String, String, Option<u16>)> {
     let scheme = uri.scheme_str()?.to_ascii_lowercase();
     let host = uri.host()?.to_ascii_lowercase();
     let port = uri.port_u16().or(match scheme.as_str() {
@@ -86,7 +86,7 @@ fn origin(uri: &Uri) -> Option<(String, String, Option<u16>)> {
 }
 
 /// RFC 3986 §5.2.2: resolves `reference` against the absolute `base`.
-fn resolve(base: &Uri, reference: &str) -> Option<Uri> {
+pub(super) fn resolve(base: &Uri, reference: &str) -> Option<Uri> {
     let base_scheme = base.scheme_str()?;
     let base_authority = base.authority()?.as_str();
     // RFC 3986 §5.2.2 ignores the reference's fragment for our purpose: cache keys have none.

@@ -29,15 +29,23 @@ pub use self::freshness::{Freshness, FreshnessSource, ResponsePolicy};
 #[doc(inline)]
 pub use self::invalidate::{invalidation_uris, is_safe_method};
 #[doc(inline)]
-pub use self::range::{RangeDecision, evaluate_range};
+pub use self::range::{
+    ContentRange, RangeDecision, combine_parts, completing_part, evaluate_range,
+    evaluate_range_in_part, rest_of_part,
+};
 #[doc(inline)]
-pub use self::reuse::{Reuse, may_serve_stale_if_error, reuse};
+pub use self::reuse::{Reuse, may_serve_stale_if_error, may_serve_stale_if_unreachable, reuse};
 #[doc(inline)]
 pub use self::revalidate::{add_validators, freshen_headers, head_freshens, not_modified_matches};
 #[doc(inline)]
-pub use self::storable::{NotStorable, fields_not_to_store, is_storable};
+pub use self::storable::{
+    NotStorable, fields_not_to_store, is_storable, post_response_answers_get,
+};
 #[doc(inline)]
 pub use self::vary::{Vary, VaryKey};
+
+/// Default of [`CacheOptions::max_stale_if_unreachable`]: one hour.
+pub const DEFAULT_MAX_STALE_IF_UNREACHABLE: Duration = Duration::from_secs(60 * 60);
 
 /// Tunables of the caching policy.
 ///
@@ -58,6 +66,16 @@ pub struct CacheOptions {
     /// user's cookie to another is a privacy leak, so (as Varnish and nginx do) such responses
     /// pass through uncached.
     pub store_set_cookie: bool,
+    /// How stale a stored response may be and still be served when the origin cannot be
+    /// reached (RFC 9111 §4.2.4 allows a disconnected cache to serve stale responses):
+    /// see [`may_serve_stale_if_unreachable`] and [`OriginUnreachable`](crate::OriginUnreachable).
+    /// `Duration::ZERO` turns it off. Default one hour: long enough to ride out an origin
+    /// restart or a short outage, short enough that nobody is served day-old content without
+    /// asking for it (Squid's `max_stale` and Traffic Server's `max_stale_age` default to a
+    /// week). [`MemoryStore`](crate::store::MemoryStore) keeps responses without validators
+    /// for an hour past their last usable moment, so a longer bound only extends to responses
+    /// with `ETag` or `Last-Modified` there.
+    pub max_stale_if_unreachable: Duration,
 }
 
 impl Default for CacheOptions {
@@ -67,6 +85,7 @@ impl Default for CacheOptions {
             max_heuristic_lifetime: Duration::from_secs(24 * 60 * 60),
             default_ttl: None,
             store_set_cookie: false,
+            max_stale_if_unreachable: DEFAULT_MAX_STALE_IF_UNREACHABLE,
         }
     }
 }

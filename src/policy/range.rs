@@ -1,12 +1,13 @@
-//! Range requests answered from a stored full response (RFC 9110 §14, §13.1.5).
+//! Range requests answered from a stored response (RFC 9110 §14, §13.1.5; RFC 9111 §3.3,
+//! §3.4).
 //!
-//! Only the simple, common case is answered by the cache: GET, a stored 200, one byte range.
-//! Everything else is either served whole (the Range header ignored, which RFC 9110 §14.2
-//! always allows) or forwarded to the origin.
+//! The cache answers GET with one byte range from a stored 200, or from a stored 206 whose
+//! range covers it. Everything else is either served whole (the Range header ignored, which
+//! RFC 9110 §14.2 always allows) or forwarded to the origin.
 
 use super::conditional::{EntityTag, etag, last_modified, single_date, strong_match};
 use super::headers::{is_tchar, trim_ows};
-use http::header::{DATE, IF_RANGE, RANGE};
+use http::header::{CONTENT_RANGE, DATE, IF_RANGE, RANGE};
 use http::{HeaderMap, Method, StatusCode};
 use std::time::Duration;
 
@@ -29,6 +30,154 @@ pub enum RangeDecision {
     /// A range request the cache does not answer itself (several ranges, another unit, several
     /// `Range` lines): forward it to the origin.
     Forward,
+}
+
+/// The `Content-Range` of a single-part `206` (RFC 9110 §14.4): bytes `first..=last` of a
+/// representation of `complete` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContentRange {
+    /// First byte offset, inclusive.
+    pub first: u64,
+    /// Last byte offset, inclusive; `first <= last < complete`.
+    pub last: u64,
+    /// The complete length of the representation.
+    pub complete: u64,
+}
+
+impl ContentRange {
+    /// Parses exactly one `Content-Range: bytes first-last/complete` line (RFC 9110 §14.4)
+    /// with a known complete length; `None` for anything else (an unknown length `*`, an
+    /// unsatisfied range, another unit, several lines, `last < first`, `last >= complete`).
+    /// Only such a partial response is stored (RFC 9111 §3.3).
+    pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
+        let mut lines = headers.get_all(CONTENT_RANGE).iter();
+        let (Some(value), None) = (lines.next(), lines.next()) else {
+            return None;
+        };
+        let value = trim_ows(value.as_bytes());
+        let space = value.iter().position(|&b| b == b' ')?;
+        if !value[..space].eq_ignore_ascii_case(b"bytes") {
+            return None;
+        }
+        let rest = &value[space + 1..];
+        let slash = rest.iter().position(|&b| b == b'/')?;
+        let dash = rest[..slash].iter().position(|&b| b == b'-')?;
+        let first = exact_digits(&rest[..dash])?;
+        let last = exact_digits(&rest[dash + 1..slash])?;
+        let complete = exact_digits(&rest[slash + 1..])?;
+        (first <= last && last < complete).then_some(Self {
+            first,
+            last,
+            complete,
+        })
+    }
+
+    /// Bytes in the range.
+    pub fn len(&self) -> u64 {
+        self.last - self.first + 1
+    }
+
+    /// Never empty: a range holds at least one byte.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// RFC 9111 §3.4: may a newly received partial response be combined with a stored one, and
+/// into which range?
+///
+/// "A cache MAY combine these ranges into a single stored response ... if they all share the
+/// same strong validator": both `stored` and `new` must carry one `ETag` that matches by
+/// strong comparison (RFC 9110 §8.8.3.2), one `Content-Range` ([`ContentRange`]) each with
+/// the same complete length, and ranges that overlap or adjoin. Returns the union of the two
+/// ranges; the combined response is complete when it covers `0..complete`. Without a strong
+/// validator nothing is combined: nothing tells two parts of the same representation from
+/// parts of two versions of it.
+pub fn combine_parts(stored: &HeaderMap, new: &HeaderMap) -> Option<ContentRange> {
+    let (Some(old_tag), Some(new_tag)) = (etag(stored), etag(new)) else {
+        return None;
+    };
+    if !strong_match(&old_tag, &new_tag) {
+        return None;
+    }
+    let (a, b) = (
+        ContentRange::from_headers(stored)?,
+        ContentRange::from_headers(new)?,
+    );
+    let adjoin = b.first <= a.last.saturating_add(1) && a.first <= b.last.saturating_add(1);
+    (a.complete == b.complete && adjoin).then(|| ContentRange {
+        first: a.first.min(b.first),
+        last: a.last.max(b.last),
+        complete: a.complete,
+    })
+}
+
+/// RFC 9111 §3.4: where a request without `Range` may ask the origin for the rest of a stored
+/// partial response instead of all of it.
+///
+/// Returns the first byte the stored part lacks when it is a prefix of the representation
+/// (`Content-Range: bytes 0-N/len`) with a strong `ETag`: the caller then sends
+/// `Range: bytes=N+1-` with `If-Range: <that ETag>`, so that the origin answers either the
+/// missing bytes of the same representation (a `206` that [`completing_part`] accepts) or,
+/// when it changed, all of the new one (`200`). `None` otherwise: without a strong validator
+/// the parts could not be combined (§3.4), so the request goes forward whole.
+pub fn rest_of_part(stored_headers: &HeaderMap) -> Option<u64> {
+    let part = ContentRange::from_headers(stored_headers)?;
+    let strong = etag(stored_headers).is_some_and(|tag| strong_match(&tag, &tag));
+    (part.first == 0 && strong).then_some(part.last + 1)
+}
+
+/// RFC 9111 §3.4: does `new`, the origin's `206` to a request made with [`rest_of_part`],
+/// complete the stored prefix? Returns how many stored bytes come before the new part's
+/// bytes (its first offset) when the two share a strong validator and together cover the
+/// whole representation, with the new part running to its end.
+pub fn completing_part(stored_headers: &HeaderMap, new_headers: &HeaderMap) -> Option<u64> {
+    let stored = ContentRange::from_headers(stored_headers)?;
+    let new = ContentRange::from_headers(new_headers)?;
+    let merged = combine_parts(stored_headers, new_headers)?;
+    let whole = stored.first == 0 && merged.first == 0 && merged.last + 1 == merged.complete;
+    (whole && new.last + 1 == new.complete).then_some(new.first)
+}
+
+/// `1*DIGIT` that fits a `u64`.
+fn exact_digits(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    value.iter().try_fold(0u64, |acc, &b| {
+        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
+/// RFC 9111 §3.3 for a stored partial response (`206`, one [`ContentRange`] in
+/// `stored_headers`): the request is decided as for the complete representation
+/// ([`evaluate_range`] with the complete length), then a range the part covers is
+/// [`RangeDecision::Partial`] (offsets in the complete representation), an unsatisfiable one
+/// [`RangeDecision::Unsatisfiable`], and everything else (no `Range`, a range beyond the
+/// stored part, a false `If-Range`, a method other than GET, no usable `Content-Range`)
+/// [`RangeDecision::Forward`]: a part never answers a request for more than it holds.
+pub fn evaluate_range_in_part(
+    method: &Method,
+    req_headers: &HeaderMap,
+    stored_headers: &HeaderMap,
+) -> RangeDecision {
+    let Some(stored) = ContentRange::from_headers(stored_headers) else {
+        return RangeDecision::Forward;
+    };
+    let whole = evaluate_range(
+        method,
+        req_headers,
+        StatusCode::OK,
+        stored_headers,
+        stored.complete,
+    );
+    match whole {
+        RangeDecision::Partial { start, end } if stored.first <= start && end <= stored.last => {
+            whole
+        }
+        RangeDecision::Unsatisfiable if method == Method::GET => whole,
+        _ => RangeDecision::Forward,
+    }
 }
 
 /// RFC 9110 §14.2 and §13.1.5 for a stored response of `len` content bytes.
@@ -448,5 +597,124 @@ mod tests {
             h.remove(IF_RANGE);
             let _ = evaluate_range(&Method::GET, &h, StatusCode::OK, &h, 0);
         }
+    }
+
+    // RFC 9110 §14.4: Content-Range of a single part with a known length
+    #[test]
+    fn content_range_parsed() {
+        let cr = |v: &str| ContentRange::from_headers(&headers(&[("content-range", v)]));
+        assert_eq!(
+            cr("bytes 4-9/10"),
+            Some(ContentRange {
+                first: 4,
+                last: 9,
+                complete: 10
+            })
+        );
+        assert_eq!(cr("BYTES 0-0/1").map(|c| c.len()), Some(1));
+        for bad in [
+            "bytes 4-9/*",
+            "bytes */10",
+            "bytes 9-4/10",
+            "bytes 4-10/10",
+            "items 0-1/2",
+            "bytes 0-1",
+            "bytes a-b/c",
+            "bytes 0-99999999999999999999/1",
+        ] {
+            assert_eq!(cr(bad), None, "{bad}");
+        }
+    }
+
+    // RFC 9111 §3.3: a stored 206 answers the ranges it covers, forwards the others
+    #[test]
+    fn stored_partial_answers_covered_ranges() {
+        let stored = headers(&[("content-range", "bytes 4-9/10")]);
+        let decide =
+            |req: &[(&str, &str)]| evaluate_range_in_part(&Method::GET, &headers(req), &stored);
+        assert_eq!(decide(&[("range", "bytes=-5")]), partial(5, 9));
+        assert_eq!(decide(&[("range", "bytes=6-8")]), partial(6, 8));
+        assert_eq!(decide(&[("range", "bytes=6-")]), partial(6, 9));
+        assert_eq!(decide(&[("range", "bytes=-1")]), partial(9, 9));
+        assert_eq!(decide(&[("range", "bytes=4-9")]), partial(4, 9));
+        assert_eq!(decide(&[("range", "bytes=3-5")]), RangeDecision::Forward);
+        assert_eq!(decide(&[("range", "bytes=0-")]), RangeDecision::Forward);
+        assert_eq!(
+            decide(&[("range", "bytes=10-")]),
+            RangeDecision::Unsatisfiable
+        );
+        assert_eq!(decide(&[]), RangeDecision::Forward);
+        assert_eq!(
+            evaluate_range_in_part(&Method::HEAD, &headers(&[("range", "bytes=5-")]), &stored),
+            RangeDecision::Forward
+        );
+        assert_eq!(
+            evaluate_range_in_part(
+                &Method::GET,
+                &headers(&[("range", "bytes=5-")]),
+                &headers(&[])
+            ),
+            RangeDecision::Forward
+        );
+    }
+
+    // RFC 9111 §3.4: parts combine only with the same strong validator and touching ranges
+    #[test]
+    fn parts_combine_with_a_shared_strong_validator() {
+        let part = |etag: &str, range: &str| headers(&[("etag", etag), ("content-range", range)]);
+        let cr = |first, last| {
+            Some(ContentRange {
+                first,
+                last,
+                complete: 10,
+            })
+        };
+        let a = part("\"v\"", "bytes 0-4/10");
+        assert_eq!(combine_parts(&a, &part("\"v\"", "bytes 5-9/10")), cr(0, 9));
+        assert_eq!(combine_parts(&a, &part("\"v\"", "bytes 3-6/10")), cr(0, 6));
+        assert_eq!(combine_parts(&part("\"v\"", "bytes 5-9/10"), &a), cr(0, 9));
+        // A gap, another length, another tag, a weak tag, no tag: nothing combines.
+        assert_eq!(combine_parts(&a, &part("\"v\"", "bytes 6-9/10")), None);
+        assert_eq!(combine_parts(&a, &part("\"v\"", "bytes 5-9/11")), None);
+        assert_eq!(combine_parts(&a, &part("\"w\"", "bytes 5-9/10")), None);
+        let weak = part("W/\"v\"", "bytes 0-4/10");
+        assert_eq!(combine_parts(&weak, &part("W/\"v\"", "bytes 5-9/10")), None);
+        let untagged = headers(&[("content-range", "bytes 0-4/10")]);
+        let untagged_rest = headers(&[("content-range", "bytes 5-9/10")]);
+        assert_eq!(combine_parts(&untagged, &untagged_rest), None);
+    }
+
+    // RFC 9111 §3.4: a stored prefix with a strong validator is completed with the rest
+    #[test]
+    fn rest_of_a_stored_prefix() {
+        let part = |etag: &str, range: &str| headers(&[("etag", etag), ("content-range", range)]);
+        assert_eq!(rest_of_part(&part("\"v\"", "bytes 0-4/10")), Some(5));
+        assert_eq!(rest_of_part(&part("W/\"v\"", "bytes 0-4/10")), None);
+        assert_eq!(rest_of_part(&part("\"v\"", "bytes 2-4/10")), None);
+        assert_eq!(
+            rest_of_part(&headers(&[("content-range", "bytes 0-4/10")])),
+            None
+        );
+        let stored = part("\"v\"", "bytes 0-4/10");
+        assert_eq!(
+            completing_part(&stored, &part("\"v\"", "bytes 5-9/10")),
+            Some(5)
+        );
+        assert_eq!(
+            completing_part(&stored, &part("\"v\"", "bytes 3-9/10")),
+            Some(3)
+        );
+        assert_eq!(
+            completing_part(&stored, &part("\"v\"", "bytes 5-8/10")),
+            None
+        );
+        assert_eq!(
+            completing_part(&stored, &part("\"w\"", "bytes 5-9/10")),
+            None
+        );
+        assert_eq!(
+            completing_part(&stored, &part("\"v\"", "bytes 6-9/10")),
+            None
+        );
     }
 }

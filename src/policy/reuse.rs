@@ -4,7 +4,7 @@ use super::headers::pragma_no_cache;
 use super::{CacheControl, ResponsePolicy};
 use http::HeaderMap;
 use http::header::CACHE_CONTROL;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// The decision for a stored response matching a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +154,45 @@ pub fn may_serve_stale_if_error(
         .into_iter()
         .flatten()
         .any(|window| staleness <= window)
+}
+
+/// May a stored response be served because the origin could not be reached?
+/// (RFC 9111 §4.2.4: a cache "MUST NOT generate a stale response unless it is disconnected or
+/// doing so is explicitly permitted by the client or origin server".)
+///
+/// Call it when the inner service could not reach the origin (it returned an error, or a
+/// response marked [`OriginUnreachable`](crate::OriginUnreachable)) and `stale-if-error`
+/// ([`may_serve_stale_if_error`]) did not cover the stored response. True when the
+/// response's staleness at `now` (zero while fresh) is at most `max_staleness`
+/// ([`CacheOptions::max_stale_if_unreachable`](super::CacheOptions::max_stale_if_unreachable));
+/// never when `max_staleness` is zero, and never when:
+///
+/// - the stored response has `must-revalidate`, `proxy-revalidate` or `s-maxage`
+///   ([`ResponsePolicy::must_revalidate`]): RFC 9111 §4.2.4 ("MUST NOT generate a stale
+///   response if it is prohibited by an explicit in-protocol directive"), §5.2.2.2 (a cache
+///   "MUST generate a 504" when disconnected), §5.2.2.8, §5.2.2.10;
+/// - the stored response has `no-cache` ([`ResponsePolicy::no_cache`]): §5.2.2.4, it "MUST
+///   NOT" be used "without successful validation";
+/// - the request has `no-cache` (or `Pragma: no-cache` without `Cache-Control`): §5.2.1.4.
+///
+/// The request's `max-age`, `min-fresh` and `max-stale` do not forbid it, as for
+/// `stale-if-error`: being disconnected is the case §4.2.4 carves out.
+pub fn may_serve_stale_if_unreachable(
+    stored: &ResponsePolicy,
+    req_headers: &HeaderMap,
+    now: SystemTime,
+    max_staleness: Duration,
+) -> bool {
+    // RFC 9111 §4.2.4, §5.2.2.2, §5.2.2.4, §5.2.2.8, §5.2.2.10
+    if stored.must_revalidate || stored.no_cache || max_staleness.is_zero() {
+        return false;
+    }
+    // RFC 9111 §5.2.1.4, §5.4
+    let cc = CacheControl::from_headers(req_headers);
+    if request_no_cache(&cc, req_headers) {
+        return false;
+    }
+    stored.staleness(now) <= max_staleness
 }
 
 /// Request `no-cache`, or `Pragma: no-cache` without any `Cache-Control` (RFC 9111 §5.4).
@@ -474,5 +513,49 @@ mod tests {
         );
         // Invalid max-age reads as 0; a huge min-fresh cannot be met.
         assert_eq!(reuse(&stored(60), &h, at(T0)), Reuse::Revalidate);
+    }
+
+    fn unreachable(p: &ResponsePolicy, req: &[(&str, &str)], elapsed: u64, max: u64) -> bool {
+        may_serve_stale_if_unreachable(p, &headers(req), at(T0 + elapsed), Duration::from_secs(max))
+    }
+
+    // RFC 9111 §4.2.4: a disconnected cache may serve stale, up to the configured staleness
+    #[test]
+    fn stale_if_unreachable_within_the_bound() {
+        assert!(unreachable(&stored(60), &[], 30, 3600));
+        assert!(unreachable(&stored(60), &[], 60 + 3600, 3600));
+        assert!(!unreachable(&stored(60), &[], 61 + 3600, 3600));
+        // Zero turns it off, even for a fresh response.
+        assert!(!unreachable(&stored(60), &[], 30, 0));
+        // Request max-age / max-stale do not forbid it.
+        assert!(unreachable(
+            &stored(60),
+            &[("cache-control", "max-age=1, max-stale=1")],
+            100,
+            3600
+        ));
+    }
+
+    // RFC 9111 §4.2.4, §5.2.2.2, §5.2.2.4, §5.2.2.8, §5.2.2.10, §5.2.1.4: never when an
+    // explicit directive forbids stale responses (the stale-close-* tests)
+    #[test]
+    fn stale_if_unreachable_not_when_forbidden() {
+        let must = ResponsePolicy {
+            must_revalidate: true,
+            ..stored(2)
+        };
+        assert!(!unreachable(&must, &[], 3, 3600));
+        let no_cache = ResponsePolicy {
+            no_cache: true,
+            ..stored(2)
+        };
+        assert!(!unreachable(&no_cache, &[], 1, 3600));
+        assert!(!unreachable(
+            &stored(2),
+            &[("cache-control", "no-cache")],
+            3,
+            3600
+        ));
+        assert!(!unreachable(&stored(2), &[("pragma", "no-cache")], 3, 3600));
     }
 }

@@ -1,9 +1,11 @@
 //! May a response be stored? (RFC 9111 §3)
 
-use super::freshness::freshness_lifetime;
+use super::freshness::{FreshnessSource, freshness_lifetime};
+use super::invalidate::{origin, resolve};
+use super::range::ContentRange;
 use super::{CacheControl, CacheOptions, Vary};
-use http::header::{AUTHORIZATION, ETAG, EXPIRES, LAST_MODIFIED, SET_COOKIE};
-use http::{HeaderMap, HeaderName, Method, StatusCode};
+use http::header::{AUTHORIZATION, CONTENT_LOCATION, ETAG, EXPIRES, LAST_MODIFIED, SET_COOKIE};
+use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use std::fmt;
 use std::time::SystemTime;
 
@@ -65,12 +67,72 @@ impl fmt::Display for NotStorable {
 }
 
 /// Final statuses this cache understands and may store without explicit freshness: the
-/// heuristically cacheable ones of RFC 9110 §15.1, minus 206 (partial content is not stored).
+/// heuristically cacheable ones of RFC 9110 §15.1 (a 206 only with a usable `Content-Range`).
 fn is_understood_status(status: StatusCode) -> bool {
     matches!(
         status.as_u16(),
-        200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+        200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
     )
+}
+
+/// May a response to `POST` be stored to answer later `GET` and `HEAD` requests for its
+/// target? (RFC 9110 §9.3.3: "Responses to POST requests are only cacheable when they include
+/// explicit freshness information ... and a Content-Location header field that has the same
+/// value as the POST's target URI".)
+///
+/// True when `method` is POST, the response has explicit freshness (`s-maxage`, `max-age` or
+/// `Expires`, per [`freshness_lifetime`]; never a heuristic) and exactly one
+/// `Content-Location` that, resolved against `request_uri` (absolute), is the same URI (same
+/// origin, path and query). The caller then applies [`is_storable`] as for a `GET`, for every
+/// other rule.
+pub fn post_response_answers_get(
+    method: &Method,
+    request_uri: &Uri,
+    status: StatusCode,
+    resp_headers: &HeaderMap,
+    resp_cc: &CacheControl,
+    options: &CacheOptions,
+    response_time: SystemTime,
+) -> bool {
+    if method != Method::POST {
+        return false;
+    }
+    // RFC 9110 §9.3.3: "explicit freshness information (see Section 4.2.1 of [CACHING])".
+    let explicit = freshness_lifetime(status, resp_headers, resp_cc, options, response_time)
+        .is_some_and(|f| {
+            matches!(
+                f.source,
+                FreshnessSource::SMaxAge | FreshnessSource::MaxAge | FreshnessSource::Expires
+            )
+        });
+    if !explicit {
+        return false;
+    }
+    let mut lines = resp_headers.get_all(CONTENT_LOCATION).iter();
+    let (Some(value), None) = (lines.next(), lines.next()) else {
+        return false;
+    };
+    let Some(resolved) = value
+        .to_str()
+        .ok()
+        .and_then(|reference| resolve(request_uri, reference.trim()))
+    else {
+        return false;
+    };
+    let path_and_query = |uri: &Uri| {
+        uri.path_and_query()
+            .map_or("/", |pq| {
+                if pq.as_str().is_empty() {
+                    "/"
+                } else {
+                    pq.as_str()
+                }
+            })
+            .to_owned()
+    };
+    origin(&resolved).is_some()
+        && origin(&resolved) == origin(request_uri)
+        && path_and_query(&resolved) == path_and_query(request_uri)
 }
 
 /// RFC 9111 §3 for a shared cache.
@@ -78,8 +140,9 @@ fn is_understood_status(status: StatusCode) -> bool {
 /// Checks, in this order, and returns the first failure:
 ///
 /// 1. the method is GET ([`NotStorable::Method`]);
-/// 2. the status is final, not 206 or 304, and either understood (200, 203, 204, 300, 301,
-///    308, 404, 405, 410, 414, 501) or, for any other final status, the response has
+/// 2. the status is final, not 304, not a 206 without one `Content-Range: bytes a-b/len`
+///    ([`ContentRange`]), and either understood (200, 203, 204,
+///    206, 300, 301, 308, 404, 405, 410, 414, 501) or, for any other final status, the response has
 ///    explicit freshness (`max-age`, `s-maxage`, `Expires`) or `public`
 ///    ([`NotStorable::Status`]); with `must-understand` only understood statuses pass
 ///    ([`NotStorable::MustUnderstand`]);
@@ -116,13 +179,16 @@ pub fn is_storable(
     }
 
     // RFC 9111 §3: "the response status code is final" and, for 206 / 304 or with
-    // must-understand, "the cache understands the response status code". 206 is not
-    // combined (§3.3) and 304 only updates (§4.3.4), so neither is stored as such.
+    // must-understand, "the cache understands the response status code". 304 only updates
+    // (§4.3.4), so it is not stored as such.
     // RFC 9213 §2.2: a cache using a targeted field ignores Expires.
     let explicit_freshness = resp_cc.max_age().is_some()
         || resp_cc.s_maxage().is_some()
         || (!resp_cc.is_targeted() && resp_headers.contains_key(EXPIRES));
     match status.as_u16() {
+        // RFC 9111 §3.3: a partial response may be stored when the cache can tell which part
+        // of which representation it holds: one byte range of a known complete length.
+        206 if ContentRange::from_headers(resp_headers).is_some() => {}
         100..=199 | 206 | 304 => return Err(NotStorable::Status),
         _ if is_understood_status(status) => {}
         // RFC 9111 §5.2.2.3: "The must-understand response directive limits caching of the
@@ -633,5 +699,68 @@ mod tests {
         );
         assert_eq!(result, Ok(()));
         assert!(fields_not_to_store(&cc).contains(&SET_COOKIE));
+    }
+
+    fn post(resp: &[(&str, &str)]) -> bool {
+        let resp = headers(resp);
+        let cc = CacheControl::from_headers(&resp);
+        post_response_answers_get(
+            &Method::POST,
+            &"http://a.example/p?q=1".parse().unwrap(),
+            StatusCode::OK,
+            &resp,
+            &cc,
+            &CacheOptions::default(),
+            now(),
+        )
+    }
+
+    // RFC 9110 §9.3.3: explicit freshness and a Content-Location equal to the target URI
+    // (method-POST)
+    #[test]
+    fn post_with_freshness_and_own_content_location() {
+        assert!(post(&[
+            ("cache-control", "max-age=3600"),
+            ("content-location", "/p?q=1")
+        ]));
+        assert!(post(&[
+            ("cache-control", "s-maxage=5"),
+            ("content-location", "HTTP://A.example:80/p?q=1")
+        ]));
+        assert!(post(&[
+            ("expires", "Thu, 01 Jan 2099 00:00:00 GMT"),
+            ("content-location", "p?q=1")
+        ]));
+        // No explicit freshness: heuristics do not count.
+        assert!(!post(&[
+            ("last-modified", "Thu, 01 Jan 2015 00:00:00 GMT"),
+            ("content-location", "/p?q=1")
+        ]));
+        // Another URI, none, or two.
+        assert!(!post(&[
+            ("cache-control", "max-age=3600"),
+            ("content-location", "/p")
+        ]));
+        assert!(!post(&[
+            ("cache-control", "max-age=3600"),
+            ("content-location", "http://b.example/p?q=1")
+        ]));
+        assert!(!post(&[("cache-control", "max-age=3600")]));
+        assert!(!post(&[
+            ("cache-control", "max-age=3600"),
+            ("content-location", "/p?q=1"),
+            ("content-location", "/p?q=1")
+        ]));
+        // Only POST.
+        let resp = headers(&[("cache-control", "max-age=1"), ("content-location", "/p")]);
+        assert!(!post_response_answers_get(
+            &Method::PUT,
+            &"http://a.example/p".parse().unwrap(),
+            StatusCode::OK,
+            &resp,
+            &CacheControl::from_headers(&resp),
+            &CacheOptions::default(),
+            now(),
+        ));
     }
 }

@@ -1,7 +1,7 @@
 //! Secondary keys from `Vary` (RFC 9111 §4.1).
 
 use super::headers::{is_ows, list_members};
-use http::header::VARY;
+use http::header::{ACCEPT_LANGUAGE, VARY};
 use http::{HeaderMap, HeaderName};
 
 /// A response's `Vary` field.
@@ -78,7 +78,10 @@ impl VaryKey {
     /// that is known to have identical semantics": all field lines of a name are combined
     /// with `", "` (RFC 9110 §5.3), empty list members are dropped (RFC 9110 §5.6.1), and
     /// whitespace outside quoted-strings is collapsed: none around commas, single spaces
-    /// elsewhere, none at either end. Quoted-strings and letter case are kept as they are.
+    /// elsewhere, none at either end. Quoted-strings and letter case are kept as they are,
+    /// except in `Accept-Language`, whose language ranges and parameter names are
+    /// case-insensitive (RFC 9110 §12.5.4, §5.6.6; RFC 4647 §2): it is compared in lower
+    /// case.
     pub fn capture(fields: &[HeaderName], req_headers: &HeaderMap) -> Self {
         let mut names: Vec<&HeaderName> = fields.iter().collect();
         names.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
@@ -127,6 +130,10 @@ fn normalized_value(name: &HeaderName, headers: &HeaderMap) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     for line in lines {
         normalize_into(line.as_bytes(), &mut out);
+    }
+    // RFC 9111 §4.1: "identical semantics": these values are case-insensitive.
+    if *name == ACCEPT_LANGUAGE {
+        out.make_ascii_lowercase();
     }
     Some(out)
 }
@@ -271,6 +278,18 @@ mod tests {
         let empty = key(&["accept-language"], &[("accept-language", "")]);
         assert!(!empty.matches(&HeaderMap::new()));
         assert!(empty.matches(&headers(&[("accept-language", "  ")])));
+    }
+
+    // RFC 9111 §4.1, RFC 9110 §12.5.4: language ranges are case-insensitive
+    // (vary-normalise-lang-case); other fields keep their case
+    #[test]
+    fn accept_language_case_normalised() {
+        let k = key(&["accept-language"], &[("accept-language", "en, de")]);
+        assert!(k.matches(&headers(&[("accept-language", "eN, De")])));
+        assert!(k.matches(&headers(&[("accept-language", "EN,DE")])));
+        assert!(!k.matches(&headers(&[("accept-language", "de, en")])));
+        let k = key(&["x-foo"], &[("x-foo", "a")]);
+        assert!(!k.matches(&headers(&[("x-foo", "A")])));
     }
 
     // RFC 9111 §4.1: whitespace around commas and runs of whitespace are normalised

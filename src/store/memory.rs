@@ -11,7 +11,8 @@ use crate::key::CacheKey;
 /// Entries are weighed by [`StoredEntry::weight`] plus the key, so the configured capacity
 /// bounds the memory held by headers and bodies; moka's TinyLFU admission and LRU eviction
 /// decide what stays when it is full. Entries also expire once they can no longer be served
-/// (fresh lifetime plus any stale window), which only reclaims memory early: whether an entry
+/// (fresh lifetime plus any stale window, plus an hour in which a request with `max-stale` or
+/// an unreachable origin may still use it), which only reclaims memory early: whether an entry
 /// may be served is decided on every read by [`policy`](crate::policy).
 ///
 /// Cloning a `MemoryStore` gives another handle to the same cache.
@@ -81,6 +82,9 @@ impl Store for MemoryStore {
     }
 }
 
+/// How long a response without validators is kept past its last fresh or stale window.
+const STALE_GRACE: Duration = crate::policy::DEFAULT_MAX_STALE_IF_UNREACHABLE;
+
 /// Reclaims an entry once no request could use it any more.
 struct UsableLifetime;
 
@@ -115,7 +119,8 @@ fn usable_for(response: &StoredResponse) -> Option<Duration> {
         .stale_while_revalidate
         .unwrap_or_default()
         .max(policy.stale_if_error.unwrap_or_default());
-    // A request may still accept a stale response with `max-stale` (RFC 9111 §5.2.1.2); keep
-    // a short grace period for it.
-    Some(remaining + stale + Duration::from_secs(60))
+    // A request may still accept a stale response with `max-stale` (RFC 9111 §5.2.1.2), and
+    // a cache whose origin cannot be reached may serve it (RFC 9111 §4.2.4, up to
+    // `CacheOptions::max_stale_if_unreachable`, one hour by default): keep it that long.
+    Some(remaining + stale + STALE_GRACE)
 }

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::{Extensions, HeaderMap, StatusCode};
 
 use crate::BoxError;
 use crate::key::CacheKey;
@@ -37,6 +37,10 @@ pub struct StoredResponse {
     pub policy: ResponsePolicy,
     /// The request field values this response was selected by (RFC 9111 §4.1).
     pub vary: VaryKey,
+    /// The response's extensions, put back on every answer built from it with its status:
+    /// among them hyper's `ReasonPhrase`, so that a `599 Whatever` is not served as
+    /// `599 <none>`. Stores that persist entries elsewhere may drop them.
+    pub extensions: Extensions,
 }
 
 impl StoredResponse {
