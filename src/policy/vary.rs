@@ -67,6 +67,7 @@ impl Vary {
 /// its field lines are combined into one normalised value (see [`VaryKey::capture`]).
 /// The default (empty) key matches every request.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct VaryKey {
     entries: Vec<(HeaderName, Option<Vec<u8>>)>,
 }
