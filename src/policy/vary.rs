@@ -403,4 +403,25 @@ mod tests {
         set.insert(key(&["accept"], &[("accept", "b")]));
         assert_eq!(set.len(), 2);
     }
+
+    /// A key rebuilt from its captured values equals the captured key, whatever the order
+    /// the store gives them in; of a name given twice the first wins (RFC 9111 §4.1).
+    #[test]
+    fn from_values_rebuilds_a_captured_key() {
+        let captured = key(
+            &["accept-language", "accept"],
+            &[("accept-language", "EN, fr")],
+        );
+        let rebuilt = VaryKey::from_values([
+            (
+                HeaderName::from_static("accept-language"),
+                Some(b"en, fr".to_vec()),
+            ),
+            (HeaderName::from_static("accept"), None),
+            (HeaderName::from_static("accept"), Some(b"x".to_vec())),
+        ]);
+        assert_eq!(rebuilt, captured);
+        assert!(rebuilt.matches(&headers(&[("accept-language", "en,  FR")])));
+        assert!(!rebuilt.matches(&headers(&[("accept", "x"), ("accept-language", "en,fr")])));
+    }
 }

@@ -358,3 +358,89 @@ impl std::error::Error for StoreError {
         Some(&*self.inner)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header::{ACCEPT_ENCODING, CONTENT_TYPE};
+    use std::time::{Duration, SystemTime};
+
+    fn response(body: &'static str, encoding: &str) -> StoredResponse {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, "text/plain".parse().unwrap());
+        let mut request = HeaderMap::new();
+        request.insert(ACCEPT_ENCODING, encoding.parse().unwrap());
+        let policy = ResponsePolicy::from_parts(
+            Duration::from_secs(60),
+            Duration::from_secs(3),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_000),
+        )
+        .with_must_revalidate(true)
+        .with_stale_if_error(Some(Duration::from_secs(30)));
+        StoredResponse::new(
+            StatusCode::OK,
+            headers,
+            Bytes::from_static(body.as_bytes()),
+            policy,
+            VaryKey::capture(&[ACCEPT_ENCODING], &request),
+        )
+    }
+
+    /// What a persisting store saves through the accessors rebuilds the same response.
+    #[test]
+    fn stored_response_round_trips_through_its_accessors() {
+        let original = response("hello", "gzip");
+        let vary = VaryKey::from_values(original.vary().fields().map(|name| {
+            let value = original.vary().value(name).flatten().map(<[u8]>::to_vec);
+            (name.clone(), value)
+        }));
+        let policy = original.policy();
+        let policy = ResponsePolicy::from_parts(
+            policy.freshness_lifetime(),
+            policy.initial_age(),
+            policy.response_time(),
+        )
+        .with_no_cache(policy.no_cache())
+        .with_must_revalidate(policy.must_revalidate())
+        .with_stale_while_revalidate(policy.stale_while_revalidate())
+        .with_stale_if_error(policy.stale_if_error());
+        let rebuilt = StoredResponse::new(
+            original.status(),
+            original.headers().clone(),
+            original.body().clone(),
+            policy,
+            vary,
+        );
+        assert_eq!(rebuilt.status(), original.status());
+        assert_eq!(rebuilt.headers(), original.headers());
+        assert_eq!(rebuilt.body(), original.body());
+        assert_eq!(rebuilt.policy(), original.policy());
+        assert_eq!(rebuilt.vary(), original.vary());
+        assert_eq!(rebuilt.weight(), original.weight());
+    }
+
+    #[test]
+    fn with_extensions_replaces_the_extensions() {
+        let mut extensions = Extensions::new();
+        extensions.insert(7_u8);
+        let stored = response("hello", "gzip").with_extensions(extensions);
+        assert_eq!(stored.extensions().get::<u8>(), Some(&7));
+        assert!(response("hello", "gzip").extensions().is_empty());
+    }
+
+    /// RFC 9111 §4.1: the rebuilt entry selects the same variant, most recent first.
+    #[test]
+    fn from_variants_keeps_the_order_and_the_bound() {
+        let gzip = Arc::new(response("gzip", "gzip"));
+        let br = Arc::new(response("br", "br"));
+        let entry = StoredEntry::from_variants([Arc::clone(&gzip), Arc::clone(&br)]);
+        assert!(Arc::ptr_eq(&entry.variants()[0], &gzip));
+        assert!(Arc::ptr_eq(&entry.variants()[1], &br));
+        let mut request = HeaderMap::new();
+        request.insert(ACCEPT_ENCODING, "br".parse().unwrap());
+        assert!(Arc::ptr_eq(entry.select(&request).unwrap(), &br));
+
+        let many = StoredEntry::from_variants((0..40).map(|_| Arc::clone(&gzip)));
+        assert_eq!(many.variants().len(), StoredEntry::MAX_VARIANTS);
+    }
+}
