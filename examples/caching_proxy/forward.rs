@@ -26,7 +26,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::Service;
 use tower_cache_layer::OriginUnreachable;
-use tower_cache_layer::policy::headers::remove_hop_by_hop;
+use tower_cache_layer::policy::remove_hop_by_hop;
 
 use crate::config::Origin;
 

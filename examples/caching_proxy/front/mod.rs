@@ -16,7 +16,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::Full;
-use tower_cache_layer::policy::headers::remove_hop_by_hop;
+use tower_cache_layer::policy::remove_hop_by_hop;
 
 use crate::config::{IpNet, Origin};
 
