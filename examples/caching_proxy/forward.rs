@@ -87,12 +87,13 @@ impl Proxy {
     pub(crate) fn new(
         origin: Option<Origin>,
         limits: ForwardLimits,
-    ) -> Result<Self, rustls::Error> {
+        tls: rustls::ClientConfig,
+    ) -> Self {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         let https = HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -105,14 +106,14 @@ impl Proxy {
         let fresh = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
             .build(connector);
-        Ok(Self {
+        Self {
             shared: Arc::new(ProxyShared {
                 client,
                 fresh,
                 origin,
                 timeout: limits.response_timeout,
             }),
-        })
+        }
     }
 }
 
