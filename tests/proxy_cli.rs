@@ -825,3 +825,63 @@ async fn connections_beyond_max_connections_wait_while_every_connection_is_busy(
     assert!(response.ends_with("no caching headers"), "{response:?}");
     assert_eq!(origin.hits(), 2);
 }
+
+#[tokio::test]
+async fn the_log_has_a_line_per_request_and_499_for_a_client_that_left() {
+    let origin = start_origin().await;
+    let port = free_port();
+    let mut child = tokio::process::Command::new(proxy_binary())
+        .args(["--port", &port.to_string(), "--origin", &origin.url()])
+        .env("RUST_LOG", "info")
+        .env("XDG_RUNTIME_DIR", proxy_process::test_runtime_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the proxy");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(Instant::now() < deadline, "the proxy did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // One answered request, and one whose client hangs up while the origin is slow.
+    let answered = send(
+        addr,
+        Request::get("/max-age").body(Full::default()).unwrap(),
+    )
+    .await;
+    assert_eq!(answered.status, StatusCode::OK);
+    let mut leaver = TcpStream::connect(addr).await.expect("connect");
+    leaver
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .expect("send");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(leaver);
+
+    let mut log = String::new();
+    let read = async {
+        use tokio::io::AsyncBufReadExt;
+        while !log.contains("status=499") {
+            if lines.read_line(&mut log).await.expect("read the log") == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
+    let line = |path: &str| {
+        log.lines()
+            .find(|l| l.contains(&format!("path={path} ")))
+            .map(str::to_owned)
+    };
+    let answered = line("/max-age").expect("a log line for /max-age");
+    assert!(
+        answered.contains("method=GET") && answered.contains("status=200"),
+        "{answered}"
+    );
+    assert!(answered.contains("cache=MISS"), "{answered}");
+    let abandoned = line("/slow").expect("a log line for the abandoned request");
+    assert!(abandoned.contains("status=499"), "{abandoned}");
+}

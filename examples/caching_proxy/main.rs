@@ -52,6 +52,7 @@ mod config;
 mod conns;
 mod forward;
 mod front;
+mod log;
 mod server;
 mod tls;
 mod tunnel;

@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::HeaderName;
@@ -30,6 +30,7 @@ use crate::config::Config;
 use crate::conns::{Registry, TrackedBody};
 use crate::forward::{ClientBody, ForwardLimits, Proxy, ProxyBody};
 use crate::front::{Admission, Admitted, FrontDoor, FrontDoorConfig};
+use crate::log::RequestLog;
 use crate::tunnel::Tunnels;
 use crate::wire::Explained;
 
@@ -53,15 +54,7 @@ async fn handle(
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<ServerBody>, Infallible> {
-    let started = Instant::now();
-    // The log line's fields are only gathered when it will be written.
-    let logged = tracing::enabled!(tracing::Level::INFO).then(|| {
-        let path = req
-            .uri()
-            .path_and_query()
-            .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
-        (req.method().clone(), path)
-    });
+    let log = RequestLog::start(&req, peer);
     let response = match front.admit(req, peer) {
         Err(refusal) => refusal.into_response().map(Either::Right),
         Ok(Admission::Tunnel {
@@ -80,20 +73,8 @@ async fn handle(
             response
         }
     };
-    if let Some((method, path)) = logged {
-        let x_cache = response
-            .headers()
-            .get("x-cache")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-");
-        tracing::info!(
-            %method,
-            path = %path,
-            status = response.status().as_u16(),
-            cache = %x_cache,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            %peer,
-        );
+    if let Some(log) = log {
+        log.finish(&response);
     }
     Ok(response)
 }
