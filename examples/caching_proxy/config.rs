@@ -141,6 +141,12 @@ pub(crate) struct Config {
     #[arg(long, value_name = "FILE", value_parser = crate::tls::parse_ca_file)]
     pub(crate) origin_ca: Vec<crate::tls::CaFile>,
 
+    /// Read settings from this TOML file: each key a flag's long name (`max-capacity =
+    /// "512M"`, `store-set-cookie = true`, `trusted-proxy = ["10.0.0.0/8"]`). Flags given on
+    /// the command line override the file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<std::path::PathBuf>,
+
     /// Do not start a proxy: ask the proxy this user runs on --port to empty its cache (through
     /// the admin address and token in its admin file), print how many entries it removed and
     /// exit.

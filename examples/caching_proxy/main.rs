@@ -49,6 +49,7 @@
 
 mod admin;
 mod config;
+mod config_file;
 mod conns;
 mod forward;
 mod front;
@@ -72,7 +73,12 @@ use crate::config::Config;
 /// Parses the command line; on an error prints one line to stderr and exits with code 2
 /// (`--help` and `--version` print as usual).
 fn parse_config() -> Config {
-    Config::try_parse().unwrap_or_else(|err| {
+    let args =
+        config_file::with_config_file(std::env::args_os().collect()).unwrap_or_else(|line| {
+            eprintln!("{line}");
+            std::process::exit(2);
+        });
+    Config::try_parse_from(args).unwrap_or_else(|err| {
         if !err.use_stderr() {
             err.exit();
         }
