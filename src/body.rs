@@ -15,6 +15,7 @@ use crate::flight::{FlightGuard, Reservation};
 use crate::key::CacheKey;
 use crate::policy::range::ContentRange;
 use crate::policy::{ResponsePolicy, VaryKey};
+use crate::shared::Commit;
 use crate::store::StoredResponse;
 
 pin_project! {
@@ -182,23 +183,6 @@ impl<B> fmt::Debug for ResponseBody<B> {
         };
         f.debug_struct("ResponseBody").field("kind", &kind).finish()
     }
-}
-
-/// Receives complete responses captured from misses. Implemented by the layer's shared state,
-/// which hands them to the store without blocking the body.
-pub(crate) trait Commit: Send + Sync {
-    /// Stores `response`, received for a request with `req_headers`; `flight` is released
-    /// once it is stored.
-    fn commit(
-        self: Arc<Self>,
-        key: CacheKey,
-        response: StoredResponse,
-        req_headers: HeaderMap,
-        flight: Option<FlightGuard>,
-    );
-
-    /// Remembers that responses for `key` cannot be stored.
-    fn uncacheable(&self, key: &CacheKey);
 }
 
 /// The copy of a miss being captured for the store.

@@ -18,16 +18,15 @@ use tower_service::Service;
 
 use crate::BoxError;
 use crate::OriginUnreachable;
-use crate::body::{Commit, ResponseBody, Tee};
+use crate::body::{ResponseBody, Tee};
 use crate::flight::{FlightGuard, Join, Reservation};
 use crate::future::ResponseFuture;
 use crate::key::CacheKey;
-use crate::layer::Shared;
 use crate::policy::conditional::{Precondition, evaluate_preconditions, not_modified_headers};
 use crate::policy::headers::remove_hop_by_hop;
 use crate::policy::invalidate::{invalidation_uris, is_safe_method};
 use crate::policy::range::{
-    ContentRange, RangeDecision, combine_parts, completing_part, content_range, evaluate_range,
+    ContentRange, RangeDecision, completing_part, content_range, evaluate_range,
     evaluate_range_in_part, rest_of_part, unsatisfied_range,
 };
 use crate::policy::reuse::{may_serve_stale_if_error, may_serve_stale_if_unreachable};
@@ -38,6 +37,7 @@ use crate::policy::storable::{NotStorable, fields_not_to_store, post_response_an
 use crate::policy::{
     CacheControl, ResponsePolicy, Reuse, Vary, VaryKey, is_storable, reuse, targeted_cache_control,
 };
+use crate::shared::{Commit, Shared};
 use crate::status::{Forward, Served};
 use crate::store::{MemoryStore, Store, StoredEntry, StoredResponse};
 
@@ -965,87 +965,6 @@ impl<St: Store> Shared<St> {
     }
 }
 
-impl<St> Shared<St> {
-    /// `entry` with `response` (received for a request with `req_headers`) in front; `None`
-    /// when the entry is better kept as it is.
-    ///
-    /// A partial response never replaces the complete response the request selected
-    /// (RFC 9111 §3.3: it is kept for the ranges it holds), and is combined with the partial
-    /// response the request selected when they share a strong validator (RFC 9111 §3.4),
-    /// into a complete `200` once every byte is there.
-    fn with_new(
-        &self,
-        entry: &StoredEntry,
-        response: StoredResponse,
-        req_headers: &HeaderMap,
-    ) -> Option<StoredEntry> {
-        if response.status == StatusCode::PARTIAL_CONTENT {
-            if let Some(stored) = entry.select(req_headers) {
-                if stored.status != StatusCode::PARTIAL_CONTENT {
-                    return None;
-                }
-                let merged = combine_parts(&stored.headers, &response.headers)
-                    .filter(|merged| merged.len() <= self.max_entry_size as u64);
-                if let Some(merged) = merged {
-                    if let Some(combined) = combined(stored, &response, merged) {
-                        return Some(entry.with_response(Arc::new(combined), req_headers));
-                    }
-                }
-            }
-        }
-        Some(entry.with_response(Arc::new(response), req_headers))
-    }
-}
-
-/// The stored part and the new one as one response covering `merged` (RFC 9111 §3.4), with
-/// the new response's header fields: a `200` without `Content-Range` when it is complete.
-fn combined(
-    stored: &StoredResponse,
-    new: &StoredResponse,
-    merged: ContentRange,
-) -> Option<StoredResponse> {
-    let old_part = ContentRange::from_headers(&stored.headers)?;
-    let new_part = ContentRange::from_headers(&new.headers)?;
-    let mut body = bytes::BytesMut::with_capacity(usize::try_from(merged.len()).ok()?);
-    // The stored bytes before the new part, the new part, the stored bytes after it.
-    if old_part.first < new_part.first {
-        let before = usize::try_from(new_part.first - old_part.first).ok()?;
-        body.extend_from_slice(stored.body.get(..before)?);
-    }
-    body.extend_from_slice(&new.body);
-    if old_part.last > new_part.last {
-        let after = usize::try_from(new_part.last + 1 - old_part.first).ok()?;
-        body.extend_from_slice(stored.body.get(after..)?);
-    }
-    if body.len() as u64 != merged.len() {
-        return None;
-    }
-    let mut headers = new.headers.clone();
-    let complete = merged.first == 0 && merged.last + 1 == merged.complete;
-    let status = if complete {
-        headers.remove(CONTENT_RANGE);
-        StatusCode::OK
-    } else {
-        let range = content_range(merged.first, merged.last, merged.complete);
-        headers.insert(CONTENT_RANGE, header_value(range)?);
-        StatusCode::PARTIAL_CONTENT
-    };
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    Some(StoredResponse {
-        status,
-        headers,
-        body: body.freeze(),
-        policy: new.policy,
-        vary: new.vary.clone(),
-        // A reason phrase belongs to the new part's status, not to the combined one.
-        extensions: if complete {
-            http::Extensions::new()
-        } else {
-            new.extensions.clone()
-        },
-    })
-}
-
 /// Does a 304 to a validation of `stored` select it? RFC 9111 §4.3.4, and one case it leaves
 /// open: when every validator in the request came from `stored` alone (`only_one`, and the
 /// client sent none of its own), the 304 can only answer for `stored`, whatever validators it
@@ -1106,52 +1025,4 @@ fn response_headers(stored: &HeaderMap) -> HeaderMap {
 
 fn header_value(value: String) -> Option<HeaderValue> {
     HeaderValue::try_from(value).ok()
-}
-
-impl<St: Store> Commit for Shared<St> {
-    fn commit(
-        self: Arc<Self>,
-        key: CacheKey,
-        response: StoredResponse,
-        req_headers: HeaderMap,
-        flight: Option<FlightGuard>,
-    ) {
-        let shared = Arc::clone(&self);
-        let mut put = Box::pin(async move {
-            // Released once stored, when waiting requests can be answered from the store.
-            let _flight = flight;
-            // Read, add the variant, write: concurrent stores of two variants of one URL may
-            // keep only one of them, which costs a later miss, never a wrong answer.
-            let entry = match shared.store.get(&key).await {
-                Ok(Some(entry)) => match shared.with_new(&entry, response, &req_headers) {
-                    Some(entry) => entry,
-                    None => return,
-                },
-                _ => StoredEntry::new(Arc::new(response)),
-            };
-            match shared.store.put(key, Arc::new(entry)).await {
-                Ok(()) => {
-                    shared.stats.stores.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(error) => tracing::warn!(%error, "cache store failed"),
-            }
-        });
-        // The in-memory store completes without waiting; trying once here makes the entry
-        // visible before the client has read the last byte. Stores that must wait continue in
-        // a task, without holding up the body.
-        let mut cx = Context::from_waker(Waker::noop());
-        if put.as_mut().poll(&mut cx).is_ready() {
-            return;
-        }
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(put);
-            }
-            Err(_) => tracing::warn!("no tokio runtime to finish storing a response; dropped"),
-        }
-    }
-
-    fn uncacheable(&self, key: &CacheKey) {
-        self.uncacheable.insert(key.clone(), ());
-    }
 }
