@@ -11,7 +11,7 @@ use http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use crate::flight::{FlightGuard, Reservation};
+use crate::flight::{FlightGuard, Flights, Reservation};
 use crate::key::CacheKey;
 use crate::policy::range::ContentRange;
 use crate::policy::{ResponsePolicy, VaryKey};
@@ -115,8 +115,9 @@ where
                                 // Keep streaming, stop capturing; a response over the size
                                 // limit will be again, so its key is not waited on.
                                 Captured::TooLarge => {
-                                    capture.sink.uncacheable(&capture.key);
-                                    *tee = None;
+                                    if let Some(capture) = tee.take() {
+                                        capture.flights.not_storable(&capture.key, capture.flight);
+                                    }
                                 }
                                 Captured::OverBudget => *tee = None,
                             }
@@ -202,7 +203,10 @@ pub(crate) struct Tee {
     pub(crate) sink: Arc<dyn Commit>,
     /// The bytes captured so far, counted against the layer's capture budget.
     pub(crate) reservation: Reservation,
-    /// Held while this is the request others wait for; released when stored or dropped.
+    /// Where a response over the size limit is recorded as not storable.
+    pub(crate) flights: Arc<Flights>,
+    /// Held while this is the request others wait for; released with its outcome when
+    /// stored or found not storable, or dropped (failed).
     pub(crate) flight: Option<FlightGuard>,
 }
 

@@ -11,10 +11,9 @@ use tower_layer::Layer;
 use crate::clock::{Clock, SystemClock};
 use crate::flight::{CaptureBudget, Flights};
 use crate::handle::CacheHandle;
-use crate::key::CacheKey;
 use crate::policy::CacheOptions;
 use crate::service::Cache;
-use crate::shared::{Shared, Stats, UNCACHEABLE_BYTES, UNCACHEABLE_TTL};
+use crate::shared::{Shared, Stats};
 use crate::status::{StatusHeaders, is_sf_token};
 use crate::store::{MemoryStore, Store};
 
@@ -248,13 +247,6 @@ impl<St: Store> CacheLayerBuilder<St> {
                 stats: Stats::default(),
                 targeted: self.targeted,
                 flights: Arc::new(Flights::default()),
-                uncacheable: moka::sync::Cache::builder()
-                    .max_capacity(UNCACHEABLE_BYTES)
-                    .weigher(|key: &CacheKey, _: &()| {
-                        u32::try_from(key.as_str().len() + 64).unwrap_or(u32::MAX)
-                    })
-                    .time_to_live(UNCACHEABLE_TTL)
-                    .build(),
                 capture: Arc::new(CaptureBudget::new(self.max_capture_bytes.unwrap_or(
                     DEFAULT_CAPTURE_BYTES.max(self.max_entry_size.saturating_mul(2)),
                 ))),

@@ -19,7 +19,7 @@ use tower_service::Service;
 use crate::BoxError;
 use crate::OriginUnreachable;
 use crate::body::{ResponseBody, Tee};
-use crate::flight::{FlightGuard, Join, Reservation};
+use crate::flight::{FlightGuard, Join, Outcome, Reservation};
 use crate::future::ResponseFuture;
 use crate::key::CacheKey;
 use crate::policy::conditional::{Precondition, evaluate_preconditions, not_modified_headers};
@@ -245,7 +245,7 @@ where
         if req.method() == Method::GET
             && forward != Forward::Request
             && for_others
-            && !shared.uncacheable.contains_key(&key)
+            && !shared.flights.is_uncacheable(&key)
         {
             // A bounded number of rounds: a follower whose leader failed may lead next.
             for _ in 0..3 {
@@ -255,16 +255,16 @@ where
                         break;
                     }
                     Join::Follow(follower) => {
-                        if !follower.wait(timeout).await {
+                        let Some(outcome) = follower.wait(timeout).await else {
                             break;
-                        }
+                        };
                         let answer = shared
                             .collapsed(&key, req.method(), req.headers(), forward)
                             .await;
                         if let Some(answer) = answer {
                             return Ok(answer);
                         }
-                        if shared.uncacheable.contains_key(&key) {
+                        if outcome == Outcome::NotStorable {
                             break;
                         }
                     }
@@ -939,6 +939,7 @@ impl<St: Store> Shared<St> {
                     limit: self.max_entry_size,
                     sink: Arc::clone(self) as Arc<dyn Commit>,
                     reservation: Reservation::new(Arc::clone(&self.capture)),
+                    flights: Arc::clone(&self.flights),
                     flight,
                 };
                 // A body that is already complete (a 204, an empty 200) may never be polled:
@@ -953,9 +954,10 @@ impl<St: Store> Shared<St> {
             Err((reason, from_response)) => {
                 tracing::trace!(key = %exchange.key, reason, "response not stored");
                 if from_response {
-                    self.uncacheable.insert(exchange.key, ());
+                    self.flights.not_storable(&exchange.key, flight);
                 }
-                // `flight` is dropped here: the requests waiting for it go forward themselves.
+                // Otherwise `flight` is dropped here (`Outcome::Failed`): the requests waiting
+                // for it go forward themselves.
                 (ResponseBody::pass(body), Some(reason))
             }
         };

@@ -12,7 +12,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_RANGE};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::clock::Clock;
-use crate::flight::{CaptureBudget, FlightGuard, Flights};
+use crate::flight::{CaptureBudget, FlightGuard, Flights, Outcome};
 use crate::key::CacheKey;
 use crate::policy::CacheOptions;
 use crate::policy::range::{ContentRange, combine_parts, content_range};
@@ -30,22 +30,14 @@ pub(crate) struct Shared<St> {
     /// A targeted `Cache-Control` field that takes precedence (RFC 9213).
     pub(crate) targeted: Option<HeaderName>,
     /// Requests under way to the origin, one per key: misses that others wait for, and
-    /// background revalidations (RFC 5861 §3).
+    /// background revalidations (RFC 5861 §3); and the keys whose responses were recently not
+    /// storable (hit-for-miss).
     pub(crate) flights: Arc<Flights>,
-    /// Keys whose last response could not be stored: requests for them do not wait for one
-    /// another (Varnish's hit-for-miss).
-    pub(crate) uncacheable: moka::sync::Cache<CacheKey, ()>,
     /// Bytes of misses being captured, all keys together.
     pub(crate) capture: Arc<CaptureBudget>,
     /// Collapsed forwarding on, and how long a request waits for the one it follows.
     pub(crate) collapse: Option<Duration>,
 }
-
-/// How long a key whose response could not be stored is not waited on.
-pub(crate) const UNCACHEABLE_TTL: Duration = Duration::from_secs(30);
-/// How many bytes of such keys are remembered at most (keys are weighed by their length, so
-/// long URLs cannot make this grow past it).
-pub(crate) const UNCACHEABLE_BYTES: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
@@ -66,9 +58,6 @@ pub(crate) trait Commit: Send + Sync {
         req_headers: HeaderMap,
         flight: Option<FlightGuard>,
     );
-
-    /// Remembers that responses for `key` cannot be stored.
-    fn uncacheable(&self, key: &CacheKey);
 }
 
 impl<St: Store> Commit for Shared<St> {
@@ -81,8 +70,8 @@ impl<St: Store> Commit for Shared<St> {
     ) {
         let shared = Arc::clone(&self);
         let mut put = Box::pin(async move {
-            // Released once stored, when waiting requests can be answered from the store.
-            let _flight = flight;
+            // Released once stored, when waiting requests can be answered from the store;
+            // dropped (`Outcome::Failed`) when nothing was written.
             // Read, add the variant, write: concurrent stores of two variants of one URL may
             // keep only one of them, which costs a later miss, never a wrong answer.
             let entry = match shared.store.get(&key).await {
@@ -95,6 +84,9 @@ impl<St: Store> Commit for Shared<St> {
             match shared.store.put(key, Arc::new(entry)).await {
                 Ok(()) => {
                     shared.stats.stores.fetch_add(1, Ordering::Relaxed);
+                    if let Some(flight) = flight {
+                        flight.release(Outcome::Stored);
+                    }
                 }
                 Err(error) => tracing::warn!(%error, "cache store failed"),
             }
@@ -112,10 +104,6 @@ impl<St: Store> Commit for Shared<St> {
             }
             Err(_) => tracing::warn!("no tokio runtime to finish storing a response; dropped"),
         }
-    }
-
-    fn uncacheable(&self, key: &CacheKey) {
-        self.uncacheable.insert(key.clone(), ());
     }
 }
 
