@@ -9,8 +9,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{
-    AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, IF_MATCH,
-    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
+    AGE, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, IF_MATCH, IF_MODIFIED_SINCE,
+    IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
@@ -29,14 +29,16 @@ use crate::policy::range::{
     ContentRange, RangeDecision, completing_part, content_range, evaluate_range,
     evaluate_range_in_part, rest_of_part, unsatisfied_range,
 };
-use crate::policy::reuse::{may_serve_stale_if_error, may_serve_stale_if_unreachable};
+use crate::policy::reuse::{
+    may_serve_stale_if_error_with, may_serve_stale_if_unreachable_with, reuse_with,
+};
 use crate::policy::revalidate::{
     add_validators, freshen_headers, head_freshens, not_modified_matches,
 };
-use crate::policy::storable::{NotStorable, fields_not_to_store, post_response_answers_get};
-use crate::policy::{
-    CacheControl, ResponsePolicy, Reuse, Vary, VaryKey, is_storable, reuse, targeted_cache_control,
+use crate::policy::storable::{
+    NotStorable, fields_not_to_store, is_storable_with, post_response_answers_get,
 };
+use crate::policy::{CacheControl, ResponsePolicy, Reuse, Vary, VaryKey, targeted_cache_control};
 use crate::shared::{Commit, Shared};
 use crate::status::{Forward, Served};
 use crate::store::{MemoryStore, Store, StoredEntry, StoredResponse};
@@ -118,12 +120,14 @@ where
         let forward = match CacheKey::from_parts(req.uri(), req.headers()) {
             // RFC 9111 §3: this cache stores responses to GET; HEAD is answered from them.
             Some(key) if method == Method::GET || method == Method::HEAD => {
-                let found = match shared.hit_now(&key, &req) {
+                // RFC 9111 §5.2.1: the request's directives, parsed once for the request.
+                let req_cc = CacheControl::from_headers(req.headers());
+                let found = match shared.hit_now(&key, &req, &req_cc) {
                     FastLookup::Hit(response) => return ResponseFuture::ready(response),
                     FastLookup::Found(entry) => Some(entry),
                     FastLookup::Later => None,
                 };
-                let future = cached_call(Arc::clone(shared), inner, req, key, found);
+                let future = cached_call(Arc::clone(shared), inner, req, req_cc, key, found);
                 return ResponseFuture::cached(Box::pin(future));
             }
             // RFC 9111 §4.4: unsafe methods invalidate what is stored for their target.
@@ -146,6 +150,7 @@ async fn cached_call<S, St, ReqBody, ResBody>(
     shared: Arc<Shared<St>>,
     mut inner: S,
     mut req: Request<ReqBody>,
+    req_cc: CacheControl,
     key: CacheKey,
     found: Option<Option<Arc<StoredEntry>>>,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
@@ -180,7 +185,7 @@ where
         } else {
             Forward::Stale
         };
-        match reuse(&candidate.policy, req.headers(), now) {
+        match reuse_with(&candidate.policy, &req_cc, req.headers(), now) {
             Reuse::Fresh | Reuse::StaleAllowed => {
                 let answer = shared.answer_from_store(
                     req.method(),
@@ -210,7 +215,8 @@ where
                     Served::StaleWhileRevalidate,
                 );
                 if let Some(response) = answer {
-                    shared.revalidate_in_background(inner, req, key, Arc::clone(candidate));
+                    let stored = Arc::clone(candidate);
+                    shared.revalidate_in_background(inner, req, req_cc, key, stored);
                     return Ok(response);
                 }
                 forward = stale;
@@ -220,9 +226,7 @@ where
     }
 
     // RFC 9111 §5.2.1.7: `only-if-cached` with nothing usable stored gets a 504.
-    if req.headers().contains_key(CACHE_CONTROL)
-        && CacheControl::from_headers(req.headers()).only_if_cached()
-    {
+    if req_cc.only_if_cached() {
         shared.stats.misses.fetch_add(1, Ordering::Relaxed);
         let mut response = Response::new(ResponseBody::full(Bytes::new()));
         *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
@@ -239,9 +243,7 @@ where
     if let Some(timeout) = shared.collapse {
         // Nor do requests whose own response will not be stored for others: with
         // `Authorization` (RFC 9111 §3.5: usually not shareable) or `no-store` (§5.2.1.5).
-        let no_store = req.headers().contains_key(CACHE_CONTROL)
-            && CacheControl::from_headers(req.headers()).no_store();
-        let for_others = !no_store && !req.headers().contains_key(AUTHORIZATION);
+        let for_others = !req_cc.no_store() && !req.headers().contains_key(AUTHORIZATION);
         if req.method() == Method::GET
             && forward != Forward::Request
             && for_others
@@ -259,7 +261,7 @@ where
                             break;
                         };
                         let answer = shared
-                            .collapsed(&key, req.method(), req.headers(), forward)
+                            .collapsed(&key, req.method(), req.headers(), &req_cc, forward)
                             .await;
                         if let Some(answer) = answer {
                             return Ok(answer);
@@ -334,6 +336,7 @@ where
         forward,
         method,
         req_headers,
+        req_cc,
         request_time,
         response_time: shared.clock.now(),
         completing,
@@ -398,11 +401,13 @@ where
             );
             if reusable {
                 // Stored as the response to a GET of the target, under every other rule.
+                let req_cc = CacheControl::from_headers(&req_headers);
                 let exchange = Exchange {
                     key,
                     forward: Forward::Method,
                     method: Method::GET,
                     req_headers,
+                    req_cc,
                     request_time,
                     response_time,
                     completing: false,
@@ -436,6 +441,8 @@ struct Exchange {
     forward: Forward,
     method: Method,
     req_headers: HeaderMap,
+    /// The request's `Cache-Control`, parsed once (from `req_headers`).
+    req_cc: CacheControl,
     request_time: SystemTime,
     response_time: SystemTime,
     /// The request asked for the rest of the selected stored part (RFC 9111 §3.4).
@@ -464,7 +471,12 @@ impl<St: Store> Shared<St> {
 
     /// The hit path: a fresh stored response for `req`, when the store answers without
     /// waiting (the in-memory store always does).
-    fn hit_now<B, ReqBody>(&self, key: &CacheKey, req: &Request<ReqBody>) -> FastLookup<B> {
+    fn hit_now<B, ReqBody>(
+        &self,
+        key: &CacheKey,
+        req: &Request<ReqBody>,
+        req_cc: &CacheControl,
+    ) -> FastLookup<B> {
         let lookup = std::pin::pin!(self.store.get(key));
         let entry = match lookup.poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(Ok(Some(entry))) => entry,
@@ -473,7 +485,8 @@ impl<St: Store> Shared<St> {
             Poll::Ready(Err(_)) | Poll::Pending => return FastLookup::Later,
         };
         let now = self.clock.now();
-        match self.fresh_answer(&entry, req.method(), req.headers(), now, Served::Fresh) {
+        let (method, req_headers) = (req.method(), req.headers());
+        match self.fresh_answer(&entry, method, req_headers, req_cc, now, Served::Fresh) {
             Some(response) => FastLookup::Hit(response),
             None => FastLookup::Found(Some(entry)),
         }
@@ -486,11 +499,13 @@ impl<St: Store> Shared<St> {
         key: &CacheKey,
         method: &Method,
         req_headers: &HeaderMap,
+        req_cc: &CacheControl,
         forward: Forward,
     ) -> Option<Response<ResponseBody<B>>> {
         let entry = self.lookup(key).await?;
         let now = self.clock.now();
-        self.fresh_answer(&entry, method, req_headers, now, Served::Collapsed(forward))
+        let served = Served::Collapsed(forward);
+        self.fresh_answer(&entry, method, req_headers, req_cc, now, served)
     }
 
     /// Answers from `entry` when it holds a response the request selects (RFC 9111 §4.1) and
@@ -500,11 +515,12 @@ impl<St: Store> Shared<St> {
         entry: &StoredEntry,
         method: &Method,
         req_headers: &HeaderMap,
+        req_cc: &CacheControl,
         now: SystemTime,
         served: Served,
     ) -> Option<Response<ResponseBody<B>>> {
         let stored = entry.select(req_headers)?;
-        match reuse(&stored.policy, req_headers, now) {
+        match reuse_with(&stored.policy, req_cc, req_headers, now) {
             Reuse::Fresh | Reuse::StaleAllowed => {
                 self.answer_from_store(method, req_headers, stored, now, served)
             }
@@ -618,7 +634,8 @@ impl<St: Store> Shared<St> {
         origin_status: Option<StatusCode>,
     ) -> Option<Response<ResponseBody<B>>> {
         let now = exchange.response_time;
-        if !may_serve_stale_if_error(&stored.policy, &exchange.req_headers, now) {
+        let (req_cc, req_headers) = (&exchange.req_cc, &exchange.req_headers);
+        if !may_serve_stale_if_error_with(&stored.policy, req_cc, req_headers, now) {
             return None;
         }
         self.answer_from_store(
@@ -643,7 +660,8 @@ impl<St: Store> Shared<St> {
         }
         let now = exchange.response_time;
         let max = self.options.max_stale_if_unreachable;
-        if !may_serve_stale_if_unreachable(&stored.policy, &exchange.req_headers, now, max) {
+        let (req_cc, req_headers) = (&exchange.req_cc, &exchange.req_headers);
+        if !may_serve_stale_if_unreachable_with(&stored.policy, req_cc, req_headers, now, max) {
             return None;
         }
         self.answer_from_store(
@@ -798,6 +816,7 @@ impl<St: Store> Shared<St> {
         self: &Arc<Self>,
         mut inner: S,
         mut req: Request<ReqBody>,
+        req_cc: CacheControl,
         key: CacheKey,
         stored: Arc<StoredResponse>,
     ) where
@@ -827,6 +846,7 @@ impl<St: Store> Shared<St> {
                 forward: Forward::Stale,
                 method: Method::GET,
                 req_headers,
+                req_cc,
                 request_time,
                 response_time: shared.clock.now(),
                 completing: false,
@@ -877,9 +897,10 @@ impl<St: Store> Shared<St> {
             }
         }
         let cc = self.cache_control(&parts.headers);
-        let decision = is_storable(
+        let decision = is_storable_with(
             &exchange.method,
             &exchange.req_headers,
+            &exchange.req_cc,
             parts.status,
             &parts.headers,
             &cc,

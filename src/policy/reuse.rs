@@ -51,11 +51,21 @@ pub enum Reuse {
 /// [`may_serve_stale_if_error`].
 pub fn reuse(stored: &ResponsePolicy, req_headers: &HeaderMap, now: SystemTime) -> Reuse {
     let cc = CacheControl::from_headers(req_headers);
+    reuse_with(stored, &cc, req_headers, now)
+}
 
+/// [`reuse`] with the request's `Cache-Control` already parsed: `cc` is
+/// `CacheControl::from_headers(req_headers)`, parsed once per request by the caller.
+pub(crate) fn reuse_with(
+    stored: &ResponsePolicy,
+    cc: &CacheControl,
+    req_headers: &HeaderMap,
+    now: SystemTime,
+) -> Reuse {
     // RFC 9111 §5.2.1.4: request no-cache: "a cache MUST NOT use a stored response to satisfy
     // the request without successful validation on the origin server".
     // RFC 9111 §5.4: without Cache-Control, Pragma: no-cache has the same effect.
-    if request_no_cache(&cc, req_headers) {
+    if request_no_cache(cc, req_headers) {
         return Reuse::Revalidate;
     }
 
@@ -138,13 +148,24 @@ pub fn may_serve_stale_if_error(
     req_headers: &HeaderMap,
     now: SystemTime,
 ) -> bool {
+    let cc = CacheControl::from_headers(req_headers);
+    may_serve_stale_if_error_with(stored, &cc, req_headers, now)
+}
+
+/// [`may_serve_stale_if_error`] with the request's `Cache-Control` already parsed: `cc` is
+/// `CacheControl::from_headers(req_headers)`.
+pub(crate) fn may_serve_stale_if_error_with(
+    stored: &ResponsePolicy,
+    cc: &CacheControl,
+    req_headers: &HeaderMap,
+    now: SystemTime,
+) -> bool {
     // RFC 9111 §4.2.4, §5.2.2.2, §5.2.2.4, §5.2.2.8, §5.2.2.10
     if stored.must_revalidate || stored.no_cache {
         return false;
     }
-    let cc = CacheControl::from_headers(req_headers);
     // RFC 9111 §5.2.1.4, §5.4
-    if request_no_cache(&cc, req_headers) {
+    if request_no_cache(cc, req_headers) {
         return false;
     }
     // RFC 5861 §4: "when the cached response is more stale than the indicated amount, the
@@ -183,13 +204,25 @@ pub fn may_serve_stale_if_unreachable(
     now: SystemTime,
     max_staleness: Duration,
 ) -> bool {
+    let cc = CacheControl::from_headers(req_headers);
+    may_serve_stale_if_unreachable_with(stored, &cc, req_headers, now, max_staleness)
+}
+
+/// [`may_serve_stale_if_unreachable`] with the request's `Cache-Control` already parsed: `cc`
+/// is `CacheControl::from_headers(req_headers)`.
+pub(crate) fn may_serve_stale_if_unreachable_with(
+    stored: &ResponsePolicy,
+    cc: &CacheControl,
+    req_headers: &HeaderMap,
+    now: SystemTime,
+    max_staleness: Duration,
+) -> bool {
     // RFC 9111 §4.2.4, §5.2.2.2, §5.2.2.4, §5.2.2.8, §5.2.2.10
     if stored.must_revalidate || stored.no_cache || max_staleness.is_zero() {
         return false;
     }
     // RFC 9111 §5.2.1.4, §5.4
-    let cc = CacheControl::from_headers(req_headers);
-    if request_no_cache(&cc, req_headers) {
+    if request_no_cache(cc, req_headers) {
         return false;
     }
     stored.staleness(now) <= max_staleness

@@ -172,6 +172,33 @@ pub fn is_storable(
     options: &CacheOptions,
     response_time: SystemTime,
 ) -> Result<(), NotStorable> {
+    let req_cc = CacheControl::from_headers(req_headers);
+    is_storable_with(
+        method,
+        req_headers,
+        &req_cc,
+        status,
+        resp_headers,
+        resp_cc,
+        options,
+        response_time,
+    )
+}
+
+/// [`is_storable`] with the request's `Cache-Control` already parsed: `req_cc` is
+/// `CacheControl::from_headers(req_headers)`, parsed once per request by the caller.
+// One argument more than `is_storable`: the parsed request directives.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn is_storable_with(
+    method: &Method,
+    req_headers: &HeaderMap,
+    req_cc: &CacheControl,
+    status: StatusCode,
+    resp_headers: &HeaderMap,
+    resp_cc: &CacheControl,
+    options: &CacheOptions,
+    response_time: SystemTime,
+) -> Result<(), NotStorable> {
     // RFC 9111 §3: "the request method is understood by the cache". Only GET: a stored HEAD
     // response cannot answer a GET (RFC 9110 §9.3.2).
     if method != Method::GET {
@@ -205,9 +232,7 @@ pub fn is_storable(
     // a response that includes it, the cache SHOULD ignore the no-store directive if it
     // understands and implements the status code's caching requirements" (checked above).
     // RFC 9111 §5.2.1.5: a request no-store forbids storing "any response to it", always.
-    if (resp_cc.no_store() && !resp_cc.must_understand())
-        || CacheControl::from_headers(req_headers).no_store()
-    {
+    if (resp_cc.no_store() && !resp_cc.must_understand()) || req_cc.no_store() {
         return Err(NotStorable::NoStore);
     }
 
