@@ -173,162 +173,37 @@ where
     let selected = stored
         .as_ref()
         .and_then(|entry| entry.select(req.headers()).cloned());
-    let mut forward = match (&stored, &selected) {
-        (Some(_), None) => Forward::VaryMiss,
-        _ => Forward::UriMiss,
-    };
-    if let Some(candidate) = &selected {
-        // RFC 9211 §2.2: `request` only when the request's directives ruled out a fresh
-        // response; a response that must be validated (its own `no-cache`) is as good as stale.
-        let stale = if candidate.policy.is_fresh(now) && !candidate.policy.no_cache {
-            Forward::Request
-        } else {
-            Forward::Stale
-        };
-        match reuse_with(&candidate.policy, &req_cc, req.headers(), now) {
-            Reuse::Fresh | Reuse::StaleAllowed => {
-                let answer = shared.answer_from_store(
-                    req.method(),
-                    req.headers(),
-                    candidate,
-                    now,
-                    Served::Fresh,
-                );
-                if let Some(response) = answer {
-                    return Ok(response);
-                }
-                // A precondition or range the cache leaves to the origin; RFC 9211 §2.2:
-                // `partial` when a stored part could not satisfy the request.
-                forward = if candidate.status == StatusCode::PARTIAL_CONTENT {
-                    Forward::Partial
-                } else {
-                    stale
-                };
-            }
-            // RFC 5861 §3: serve the stale response now, revalidate once in the background.
-            Reuse::StaleWhileRevalidate if req.method() == Method::GET => {
-                let answer = shared.answer_from_store(
-                    req.method(),
-                    req.headers(),
-                    candidate,
-                    now,
-                    Served::StaleWhileRevalidate,
-                );
-                if let Some(response) = answer {
-                    let stored = Arc::clone(candidate);
-                    shared.revalidate_in_background(inner, req, req_cc, key, stored);
-                    return Ok(response);
-                }
-                forward = stale;
-            }
-            _ => forward = stale,
+    let offer = shared.stored_answer(stored.as_deref(), selected.as_ref(), &req, &req_cc, now);
+    let forward = match offer {
+        FromStore::Answer(response) => return Ok(response),
+        FromStore::AnswerAndRevalidate(response, candidate) => {
+            shared.revalidate_in_background(inner, req, req_cc, key, candidate);
+            return Ok(response);
         }
-    }
+        FromStore::Forward(forward) => forward,
+    };
 
     // RFC 9111 §5.2.1.7: `only-if-cached` with nothing usable stored gets a 504.
     if req_cc.only_if_cached() {
         shared.stats.misses.fetch_add(1, Ordering::Relaxed);
-        let mut response = Response::new(ResponseBody::full(Bytes::new()));
-        *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
-        shared
-            .status
-            .generated(response.headers_mut(), "only-if-cached");
-        return Ok(response);
+        return Ok(shared.only_if_cached_miss());
     }
 
-    // Collapsed forwarding: one request per key goes forward, the others wait for what it
-    // stores. A request whose own directives sent it forward (`Forward::Request`) does not
-    // wait; nor do requests for keys whose responses were recently not storable.
-    let mut flight = None;
-    if let Some(timeout) = shared.collapse {
-        // Nor do requests whose own response will not be stored for others: with
-        // `Authorization` (RFC 9111 §3.5: usually not shareable) or `no-store` (§5.2.1.5).
-        let for_others = !req_cc.no_store() && !req.headers().contains_key(AUTHORIZATION);
-        if req.method() == Method::GET
-            && forward != Forward::Request
-            && for_others
-            && !shared.flights.is_uncacheable(&key)
-        {
-            // A bounded number of rounds: a follower whose leader failed may lead next.
-            for _ in 0..3 {
-                match shared.flights.join(&key) {
-                    Join::Lead(guard) => {
-                        flight = Some(guard);
-                        break;
-                    }
-                    Join::Follow(follower) => {
-                        let Some(outcome) = follower.wait(timeout).await else {
-                            break;
-                        };
-                        let answer = shared
-                            .collapsed(&key, req.method(), req.headers(), &req_cc, forward)
-                            .await;
-                        if let Some(answer) = answer {
-                            return Ok(answer);
-                        }
-                        if outcome == Outcome::NotStorable {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let flight = match shared
+        .collapse(&key, req.method(), req.headers(), &req_cc, forward)
+        .await
+    {
+        Collapse::Answered(answer) => return Ok(answer),
+        Collapse::Forward(flight) => flight,
+    };
 
     shared.stats.misses.fetch_add(1, Ordering::Relaxed);
     let method = req.method().clone();
     let req_headers = req.headers().clone();
-    // RFC 9111 §4.3.1: a stored response with a validator is validated, not fetched again;
-    // the entity tags of the other stored variants go along, so a 304 may select one of them.
-    // A stored part is not validated: a 304 would confirm only the part, which cannot answer
-    // a request for more (RFC 9111 §3.3).
-    let mut validating = Vec::new();
-    if let Some(stored) = selected
+    let validating = add_stored_validators(stored.as_deref(), selected.as_ref(), &mut req);
+    let completing = selected
         .as_ref()
-        .filter(|s| s.status != StatusCode::PARTIAL_CONTENT)
-    {
-        if add_validators(&stored.headers, req.headers_mut()) {
-            validating.push(Arc::clone(stored));
-        }
-    }
-    if let Some(entry) = &stored {
-        for variant in entry.variants() {
-            let is_selected = selected.as_ref().is_some_and(|s| Arc::ptr_eq(s, variant));
-            let is_part = variant.status == StatusCode::PARTIAL_CONTENT;
-            let Some(etag) = variant
-                .headers
-                .get(ETAG)
-                .filter(|_| !is_selected && !is_part)
-            else {
-                continue;
-            };
-            // Only the tag: another variant's `Last-Modified` says nothing about this one.
-            let tag_only = HeaderMap::from_iter([(ETAG, etag.clone())]);
-            if add_validators(&tag_only, req.headers_mut()) {
-                validating.push(Arc::clone(variant));
-            }
-        }
-    }
-    // RFC 9111 §3.4: a stored prefix with a strong validator is completed with the rest of
-    // the representation rather than fetched again whole; `If-Range` makes the origin send
-    // all of it instead if it changed.
-    let completing = selected.as_ref().is_some_and(|part| {
-        let plain = method == Method::GET
-            && !req_headers.contains_key(RANGE)
-            && !req_headers.contains_key(IF_RANGE)
-            && !has_preconditions(&req_headers);
-        let rest = rest_of_part(&part.headers)
-            .and_then(|next| header_value(format!("bytes={next}-")))
-            .zip(part.headers.get(ETAG).cloned());
-        match rest {
-            Some((range, tag)) if plain && part.status == StatusCode::PARTIAL_CONTENT => {
-                req.headers_mut().insert(RANGE, range);
-                req.headers_mut().insert(IF_RANGE, tag);
-                true
-            }
-            _ => false,
-        }
-    });
+        .is_some_and(|part| ask_for_rest(part, &method, &req_headers, &mut req));
     let request_time = shared.clock.now();
     let result = inner.call(req).await;
     let exchange = Exchange {
@@ -423,6 +298,97 @@ where
     Ok(Response::from_parts(parts, ResponseBody::pass(body)))
 }
 
+/// What the store offers a GET or HEAD request, before it goes forward.
+// Returned by value and matched at once, as `FastLookup`.
+#[allow(clippy::large_enum_variant)]
+enum FromStore<B> {
+    /// A stored response answers it.
+    Answer(Response<ResponseBody<B>>),
+    /// A stale stored response answers it, and is revalidated in the background
+    /// (RFC 5861 §3).
+    AnswerAndRevalidate(Response<ResponseBody<B>>, Arc<StoredResponse>),
+    /// It goes forward, for this reason (RFC 9211 §2.2 `fwd`).
+    Forward(Forward),
+}
+
+/// What collapsed forwarding made of a request that goes forward.
+// Returned by value and matched at once, as `FastLookup`.
+#[allow(clippy::large_enum_variant)]
+enum Collapse<B> {
+    /// The request it waited for stored a response that answers it.
+    Answered(Response<ResponseBody<B>>),
+    /// It goes forward itself, leading the key's flight when it holds the guard.
+    Forward(Option<FlightGuard>),
+}
+
+/// Adds to `req` the validators of what is stored for it; returns the stored responses a 304
+/// may then select.
+///
+/// RFC 9111 §4.3.1: a stored response with a validator is validated, not fetched again; the
+/// entity tags of the other stored variants go along, so a 304 may select one of them. A
+/// stored part is not validated: a 304 would confirm only the part, which cannot answer a
+/// request for more (RFC 9111 §3.3).
+fn add_stored_validators<ReqBody>(
+    stored: Option<&StoredEntry>,
+    selected: Option<&Arc<StoredResponse>>,
+    req: &mut Request<ReqBody>,
+) -> Vec<Arc<StoredResponse>> {
+    let mut validating = Vec::new();
+    if let Some(stored) = selected.filter(|s| s.status != StatusCode::PARTIAL_CONTENT) {
+        if add_validators(&stored.headers, req.headers_mut()) {
+            validating.push(Arc::clone(stored));
+        }
+    }
+    if let Some(entry) = stored {
+        for variant in entry.variants() {
+            let is_selected = selected.is_some_and(|s| Arc::ptr_eq(s, variant));
+            let is_part = variant.status == StatusCode::PARTIAL_CONTENT;
+            let Some(etag) = variant
+                .headers
+                .get(ETAG)
+                .filter(|_| !is_selected && !is_part)
+            else {
+                continue;
+            };
+            // Only the tag: another variant's `Last-Modified` says nothing about this one.
+            let tag_only = HeaderMap::from_iter([(ETAG, etag.clone())]);
+            if add_validators(&tag_only, req.headers_mut()) {
+                validating.push(Arc::clone(variant));
+            }
+        }
+    }
+    validating
+}
+
+/// Asks, in `req`, for the rest of the selected stored `part`; `true` when it did.
+/// `client_headers` are the request's fields as the client sent them.
+///
+/// RFC 9111 §3.4: a stored prefix with a strong validator is completed with the rest of the
+/// representation rather than fetched again whole; `If-Range` makes the origin send all of
+/// it instead if it changed.
+fn ask_for_rest<ReqBody>(
+    part: &StoredResponse,
+    method: &Method,
+    client_headers: &HeaderMap,
+    req: &mut Request<ReqBody>,
+) -> bool {
+    let plain = method == Method::GET
+        && !client_headers.contains_key(RANGE)
+        && !client_headers.contains_key(IF_RANGE)
+        && !has_preconditions(client_headers);
+    let rest = rest_of_part(&part.headers)
+        .and_then(|next| header_value(format!("bytes={next}-")))
+        .zip(part.headers.get(ETAG).cloned());
+    match rest {
+        Some((range, tag)) if plain && part.status == StatusCode::PARTIAL_CONTENT => {
+            req.headers_mut().insert(RANGE, range);
+            req.headers_mut().insert(IF_RANGE, tag);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// What the fast path in [`Cache::call`] found.
 // Returned by value and matched at once; boxing the response would allocate on the hit path.
 #[allow(clippy::large_enum_variant)]
@@ -490,6 +456,114 @@ impl<St: Store> Shared<St> {
             Some(response) => FastLookup::Hit(response),
             None => FastLookup::Found(Some(entry)),
         }
+    }
+
+    /// Answers a request from the store when what it selected (`selected`, from `stored`)
+    /// may be reused (RFC 9111 §4.2, §5.2.1; RFC 5861 §3); else says why it goes forward.
+    fn stored_answer<B, ReqBody>(
+        &self,
+        stored: Option<&StoredEntry>,
+        selected: Option<&Arc<StoredResponse>>,
+        req: &Request<ReqBody>,
+        req_cc: &CacheControl,
+        now: SystemTime,
+    ) -> FromStore<B> {
+        let Some(candidate) = selected else {
+            return FromStore::Forward(match stored {
+                Some(_) => Forward::VaryMiss,
+                None => Forward::UriMiss,
+            });
+        };
+        let (method, req_headers) = (req.method(), req.headers());
+        // RFC 9211 §2.2: `request` only when the request's directives ruled out a fresh
+        // response; a response that must be validated (its own `no-cache`) is as good as stale.
+        let stale = if candidate.policy.is_fresh(now) && !candidate.policy.no_cache {
+            Forward::Request
+        } else {
+            Forward::Stale
+        };
+        match reuse_with(&candidate.policy, req_cc, req_headers, now) {
+            Reuse::Fresh | Reuse::StaleAllowed => {
+                let served = Served::Fresh;
+                match self.answer_from_store(method, req_headers, candidate, now, served) {
+                    Some(response) => FromStore::Answer(response),
+                    // A precondition or range the cache leaves to the origin; RFC 9211 §2.2:
+                    // `partial` when a stored part could not satisfy the request.
+                    None if candidate.status == StatusCode::PARTIAL_CONTENT => {
+                        FromStore::Forward(Forward::Partial)
+                    }
+                    None => FromStore::Forward(stale),
+                }
+            }
+            // RFC 5861 §3: serve the stale response now, revalidate once in the background.
+            Reuse::StaleWhileRevalidate if method == Method::GET => {
+                let served = Served::StaleWhileRevalidate;
+                match self.answer_from_store(method, req_headers, candidate, now, served) {
+                    Some(response) => {
+                        FromStore::AnswerAndRevalidate(response, Arc::clone(candidate))
+                    }
+                    None => FromStore::Forward(stale),
+                }
+            }
+            _ => FromStore::Forward(stale),
+        }
+    }
+
+    /// The 504 for an `only-if-cached` request with nothing usable stored (RFC 9111
+    /// §5.2.1.7).
+    fn only_if_cached_miss<B>(&self) -> Response<ResponseBody<B>> {
+        let mut response = Response::new(ResponseBody::full(Bytes::new()));
+        *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+        self.status
+            .generated(response.headers_mut(), "only-if-cached");
+        response
+    }
+
+    /// Collapsed forwarding: one request per key goes forward, the others wait for what it
+    /// stores. A request whose own directives sent it forward (`Forward::Request`) does not
+    /// wait; nor do requests for keys whose responses were recently not storable.
+    async fn collapse<B>(
+        &self,
+        key: &CacheKey,
+        method: &Method,
+        req_headers: &HeaderMap,
+        req_cc: &CacheControl,
+        forward: Forward,
+    ) -> Collapse<B> {
+        let Some(timeout) = self.collapse else {
+            return Collapse::Forward(None);
+        };
+        // Nor do requests whose own response will not be stored for others: with
+        // `Authorization` (RFC 9111 §3.5: usually not shareable) or `no-store` (§5.2.1.5).
+        let for_others = !req_cc.no_store() && !req_headers.contains_key(AUTHORIZATION);
+        if method != Method::GET
+            || forward == Forward::Request
+            || !for_others
+            || self.flights.is_uncacheable(key)
+        {
+            return Collapse::Forward(None);
+        }
+        // A bounded number of rounds: a follower whose leader failed may lead next.
+        for _ in 0..3 {
+            match self.flights.join(key) {
+                Join::Lead(guard) => return Collapse::Forward(Some(guard)),
+                Join::Follow(follower) => {
+                    let Some(outcome) = follower.wait(timeout).await else {
+                        break;
+                    };
+                    let answer = self
+                        .collapsed(key, method, req_headers, req_cc, forward)
+                        .await;
+                    if let Some(answer) = answer {
+                        return Collapse::Answered(answer);
+                    }
+                    if outcome == Outcome::NotStorable {
+                        break;
+                    }
+                }
+            }
+        }
+        Collapse::Forward(None)
     }
 
     /// After waiting for the request it followed: the stored response, if one now serves
