@@ -9,8 +9,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{
-    AGE, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, IF_MATCH, IF_MODIFIED_SINCE,
-    IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
+    AGE, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, IF_RANGE, RANGE,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
@@ -22,21 +21,23 @@ use crate::body::{ResponseBody, Tee};
 use crate::flight::{FlightGuard, Join, Outcome, Reservation};
 use crate::future::ResponseFuture;
 use crate::key::CacheKey;
-use crate::policy::conditional::{Precondition, evaluate_preconditions, not_modified_headers};
-use crate::policy::headers::remove_hop_by_hop;
+use crate::policy::conditional::{
+    Precondition, evaluate_preconditions, has_preconditions, not_modified_headers,
+};
 use crate::policy::invalidate::{invalidation_uris, is_safe_method};
 use crate::policy::range::{
     ContentRange, RangeDecision, completing_part, content_range, evaluate_range,
     evaluate_range_in_part, rest_of_part, unsatisfied_range,
 };
 use crate::policy::reuse::{
-    may_serve_stale_if_error_with, may_serve_stale_if_unreachable_with, reuse_with,
+    is_stale_if_error_status, may_serve_stale_if_error_with, may_serve_stale_if_unreachable_with,
+    reuse_with,
 };
 use crate::policy::revalidate::{
-    add_validators, freshen_headers, head_freshens, not_modified_matches,
+    add_validators, freshen_headers, head_freshens, not_modified_selects,
 };
 use crate::policy::storable::{
-    NotStorable, fields_not_to_store, is_storable_with, post_response_answers_get,
+    is_storable_with, post_response_answers_get, remove_unstored_fields,
 };
 use crate::policy::{CacheControl, ResponsePolicy, Reuse, Vary, VaryKey, targeted_cache_control};
 use crate::shared::{Commit, Shared};
@@ -792,7 +793,7 @@ impl<St: Store> Shared<St> {
             }
         }
         // RFC 5861 §4: these errors may be covered by a stale response.
-        if matches!(status.as_u16(), 500 | 502 | 503 | 504) {
+        if is_stale_if_error_status(status) {
             if let Some(answer) = selected
                 .as_ref()
                 .and_then(|stored| self.stale_if_error(&exchange, stored, Some(status)))
@@ -805,7 +806,12 @@ impl<St: Store> Shared<St> {
         if status == StatusCode::NOT_MODIFIED {
             let only_one = validating.len() == 1;
             let chosen = validating.iter().find(|stored| {
-                selects(stored, &exchange.req_headers, response.headers(), only_one)
+                not_modified_selects(
+                    &stored.headers,
+                    &exchange.req_headers,
+                    response.headers(),
+                    only_one,
+                )
             });
             if let Some(stored) = chosen {
                 {
@@ -926,7 +932,8 @@ impl<St: Store> Shared<St> {
                 completing: false,
             };
             if response.status() == StatusCode::NOT_MODIFIED {
-                if selects(&stored, &exchange.req_headers, response.headers(), true) {
+                let (client, update) = (&exchange.req_headers, response.headers());
+                if not_modified_selects(&stored.headers, client, update, true) {
                     shared.freshen(&exchange, &stored, response.headers()).await;
                 }
                 return;
@@ -984,12 +991,7 @@ impl<St: Store> Shared<St> {
         .map_err(|reason| {
             // Reasons that come from the response (not from this request) will hold for the
             // next request too: its key is not worth waiting on.
-            let from_response = match reason {
-                NotStorable::Method | NotStorable::Authorization => false,
-                NotStorable::NoStore => cc.no_store(),
-                _ => true,
-            };
-            (reason.as_str(), from_response)
+            (reason.as_str(), reason.holds_for_later_requests(&cc))
         })
         .and_then(|()| {
             if body.size_hint().lower() > self.max_entry_size as u64 {
@@ -1004,10 +1006,7 @@ impl<St: Store> Shared<St> {
                 let mut headers = owned_headers(&parts.headers);
                 // RFC 9111 §3.1: hop-by-hop fields are not stored; RFC 9111 §5.2.2.4,
                 // §5.2.2.7: neither are the fields named by qualified no-cache / private.
-                remove_hop_by_hop(&mut headers);
-                for field in fields_not_to_store(&cc) {
-                    headers.remove(field);
-                }
+                remove_unstored_fields(&mut headers, &cc);
                 let policy = ResponsePolicy::new(
                     parts.status,
                     &headers,
@@ -1060,40 +1059,6 @@ impl<St: Store> Shared<St> {
             .forwarded_parts(&mut parts, exchange.forward, detail);
         Response::from_parts(parts, body)
     }
-}
-
-/// Does a 304 to a validation of `stored` select it? RFC 9111 §4.3.4, and one case it leaves
-/// open: when every validator in the request came from `stored` alone (`only_one`, and the
-/// client sent none of its own), the 304 can only answer for `stored`, whatever validators it
-/// carries (origins such as Python's `http.server` send none). The client, whose request was
-/// not conditional, must then get the stored response, never the 304.
-fn selects(
-    stored: &StoredResponse,
-    client_headers: &HeaderMap,
-    not_modified: &HeaderMap,
-    only_one: bool,
-) -> bool {
-    if not_modified_matches(&stored.headers, not_modified) {
-        return true;
-    }
-    if !only_one {
-        return false;
-    }
-    let client_validated = client_headers.contains_key(IF_NONE_MATCH)
-        || client_headers.contains_key(IF_MODIFIED_SINCE);
-    !client_validated
-}
-
-/// Does the request carry a precondition (RFC 9110 §13.1)?
-fn has_preconditions(req_headers: &HeaderMap) -> bool {
-    [
-        IF_MATCH,
-        IF_NONE_MATCH,
-        IF_MODIFIED_SINCE,
-        IF_UNMODIFIED_SINCE,
-    ]
-    .iter()
-    .any(|name| req_headers.contains_key(name))
 }
 
 /// A copy of `headers` whose values own their bytes. Values parsed by hyper are slices of its

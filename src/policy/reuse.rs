@@ -2,8 +2,8 @@
 
 use super::headers::pragma_no_cache;
 use super::{CacheControl, ResponsePolicy};
-use http::HeaderMap;
 use http::header::CACHE_CONTROL;
+use http::{HeaderMap, StatusCode};
 use std::time::{Duration, SystemTime};
 
 /// The decision for a stored response matching a request.
@@ -234,6 +234,14 @@ fn request_no_cache(cc: &CacheControl, req_headers: &HeaderMap) -> bool {
         || (cc.is_empty()
             && !req_headers.contains_key(CACHE_CONTROL)
             && pragma_no_cache(req_headers))
+}
+
+/// May a stale response stand in for this status from the origin? RFC 5861 §4: for
+/// `stale-if-error`, "an error is any situation that would result in a 500, 502, 503, or 504
+/// HTTP response status code being returned". (Whether a stored response may then be served
+/// is [`may_serve_stale_if_error`].)
+pub(crate) fn is_stale_if_error_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 500 | 502 | 503 | 504)
 }
 
 #[cfg(test)]
@@ -590,5 +598,20 @@ mod tests {
             3600
         ));
         assert!(!unreachable(&stored(2), &[("pragma", "no-cache")], 3, 3600));
+    }
+
+    // RFC 5861 §4: 500, 502, 503 and 504 are errors; no other status is.
+    #[test]
+    fn stale_if_error_statuses_are_500_502_503_504() {
+        for code in [500, 502, 503, 504] {
+            assert!(is_stale_if_error_status(
+                StatusCode::from_u16(code).unwrap()
+            ));
+        }
+        for code in [200, 304, 404, 501, 505, 599] {
+            assert!(!is_stale_if_error_status(
+                StatusCode::from_u16(code).unwrap()
+            ));
+        }
     }
 }
