@@ -776,12 +776,9 @@ impl<St: Store> Shared<St> {
         // where it completes the stored one. (A 206 that does not complete it, which an origin
         // honouring If-Range never sends, is passed on as it came.)
         if exchange.completing && status == StatusCode::PARTIAL_CONTENT {
-            let part = selected.as_ref().and_then(|part| {
-                let first = completing_part(&part.headers, response.headers())?;
-                let complete = ContentRange::from_headers(response.headers())?.complete;
-                let prefix = part.body.get(..usize::try_from(first).ok()?)?;
-                Some((part.body.slice_ref(prefix), complete))
-            });
+            let part = selected
+                .as_ref()
+                .and_then(|part| stored_prefix(part, response.headers()));
             if let Some((prefix, complete)) = part {
                 let (mut parts, body) = self.forwarded(response, exchange, flight).into_parts();
                 parts.status = StatusCode::OK;
@@ -804,55 +801,61 @@ impl<St: Store> Shared<St> {
         // RFC 9111 §4.3.3, §4.3.4: a 304 that selects the stored response freshens it, and the
         // client gets the stored response (or its own 304).
         if status == StatusCode::NOT_MODIFIED {
-            let only_one = validating.len() == 1;
-            let chosen = validating.iter().find(|stored| {
-                not_modified_selects(
-                    &stored.headers,
-                    &exchange.req_headers,
-                    response.headers(),
-                    only_one,
-                )
-            });
-            if let Some(stored) = chosen {
-                {
-                    let updated = self.freshen(&exchange, stored, response.headers()).await;
-                    let answer = self
-                        .answer_from_store(
-                            &exchange.method,
-                            &exchange.req_headers,
-                            &updated,
-                            exchange.response_time,
-                            Served::Revalidated,
-                        )
-                        .or_else(|| {
-                            // The client's own range or precondition went to the origin with
-                            // ours; serve the whole stored response.
-                            self.answer_from_store(
-                                &Method::GET,
-                                &HeaderMap::new(),
-                                &updated,
-                                exchange.response_time,
-                                Served::Revalidated,
-                            )
-                        });
-                    if let Some(answer) = answer {
-                        return answer;
-                    }
-                }
+            let answer = self
+                .revalidated(&exchange, &validating, response.headers())
+                .await;
+            if let Some(answer) = answer {
+                return answer;
             }
         }
-        // RFC 9111 §4.3.5: a HEAD response freshens the stored GET it matches; one that does
-        // not match shows the stored response is outdated.
+        // RFC 9111 §4.3.5: a HEAD response freshens the stored GET it matches.
         if exchange.method == Method::HEAD && status.is_success() {
             if let Some(stored) = selected.as_ref() {
-                if head_freshens(&stored.headers, response.headers()) {
-                    self.freshen(&exchange, stored, response.headers()).await;
-                } else if let Err(error) = self.store.remove(&exchange.key).await {
-                    tracing::warn!(key = %exchange.key, %error, "cache invalidation failed");
-                }
+                self.head_update(&exchange, stored, response.headers())
+                    .await;
             }
         }
         self.forwarded(response, exchange, flight)
+    }
+
+    /// A 304 to a validation of the `validating` responses: the one it selects is freshened,
+    /// and answers the client (RFC 9111 §4.3.3, §4.3.4); `None` when it selects none.
+    async fn revalidated<B>(
+        &self,
+        exchange: &Exchange,
+        validating: &[Arc<StoredResponse>],
+        not_modified: &HeaderMap,
+    ) -> Option<Response<ResponseBody<B>>> {
+        let only_one = validating.len() == 1;
+        let client = &exchange.req_headers;
+        let stored = validating
+            .iter()
+            .find(|stored| not_modified_selects(&stored.headers, client, not_modified, only_one))?;
+        let updated = self.freshen(exchange, stored, not_modified).await;
+        let now = exchange.response_time;
+        self.answer_from_store(&exchange.method, client, &updated, now, Served::Revalidated)
+            .or_else(|| {
+                // The client's own range or precondition went to the origin with ours; serve the
+                // whole stored response.
+                let served = Served::Revalidated;
+                self.answer_from_store(&Method::GET, &HeaderMap::new(), &updated, now, served)
+            })
+    }
+
+    /// A successful HEAD response for the `stored` GET response: it freshens it when it
+    /// matches; one that does not match shows the stored response is outdated, which is
+    /// removed (RFC 9111 §4.3.5).
+    async fn head_update(
+        &self,
+        exchange: &Exchange,
+        stored: &Arc<StoredResponse>,
+        head: &HeaderMap,
+    ) {
+        if head_freshens(&stored.headers, head) {
+            self.freshen(exchange, stored, head).await;
+        } else if let Err(error) = self.store.remove(&exchange.key).await {
+            tracing::warn!(key = %exchange.key, %error, "cache invalidation failed");
+        }
     }
 
     /// Updates a stored response with the header fields of a 304 or HEAD response
@@ -978,73 +981,9 @@ impl<St: Store> Shared<St> {
             }
         }
         let cc = self.cache_control(&parts.headers);
-        let decision = is_storable_with(
-            &exchange.method,
-            &exchange.req_headers,
-            &exchange.req_cc,
-            parts.status,
-            &parts.headers,
-            &cc,
-            &self.options,
-            exchange.response_time,
-        )
-        .map_err(|reason| {
-            // Reasons that come from the response (not from this request) will hold for the
-            // next request too: its key is not worth waiting on.
-            (reason.as_str(), reason.holds_for_later_requests(&cc))
-        })
-        .and_then(|()| {
-            if body.size_hint().lower() > self.max_entry_size as u64 {
-                Err(("too-large", true))
-            } else {
-                Ok(())
-            }
-        });
-
-        let (body, detail) = match decision {
-            Ok(()) => {
-                let mut headers = owned_headers(&parts.headers);
-                // RFC 9111 §3.1: hop-by-hop fields are not stored; RFC 9111 §5.2.2.4,
-                // §5.2.2.7: neither are the fields named by qualified no-cache / private.
-                remove_unstored_fields(&mut headers, &cc);
-                let policy = ResponsePolicy::new(
-                    parts.status,
-                    &headers,
-                    &cc,
-                    &self.options,
-                    exchange.request_time,
-                    exchange.response_time,
-                );
-                let vary = match Vary::from_headers(&headers) {
-                    Vary::Fields(fields) => VaryKey::capture(&fields, &exchange.req_headers),
-                    _ => VaryKey::default(),
-                };
-                let tee = Tee {
-                    key: exchange.key,
-                    status: parts.status,
-                    headers,
-                    policy,
-                    vary,
-                    extensions: parts.extensions.clone(),
-                    req_headers: exchange.req_headers,
-                    chunks: Vec::new(),
-                    len: 0,
-                    expected: body.size_hint().exact(),
-                    limit: self.max_entry_size,
-                    sink: Arc::clone(self) as Arc<dyn Commit>,
-                    reservation: Reservation::new(Arc::clone(&self.capture)),
-                    flights: Arc::clone(&self.flights),
-                    flight,
-                };
-                // A body that is already complete (a 204, an empty 200) may never be polled:
-                // hyper does not read a body it must not or need not send.
-                if body.is_end_stream() || body.size_hint().exact() == Some(0) {
-                    tee.commit();
-                    (ResponseBody::pass(body), None)
-                } else {
-                    (ResponseBody::miss(body, tee), None)
-                }
-            }
+        let forward = exchange.forward;
+        let (body, detail) = match self.storable(&exchange, &parts, &cc, &body) {
+            Ok(()) => (self.capture(&parts, &cc, body, exchange, flight), None),
             Err((reason, from_response)) => {
                 tracing::trace!(key = %exchange.key, reason, "response not stored");
                 if from_response {
@@ -1055,10 +994,105 @@ impl<St: Store> Shared<St> {
                 (ResponseBody::pass(body), Some(reason))
             }
         };
-        self.status
-            .forwarded_parts(&mut parts, exchange.forward, detail);
+        self.status.forwarded_parts(&mut parts, forward, detail);
         Response::from_parts(parts, body)
     }
+
+    /// May the response (`parts`, its `Cache-Control` `cc`, `body`) to a forwarded request be
+    /// stored? Else the reason (for `Cache-Status; detail=`), and whether it holds for later
+    /// requests too, so that the key is not worth waiting on.
+    fn storable<B: Body>(
+        &self,
+        exchange: &Exchange,
+        parts: &http::response::Parts,
+        cc: &CacheControl,
+        body: &B,
+    ) -> Result<(), (&'static str, bool)> {
+        is_storable_with(
+            &exchange.method,
+            &exchange.req_headers,
+            &exchange.req_cc,
+            parts.status,
+            &parts.headers,
+            cc,
+            &self.options,
+            exchange.response_time,
+        )
+        .map_err(|reason| (reason.as_str(), reason.holds_for_later_requests(cc)))
+        .and_then(|()| {
+            if body.size_hint().lower() > self.max_entry_size as u64 {
+                Err(("too-large", true))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    /// The body of a storable response, teed into the store as it streams (committed at
+    /// once when it is already complete).
+    fn capture<B>(
+        self: &Arc<Self>,
+        parts: &http::response::Parts,
+        cc: &CacheControl,
+        body: B,
+        exchange: Exchange,
+        flight: Option<FlightGuard>,
+    ) -> ResponseBody<B>
+    where
+        B: Body<Data = Bytes>,
+    {
+        let mut headers = owned_headers(&parts.headers);
+        // RFC 9111 §3.1: hop-by-hop fields are not stored; RFC 9111 §5.2.2.4, §5.2.2.7:
+        // neither are the fields named by qualified no-cache / private.
+        remove_unstored_fields(&mut headers, cc);
+        let policy = ResponsePolicy::new(
+            parts.status,
+            &headers,
+            cc,
+            &self.options,
+            exchange.request_time,
+            exchange.response_time,
+        );
+        let vary = match Vary::from_headers(&headers) {
+            Vary::Fields(fields) => VaryKey::capture(&fields, &exchange.req_headers),
+            _ => VaryKey::default(),
+        };
+        let tee = Tee {
+            key: exchange.key,
+            status: parts.status,
+            headers,
+            policy,
+            vary,
+            extensions: parts.extensions.clone(),
+            req_headers: exchange.req_headers,
+            chunks: Vec::new(),
+            len: 0,
+            expected: body.size_hint().exact(),
+            limit: self.max_entry_size,
+            sink: Arc::clone(self) as Arc<dyn Commit>,
+            reservation: Reservation::new(Arc::clone(&self.capture)),
+            flights: Arc::clone(&self.flights),
+            flight,
+        };
+        // A body that is already complete (a 204, an empty 200) may never be polled: hyper
+        // does not read a body it must not or need not send.
+        if body.is_end_stream() || body.size_hint().exact() == Some(0) {
+            tee.commit();
+            ResponseBody::pass(body)
+        } else {
+            ResponseBody::miss(body, tee)
+        }
+    }
+}
+
+/// The stored bytes before the part `rest` (a 206 for the rest of the stored `part`), and the
+/// complete length: what makes the client's 200 together with `rest` (RFC 9111 §3.4). `None`
+/// when `rest` does not complete `part`.
+fn stored_prefix(part: &StoredResponse, rest: &HeaderMap) -> Option<(Bytes, u64)> {
+    let first = completing_part(&part.headers, rest)?;
+    let complete = ContentRange::from_headers(rest)?.complete;
+    let prefix = part.body.get(..usize::try_from(first).ok()?)?;
+    Some((part.body.slice_ref(prefix), complete))
 }
 
 /// A copy of `headers` whose values own their bytes. Values parsed by hyper are slices of its
