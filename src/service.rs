@@ -645,46 +645,7 @@ impl<St: Store> Shared<St> {
                 Bytes::new(),
             ),
             Precondition::Forward => return None,
-            Precondition::None => {
-                // The complete length, and the offset of the stored bytes in it.
-                let (len, offset) = match part {
-                    Some(part) => (part.complete, part.first),
-                    None => (stored.body.len() as u64, 0),
-                };
-                // RFC 9110 §14.2: a single byte range of a stored 200 is served from it, and
-                // (RFC 9111 §3.3) from a stored 206 that holds it.
-                let decision = match part {
-                    Some(_) => evaluate_range_in_part(method, req_headers, &stored.headers),
-                    None => {
-                        evaluate_range(method, req_headers, stored.status, &stored.headers, len)
-                    }
-                };
-                match decision {
-                    RangeDecision::Full => (
-                        stored.status,
-                        response_headers(&stored.headers),
-                        stored.body.clone(),
-                    ),
-                    RangeDecision::Partial { start, end } => {
-                        let mut headers = stored.headers.clone();
-                        let range = content_range(start, end, len);
-                        headers.insert(CONTENT_RANGE, header_value(range)?);
-                        headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start + 1));
-                        let (from, to) = (start.checked_sub(offset)?, end.checked_sub(offset)?);
-                        let body = stored
-                            .body
-                            .get(usize::try_from(from).ok()?..=usize::try_from(to).ok()?)
-                            .map(|slice| stored.body.slice_ref(slice))?;
-                        (StatusCode::PARTIAL_CONTENT, headers, body)
-                    }
-                    RangeDecision::Unsatisfiable => {
-                        let mut headers = HeaderMap::new();
-                        headers.insert(CONTENT_RANGE, header_value(unsatisfied_range(len))?);
-                        (StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new())
-                    }
-                    RangeDecision::Forward => return None,
-                }
-            }
+            Precondition::None => ranged_answer(method, req_headers, stored, part)?,
         };
         self.stats.hits.fetch_add(1, Ordering::Relaxed);
         headers.insert(AGE, HeaderValue::from(age.as_secs()));
@@ -1093,6 +1054,53 @@ fn stored_prefix(part: &StoredResponse, rest: &HeaderMap) -> Option<(Bytes, u64)
     let complete = ContentRange::from_headers(rest)?.complete;
     let prefix = part.body.get(..usize::try_from(first).ok()?)?;
     Some((part.body.slice_ref(prefix), complete))
+}
+
+/// The stored response, or the byte range of it the request asks for: status, header fields
+/// and body. `part` is where a stored partial response sits in the representation. `None`
+/// when the range is left to the origin.
+fn ranged_answer(
+    method: &Method,
+    req_headers: &HeaderMap,
+    stored: &StoredResponse,
+    part: Option<ContentRange>,
+) -> Option<(StatusCode, HeaderMap, Bytes)> {
+    // The complete length, and the offset of the stored bytes in it.
+    let (len, offset) = match part {
+        Some(part) => (part.complete, part.first),
+        None => (stored.body.len() as u64, 0),
+    };
+    // RFC 9110 §14.2: a single byte range of a stored 200 is served from it, and
+    // (RFC 9111 §3.3) from a stored 206 that holds it.
+    let decision = match part {
+        Some(_) => evaluate_range_in_part(method, req_headers, &stored.headers),
+        None => evaluate_range(method, req_headers, stored.status, &stored.headers, len),
+    };
+    Some(match decision {
+        RangeDecision::Full => (
+            stored.status,
+            response_headers(&stored.headers),
+            stored.body.clone(),
+        ),
+        RangeDecision::Partial { start, end } => {
+            let mut headers = stored.headers.clone();
+            let range = content_range(start, end, len);
+            headers.insert(CONTENT_RANGE, header_value(range)?);
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start + 1));
+            let (from, to) = (start.checked_sub(offset)?, end.checked_sub(offset)?);
+            let body = stored
+                .body
+                .get(usize::try_from(from).ok()?..=usize::try_from(to).ok()?)
+                .map(|slice| stored.body.slice_ref(slice))?;
+            (StatusCode::PARTIAL_CONTENT, headers, body)
+        }
+        RangeDecision::Unsatisfiable => {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_RANGE, header_value(unsatisfied_range(len))?);
+            (StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new())
+        }
+        RangeDecision::Forward => return None,
+    })
 }
 
 /// A copy of `headers` whose values own their bytes. Values parsed by hyper are slices of its
