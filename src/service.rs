@@ -27,7 +27,7 @@ use crate::policy::conditional::{
 use crate::policy::invalidate::{invalidation_uris, is_safe_method};
 use crate::policy::range::{
     ContentRange, RangeDecision, completing_part, content_range, evaluate_range,
-    evaluate_range_in_part, rest_of_part, unsatisfied_range,
+    evaluate_range_in_part, rest_request, unsatisfied_range,
 };
 use crate::policy::reuse::{
     is_stale_if_error_status, may_serve_stale_if_error_with, may_serve_stale_if_unreachable_with,
@@ -373,20 +373,13 @@ fn ask_for_rest<ReqBody>(
     client_headers: &HeaderMap,
     req: &mut Request<ReqBody>,
 ) -> bool {
-    let plain = method == Method::GET
-        && !client_headers.contains_key(RANGE)
-        && !client_headers.contains_key(IF_RANGE)
-        && !has_preconditions(client_headers);
-    let rest = rest_of_part(&part.headers)
-        .and_then(|next| header_value(format!("bytes={next}-")))
-        .zip(part.headers.get(ETAG).cloned());
-    match rest {
-        Some((range, tag)) if plain && part.status == StatusCode::PARTIAL_CONTENT => {
+    match rest_request(method, client_headers, part.status, &part.headers) {
+        Some((range, tag)) => {
             req.headers_mut().insert(RANGE, range);
             req.headers_mut().insert(IF_RANGE, tag);
             true
         }
-        _ => false,
+        None => false,
     }
 }
 
