@@ -27,6 +27,14 @@ min_required=158
 min_optimal=93
 
 suite_src=${CACHE_TESTS:-$root/../shared/cache-tests}
+if [ -z "${CACHE_TESTS:-}" ] && [ ! -f "$suite_src/tests/index.mjs" ]; then
+    # A clone made from a local checkout (`git clone /path/to/repo /tmp/ci`): the suite is
+    # beside the checkout it was cloned from.
+    origin_url=$(git -C "$root" config --get remote.origin.url || true)
+    if [ -d "$origin_url" ]; then
+        suite_src="$origin_url/../shared/cache-tests"
+    fi
+fi
 if [ ! -f "$suite_src/tests/index.mjs" ]; then
     echo "conformance: no suite at $suite_src (set CACHE_TESTS)" >&2
     exit 1

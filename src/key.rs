@@ -14,6 +14,7 @@ use http::{HeaderMap, Uri};
 ///
 /// Cloning a key is a reference-count increment.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub struct CacheKey {
     uri: Arc<str>,
 }

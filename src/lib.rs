@@ -94,10 +94,124 @@
 //! # }
 //! ```
 //!
+//! # Configuration
+//!
+//! [`CacheLayer::builder`] sets the store's size, the largest stored body, the policy's
+//! [`CacheOptions`](policy::CacheOptions), the clock and the status headers; every setting
+//! has a correct default for a shared cache. With a [`ManualClock`](clock::ManualClock),
+//! tests move time themselves:
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use std::time::{Duration, SystemTime};
+//!
+//! use http::{Request, Response};
+//! use http_body_util::{BodyExt, Full};
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_cache_layer::CacheLayer;
+//! use tower_cache_layer::clock::ManualClock;
+//! use tower_cache_layer::policy::CacheOptions;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let mut options = CacheOptions::default();
+//! options.store_set_cookie = true; // the origin's cookies are not per user
+//!
+//! let clock = ManualClock::new(SystemTime::now());
+//! let cache = CacheLayer::builder()
+//!     .max_capacity(64 * 1024 * 1024) // bytes, headers included
+//!     .max_entry_size(1024 * 1024) // larger bodies stream through uncached
+//!     .options(options)
+//!     .default_ttl(Duration::from_secs(60)) // for responses without explicit freshness
+//!     .clock(clock.clone())
+//!     .cache_name("edge") // `Cache-Status: edge; …`
+//!     .build();
+//!
+//! // No `Cache-Control` or `Expires`: fresh for the default TTL.
+//! let origin = tower::service_fn(|_req: Request<Full<bytes::Bytes>>| async {
+//!     Ok::<_, Infallible>(Response::new(Full::<bytes::Bytes>::from("hello")))
+//! });
+//! let mut service = ServiceBuilder::new().layer(cache).service(origin);
+//!
+//! let mut x_cache = Vec::new();
+//! for advance in [0, 59, 2] {
+//!     clock.advance(Duration::from_secs(advance));
+//!     let request = Request::get("http://example.com/").body(Full::default())?;
+//!     let response = service.ready().await?.call(request).await?;
+//!     assert!(response.headers()["cache-status"].to_str()?.starts_with("edge;"));
+//!     x_cache.push(response.headers()["x-cache"].clone());
+//!     response.into_body().collect().await?;
+//! }
+//! assert_eq!(x_cache, ["MISS", "HIT", "MISS"]); // stale after 61 s
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Managing a running cache
+//!
+//! [`CacheLayer::handle`] returns a [`CacheHandle`] on the same cache as the layer and every
+//! service it made: it reads the counters, removes one URL or clears everything (an admin
+//! endpoint or a deploy hook, for example).
+//!
+//! ```
+//! use std::convert::Infallible;
+//!
+//! use http::{Request, Response, Uri};
+//! use http_body_util::{BodyExt, Full};
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_cache_layer::CacheLayer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let cache = CacheLayer::new();
+//! let handle = cache.handle();
+//! let origin = tower::service_fn(|_req: Request<Full<bytes::Bytes>>| async {
+//!     Ok::<_, Infallible>(
+//!         Response::builder()
+//!             .header("cache-control", "max-age=600")
+//!             .body(Full::<bytes::Bytes>::from("page"))
+//!             .unwrap(),
+//!     )
+//! });
+//! let mut service = ServiceBuilder::new().layer(cache).service(origin);
+//! let mut get = async |uri: &str| -> Result<String, tower_cache_layer::BoxError> {
+//!     let request = Request::get(uri).body(Full::default())?;
+//!     let response = service.ready().await?.call(request).await?;
+//!     let x_cache = response.headers()["x-cache"].to_str()?.to_owned();
+//!     response.into_body().collect().await?;
+//!     Ok(x_cache)
+//! };
+//!
+//! assert_eq!(get("http://example.com/a").await?, "MISS");
+//! assert_eq!(get("http://example.com/b").await?, "MISS");
+//! assert_eq!(get("http://example.com/a").await?, "HIT");
+//! let stats = handle.stats();
+//! assert_eq!((stats.hits(), stats.misses(), stats.stores()), (1, 2, 2));
+//!
+//! // Remove one URL: its next request goes to the origin again.
+//! assert!(handle.remove(&Uri::from_static("http://example.com/a")).await?);
+//! assert_eq!(get("http://example.com/a").await?, "MISS");
+//!
+//! // Remove everything.
+//! handle.clear().await?;
+//! handle.store().run_pending_tasks().await;
+//! assert_eq!(handle.store().entry_count(), 0);
+//! assert_eq!(get("http://example.com/b").await?, "MISS");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Custom stores
+//!
+//! Responses are kept in a [`MemoryStore`](store::MemoryStore) unless
+//! [`CacheLayerBuilder::store`] picks another implementation of [`Store`](store::Store); its
+//! documentation has a complete one.
+//!
 //! # What is cached
 //!
-//! A shared cache as RFC 9111 defines it. Each rule is a pure function in [`policy`], citing
-//! its section.
+//! A shared cache as RFC 9111 defines it. Each rule is a pure function in the crate's
+//! policy module, citing its section; [`policy`] makes public what a user needs: the options,
+//! the metadata kept with every stored response and the reuse decision made on it.
 //!
 //! | Rule | RFC |
 //! |---|---|
@@ -189,3 +303,48 @@ pub use self::unreachable::OriginUnreachable;
 
 /// Alias for a type-erased error type.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Not public API: the policy's parsers and rules, for the crate's property tests
+/// (`tests/parsers.rs`) and its fuzz target (`fuzz/`).
+///
+/// Nothing here follows semantic versioning; it changes whenever the policy does.
+#[doc(hidden)]
+pub mod __private {
+    use std::time::SystemTime;
+
+    use http::{HeaderMap, StatusCode};
+
+    use crate::policy::{CacheOptions, ResponsePolicy};
+
+    pub use crate::policy::cache_control::{CacheControl, targeted_cache_control};
+    pub use crate::policy::conditional::{
+        EntityTag, EntityTagList, Precondition, evaluate_preconditions, not_modified_headers,
+        parse_etag_list, strong_match, weak_match,
+    };
+    pub use crate::policy::freshness::{
+        Freshness, FreshnessSource, freshness_lifetime, initial_age,
+    };
+    pub use crate::policy::headers::{MAX_DELTA_SECONDS, parse_delta_seconds, parse_http_date};
+    pub use crate::policy::invalidate::{invalidation_uris, is_safe_method};
+    pub use crate::policy::range::{
+        ContentRange, RangeDecision, combine_parts, content_range, evaluate_range,
+        evaluate_range_in_part,
+    };
+    pub use crate::policy::revalidate::{
+        add_validators, freshen_headers, head_freshens, not_modified_matches,
+    };
+    pub use crate::policy::storable::{NotStorable, is_storable};
+    pub use crate::policy::vary::Vary;
+
+    /// The [`ResponsePolicy`] the cache computes for a response it stores.
+    pub fn response_policy(
+        status: StatusCode,
+        headers: &HeaderMap,
+        cc: &CacheControl,
+        options: &CacheOptions,
+        request_time: SystemTime,
+        response_time: SystemTime,
+    ) -> ResponsePolicy {
+        ResponsePolicy::new(status, headers, cc, options, request_time, response_time)
+    }
+}

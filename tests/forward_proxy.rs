@@ -2,20 +2,16 @@
 //! http requests in absolute form for any host, each cached under its own authority, and
 //! `CONNECT` tunnels (here to a local TLS server) that relay bytes and cache nothing.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::Request;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 #[path = "support/proxy.rs"]
 mod proxy_process;
@@ -23,59 +19,9 @@ use proxy_process::{Proxy, start_proxy};
 #[path = "support/raw.rs"]
 mod raw_http;
 use raw_http::raw;
-
-/// A counting origin answering `name` (cacheable for a minute) on every path, over plain
-/// HTTP or, with `tls`, over TLS with that certificate.
-struct Origin {
-    addr: SocketAddr,
-    hits: Arc<AtomicUsize>,
-    hosts: Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Origin {
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
-
-async fn start_origin(name: &'static str, tls: Option<tokio_rustls::TlsAcceptor>) -> Origin {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
-    let addr = listener.local_addr().expect("origin address");
-    let hits = Arc::new(AtomicUsize::new(0));
-    let hosts = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (task_hits, task_hosts) = (Arc::clone(&hits), Arc::clone(&hosts));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (hits, hosts, tls) = (Arc::clone(&task_hits), Arc::clone(&task_hosts), tls.clone());
-            let service = service_fn(move |req: Request<Incoming>| {
-                hits.fetch_add(1, Ordering::SeqCst);
-                let host = req.headers().get("host").and_then(|h| h.to_str().ok());
-                hosts
-                    .lock()
-                    .expect("hosts lock")
-                    .push(host.unwrap_or("").to_owned());
-                async move {
-                    let response = Response::builder()
-                        .header("cache-control", "max-age=60")
-                        .body(Full::<Bytes>::from(name))
-                        .expect("valid response");
-                    Ok::<_, Infallible>(response)
-                }
-            });
-            tokio::spawn(async move {
-                let http = hyper::server::conn::http1::Builder::new();
-                let _ = match tls {
-                    Some(acceptor) => match acceptor.accept(stream).await {
-                        Ok(stream) => http.serve_connection(TokioIo::new(stream), service).await,
-                        Err(_) => return,
-                    },
-                    None => http.serve_connection(TokioIo::new(stream), service).await,
-                };
-            });
-        }
-    });
-    Origin { addr, hits, hosts }
-}
+#[path = "support/origin.rs"]
+mod named_origin;
+use named_origin::{start_origin, tls_pair};
 
 /// `GET url` in absolute form through the proxy.
 async fn get_via(proxy: &Proxy, url: &str, host: &str) -> raw_http::Raw {
@@ -119,23 +65,6 @@ async fn two_origins_are_cached_each_under_its_own_authority() {
     // Each origin was addressed by its own authority (RFC 9112 §3.2.2).
     assert_eq!(a.hosts.lock().unwrap()[0], a.addr.to_string());
     assert_eq!(b.hosts.lock().unwrap()[0], b.addr.to_string());
-}
-
-/// A self-signed certificate for `127.0.0.1` and the acceptor serving it.
-fn tls_pair() -> (CertificateDer<'static>, tokio_rustls::TlsAcceptor) {
-    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
-        .expect("generate a certificate");
-    let cert = key.cert.der().clone();
-    let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.key_pair.serialize_der()));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocol versions")
-    .with_no_client_auth()
-    .with_single_cert(vec![cert.clone()], private)
-    .expect("server config");
-    (cert, tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Opens a `CONNECT` tunnel to `target` through `proxy`: the proxy's status line, and the

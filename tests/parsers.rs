@@ -12,24 +12,16 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tower_cache_layer::policy::conditional::{
-    EntityTag, EntityTagList, Precondition, evaluate_preconditions, not_modified_headers,
-    parse_etag_list, strong_match, weak_match,
-};
-use tower_cache_layer::policy::freshness::{
-    FreshnessSource, ResponsePolicy, freshness_lifetime, initial_age,
-};
-use tower_cache_layer::policy::headers::{
-    MAX_DELTA_SECONDS, parse_delta_seconds, parse_http_date, remove_hop_by_hop,
-};
-use tower_cache_layer::policy::range::{
-    ContentRange, RangeDecision, combine_parts, content_range, evaluate_range,
-    evaluate_range_in_part,
+use tower_cache_layer::__private::{
+    CacheControl, ContentRange, EntityTag, EntityTagList, FreshnessSource, MAX_DELTA_SECONDS,
+    NotStorable, Precondition, RangeDecision, Vary, add_validators, combine_parts, content_range,
+    evaluate_preconditions, evaluate_range, evaluate_range_in_part, freshen_headers,
+    freshness_lifetime, head_freshens, initial_age, invalidation_uris, is_safe_method, is_storable,
+    not_modified_headers, not_modified_matches, parse_delta_seconds, parse_etag_list,
+    parse_http_date, response_policy, strong_match, targeted_cache_control, weak_match,
 };
 use tower_cache_layer::policy::{
-    CacheControl, CacheOptions, NotStorable, Reuse, Vary, VaryKey, add_validators, freshen_headers,
-    head_freshens, invalidation_uris, is_safe_method, is_storable, may_serve_stale_if_error,
-    not_modified_matches, reuse, targeted_cache_control,
+    CacheOptions, Reuse, VaryKey, may_serve_stale_if_error, remove_hop_by_hop, reuse,
 };
 
 const CASES: u32 = 512;
@@ -1118,12 +1110,12 @@ proptest! {
         let age0 = initial_age(&headers, request_time, response_time);
         prop_assert!(age0 >= response_time.duration_since(request_time).unwrap_or(Duration::ZERO));
 
-        let policy = ResponsePolicy::new(status, &headers, &cc, &options, request_time, response_time);
-        prop_assert_eq!(policy.freshness_lifetime, fresh.map_or(Duration::ZERO, |f| f.lifetime));
-        prop_assert_eq!(policy.initial_age, age0);
+        let policy = response_policy(status, &headers, &cc, &options, request_time, response_time);
+        prop_assert_eq!(policy.freshness_lifetime(), fresh.map_or(Duration::ZERO, |f| f.lifetime));
+        prop_assert_eq!(policy.initial_age(), age0);
         let ttl = policy.ttl(now);
-        prop_assert!(ttl <= policy.freshness_lifetime);
-        prop_assert!(policy.age(now) >= policy.initial_age);
+        prop_assert!(ttl <= policy.freshness_lifetime());
+        prop_assert!(policy.age(now) >= policy.initial_age());
         prop_assert_eq!(policy.is_fresh(now), !ttl.is_zero());
         if policy.is_fresh(now) {
             prop_assert!(policy.staleness(now).is_zero());
@@ -1135,17 +1127,17 @@ proptest! {
             req.append(header::CACHE_CONTROL, line.clone());
         }
         let decision = reuse(&policy, &req, now);
-        if policy.no_cache || CacheControl::from_headers(&req).no_cache() {
+        if policy.no_cache() || CacheControl::from_headers(&req).no_cache() {
             prop_assert_eq!(decision, Reuse::Revalidate);
         }
         if decision == Reuse::Fresh {
             prop_assert!(policy.is_fresh(now));
         }
-        if policy.is_fresh(now) && !policy.no_cache {
+        if policy.is_fresh(now) && !policy.no_cache() {
             prop_assert_eq!(reuse(&policy, &HeaderMap::new(), now), Reuse::Fresh);
         }
         let stale_ok = may_serve_stale_if_error(&policy, &req, now);
-        if policy.must_revalidate || policy.no_cache {
+        if policy.must_revalidate() || policy.no_cache() {
             prop_assert!(!stale_ok);
         }
     }

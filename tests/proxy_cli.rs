@@ -481,6 +481,8 @@ async fn bad_origin_exits_2_with_one_line() {
         ["--allow", "10.0.0.0/33"],
         ["--connect-ports", "0"],
         ["--trusted-proxy", "example.com"],
+        ["--origin-ca", "/nonexistent/ca.pem"],
+        ["--origin-ca", "Cargo.toml"],
     ] {
         let (code, stdout, stderr) = run(&[args[0], args[1], "--port", "1"]).await;
         assert_eq!(code, Some(2), "{args:?}: {stderr}");

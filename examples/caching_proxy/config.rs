@@ -136,6 +136,11 @@ pub(crate) struct Config {
     )]
     pub(crate) connect_ports: Vec<u16>,
 
+    /// A PEM file of certificate authorities to trust for https:// origins, besides the
+    /// Mozilla roots (an origin with a private or self-signed CA). Repeatable.
+    #[arg(long, value_name = "FILE", value_parser = crate::tls::parse_ca_file)]
+    pub(crate) origin_ca: Vec<crate::tls::CaFile>,
+
     /// Do not start a proxy: ask the proxy this user runs on --port to empty its cache (through
     /// the admin address and token in its admin file), print how many entries it removed and
     /// exit.
@@ -155,6 +160,7 @@ pub(crate) struct Config {
         "origin_idle_timeout",
         "allow",
         "connect_ports",
+        "origin_ca",
     ])]
     pub(crate) clear_cache: bool,
 

@@ -22,13 +22,17 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::Service;
 use tower_cache_layer::OriginUnreachable;
-use tower_cache_layer::policy::headers::remove_hop_by_hop;
+use tower_cache_layer::policy::remove_hop_by_hop;
 
 use crate::config::Origin;
+
+mod stamped;
+
+use self::stamped::{OpenedAt, Stamped};
 use crate::front::text_response;
 
 /// The body of the proxy's responses: the origin's streamed body, or a short error text.
@@ -83,12 +87,13 @@ impl Proxy {
     pub(crate) fn new(
         origin: Option<Origin>,
         limits: ForwardLimits,
-    ) -> Result<Self, rustls::Error> {
+        tls: rustls::ClientConfig,
+    ) -> Self {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         let https = HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -101,14 +106,14 @@ impl Proxy {
         let fresh = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
             .build(connector);
-        Ok(Self {
+        Self {
             shared: Arc::new(ProxyShared {
                 client,
                 fresh,
                 origin,
                 timeout: limits.response_timeout,
             }),
-        })
+        }
     }
 }
 
@@ -347,93 +352,6 @@ impl Body for ClientBody {
         self.inner
             .as_ref()
             .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
-    }
-}
-
-/// When an origin connection was opened (a [`Connected`] extra).
-#[derive(Clone, Copy, Debug)]
-struct OpenedAt(Instant);
-
-/// A connector whose connections record when they were opened, so that a failure can be
-/// told to be on a reused connection.
-#[derive(Clone, Debug)]
-struct Stamped<C>(C);
-
-impl<C> Service<Uri> for Stamped<C>
-where
-    C: Service<Uri>,
-    C::Future: Send + 'static,
-{
-    type Response = StampedIo<C::Response>;
-    type Error = C::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, C::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), C::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let connecting = self.0.call(uri);
-        Box::pin(async move {
-            let io = connecting.await?;
-            Ok(StampedIo {
-                io,
-                opened: Instant::now(),
-            })
-        })
-    }
-}
-
-/// A connection opened by [`Stamped`].
-#[derive(Debug)]
-struct StampedIo<T> {
-    io: T,
-    opened: Instant,
-}
-
-impl<T: Connection> Connection for StampedIo<T> {
-    fn connected(&self) -> Connected {
-        self.io.connected().extra(OpenedAt(self.opened))
-    }
-}
-
-impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for StampedIo<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for StampedIo<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 }
 

@@ -53,6 +53,7 @@ mod conns;
 mod forward;
 mod front;
 mod server;
+mod tls;
 mod tunnel;
 mod wire;
 

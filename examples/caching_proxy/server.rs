@@ -128,7 +128,8 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
             response_timeout: Duration::from_secs(config.origin_timeout),
             idle_timeout: Duration::from_secs(config.origin_idle_timeout),
         },
-    )?;
+        crate::tls::client_config(&config.origin_ca)?,
+    );
     let front = Arc::new(FrontDoor::new(FrontDoorConfig {
         origin: config.origin.clone(),
         preserve_host: config.preserve_host,

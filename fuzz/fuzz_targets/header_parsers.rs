@@ -10,19 +10,15 @@ use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use libfuzzer_sys::fuzz_target;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tower_cache_layer::policy::conditional::{
-    EntityTag, EntityTagList, Precondition, evaluate_preconditions, not_modified_headers,
-    parse_etag_list, strong_match, weak_match,
+use tower_cache_layer::__private::{
+    CacheControl, EntityTag, EntityTagList, MAX_DELTA_SECONDS, NotStorable, Precondition,
+    RangeDecision, Vary, add_validators, content_range, evaluate_preconditions, evaluate_range,
+    freshen_headers, freshness_lifetime, head_freshens, initial_age, invalidation_uris,
+    is_storable, not_modified_headers, not_modified_matches, parse_delta_seconds, parse_etag_list,
+    parse_http_date, response_policy, strong_match, targeted_cache_control, weak_match,
 };
-use tower_cache_layer::policy::freshness::{ResponsePolicy, freshness_lifetime, initial_age};
-use tower_cache_layer::policy::headers::{
-    MAX_DELTA_SECONDS, parse_delta_seconds, parse_http_date, remove_hop_by_hop,
-};
-use tower_cache_layer::policy::range::{RangeDecision, content_range, evaluate_range};
 use tower_cache_layer::policy::{
-    CacheControl, CacheOptions, NotStorable, Vary, VaryKey, add_validators, freshen_headers,
-    head_freshens, invalidation_uris, is_storable, may_serve_stale_if_error, not_modified_matches,
-    reuse, targeted_cache_control,
+    CacheOptions, VaryKey, may_serve_stale_if_error, remove_hop_by_hop, reuse,
 };
 
 const MAX_DELTA: Duration = Duration::from_secs(MAX_DELTA_SECONDS);
@@ -266,12 +262,12 @@ fuzz_target!(|data: &[u8]| {
     for cc in [Some(&resp_cc), targeted.as_ref()].into_iter().flatten() {
         let _ = freshness_lifetime(status, &resp, cc, &options, response_time);
         let _ = initial_age(&resp, request_time, response_time);
-        let policy = ResponsePolicy::new(status, &resp, cc, &options, request_time, response_time);
-        assert!(policy.ttl(now) <= policy.freshness_lifetime);
+        let policy = response_policy(status, &resp, cc, &options, request_time, response_time);
+        assert!(policy.ttl(now) <= policy.freshness_lifetime());
         let _ = (policy.age(now), policy.is_fresh(now), policy.staleness(now));
         let _ = reuse(&policy, &req, now);
         let stale = may_serve_stale_if_error(&policy, &req, now);
-        assert!(!(stale && (policy.must_revalidate || policy.no_cache)));
+        assert!(!(stale && (policy.must_revalidate() || policy.no_cache())));
         let storable = is_storable(method, &req, status, &resp, cc, &options, response_time);
         if *method != Method::GET {
             assert_eq!(storable, Err(NotStorable::Method));

@@ -293,7 +293,7 @@ impl CacheControl {
 ///
 /// When it is `Some`, the caller uses it *instead of* the `Cache-Control` field, as the `cc`
 /// of [`is_storable`](super::is_storable), [`freshness_lifetime`](super::freshness::freshness_lifetime)
-/// and [`ResponsePolicy::new`](super::ResponsePolicy::new); these then ignore `Expires` too
+/// and `ResponsePolicy::new`; these then ignore `Expires` too
 /// ([`CacheControl::is_targeted`]). Values map onto the `Cache-Control` directives they
 /// stand for (RFC 9213 §2.1): Boolean true is the bare directive, Boolean false omits it,
 /// Strings are a quoted argument. A known directive whose value has the wrong type makes

@@ -113,7 +113,7 @@ pub fn parse_etag_list<'a>(
 
 /// The response's `ETag` (RFC 9110 §8.8.3): exactly one field line holding exactly one
 /// entity-tag, or `None` (absent, repeated or invalid: not a usable validator).
-pub fn etag(headers: &HeaderMap) -> Option<EntityTag<'_>> {
+pub(crate) fn etag(headers: &HeaderMap) -> Option<EntityTag<'_>> {
     let mut lines = headers.get_all(ETAG).iter();
     let first = lines.next()?;
     if lines.next().is_some() {
@@ -123,7 +123,7 @@ pub fn etag(headers: &HeaderMap) -> Option<EntityTag<'_>> {
 }
 
 /// The response's `Last-Modified` (RFC 9110 §8.8.2), if it is one valid HTTP-date.
-pub fn last_modified(headers: &HeaderMap) -> Option<SystemTime> {
+pub(crate) fn last_modified(headers: &HeaderMap) -> Option<SystemTime> {
     single_date(headers, &LAST_MODIFIED)
 }
 

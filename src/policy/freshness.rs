@@ -208,27 +208,59 @@ pub fn initial_age(
     apparent_age.max(corrected_age_value)
 }
 
-/// Everything the cache needs to decide on reuse of a stored response, computed once at store time.
+/// Everything the cache needs to decide on reuse of a stored response, computed once at store
+/// time and kept with it ([`StoredResponse::policy`](crate::store::StoredResponse::policy)).
 ///
 /// See [`reuse`](super::reuse()) for the decision that uses it.
+///
+/// # Persisting
+///
+/// A [`Store`](crate::store::Store) that keeps entries outside the process saves the values
+/// of the accessors and rebuilds the policy with [`ResponsePolicy::from_parts`] and the
+/// `with_*` setters. The type is `#[non_exhaustive]`: a later version may add metadata, with a
+/// setter whose default keeps the behaviour of a policy rebuilt without it.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use tower_cache_layer::policy::ResponsePolicy;
+///
+/// let received = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// let policy = ResponsePolicy::from_parts(Duration::from_secs(60), Duration::ZERO, received)
+///     .with_stale_while_revalidate(Some(Duration::from_secs(30)));
+/// assert!(policy.is_fresh(received + Duration::from_secs(59)));
+/// assert_eq!(policy.ttl(received + Duration::from_secs(20)), Duration::from_secs(40));
+///
+/// // What a store saves, and how it restores it.
+/// let restored = ResponsePolicy::from_parts(
+///     policy.freshness_lifetime(),
+///     policy.initial_age(),
+///     policy.response_time(),
+/// )
+/// .with_no_cache(policy.no_cache())
+/// .with_must_revalidate(policy.must_revalidate())
+/// .with_stale_while_revalidate(policy.stale_while_revalidate())
+/// .with_stale_if_error(policy.stale_if_error());
+/// assert_eq!(restored, policy);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ResponsePolicy {
     /// Freshness lifetime (RFC 9111 §4.2.1, §4.2.2); zero when the response has none.
-    pub freshness_lifetime: Duration,
+    pub(crate) freshness_lifetime: Duration,
     /// `corrected_initial_age` (RFC 9111 §4.2.3).
-    pub initial_age: Duration,
+    pub(crate) initial_age: Duration,
     /// When the response was received.
-    pub response_time: SystemTime,
+    pub(crate) response_time: SystemTime,
     /// `no-cache` (any form, RFC 9111 §5.2.2.4), or `Pragma: no-cache` without any
     /// `Cache-Control` (RFC 9111 §5.4): revalidate before every reuse.
-    pub no_cache: bool,
+    pub(crate) no_cache: bool,
     /// Never serve stale: `must-revalidate` (§5.2.2.2), `proxy-revalidate` (§5.2.2.8) or
     /// `s-maxage` (§5.2.2.10).
-    pub must_revalidate: bool,
+    pub(crate) must_revalidate: bool,
     /// RFC 5861 `stale-while-revalidate`.
-    pub stale_while_revalidate: Option<Duration>,
+    pub(crate) stale_while_revalidate: Option<Duration>,
     /// RFC 5861 `stale-if-error`.
-    pub stale_if_error: Option<Duration>,
+    pub(crate) stale_if_error: Option<Duration>,
 }
 
 impl ResponsePolicy {
@@ -239,7 +271,7 @@ impl ResponsePolicy {
     /// ([`targeted_cache_control`](super::targeted_cache_control)), which replace
     /// `Cache-Control` and `Expires` (RFC 9213 §2.2). `Pragma: no-cache` counts only when
     /// `cc` is empty and `headers` has no `Cache-Control` line (RFC 9111 §5.4).
-    pub fn new(
+    pub(crate) fn new(
         status: StatusCode,
         headers: &HeaderMap,
         cc: &CacheControl,
@@ -271,6 +303,92 @@ impl ResponsePolicy {
             // RFC 5861 §4
             stale_if_error: cc.stale_if_error(),
         }
+    }
+
+    /// A policy with the given freshness lifetime, `corrected_initial_age` and receipt time,
+    /// without `no-cache`, `must-revalidate`, `stale-while-revalidate` or `stale-if-error`
+    /// (add them with the `with_*` setters).
+    ///
+    /// For stores that rebuild a persisted policy; see [Persisting](Self#persisting).
+    pub fn from_parts(
+        freshness_lifetime: Duration,
+        initial_age: Duration,
+        response_time: SystemTime,
+    ) -> Self {
+        Self {
+            freshness_lifetime,
+            initial_age,
+            response_time,
+            no_cache: false,
+            must_revalidate: false,
+            stale_while_revalidate: None,
+            stale_if_error: None,
+        }
+    }
+
+    /// This policy with [`no_cache`](Self::no_cache) set to `no_cache`.
+    #[must_use]
+    pub fn with_no_cache(mut self, no_cache: bool) -> Self {
+        self.no_cache = no_cache;
+        self
+    }
+
+    /// This policy with [`must_revalidate`](Self::must_revalidate) set to `must_revalidate`.
+    #[must_use]
+    pub fn with_must_revalidate(mut self, must_revalidate: bool) -> Self {
+        self.must_revalidate = must_revalidate;
+        self
+    }
+
+    /// This policy with the `stale-while-revalidate` window `window` (RFC 5861 §3).
+    #[must_use]
+    pub fn with_stale_while_revalidate(mut self, window: Option<Duration>) -> Self {
+        self.stale_while_revalidate = window;
+        self
+    }
+
+    /// This policy with the `stale-if-error` window `window` (RFC 5861 §4).
+    #[must_use]
+    pub fn with_stale_if_error(mut self, window: Option<Duration>) -> Self {
+        self.stale_if_error = window;
+        self
+    }
+
+    /// Freshness lifetime (RFC 9111 §4.2.1, §4.2.2); zero when the response has none.
+    pub fn freshness_lifetime(&self) -> Duration {
+        self.freshness_lifetime
+    }
+
+    /// `corrected_initial_age` (RFC 9111 §4.2.3): the response's age when it was received.
+    pub fn initial_age(&self) -> Duration {
+        self.initial_age
+    }
+
+    /// When the response was received.
+    pub fn response_time(&self) -> SystemTime {
+        self.response_time
+    }
+
+    /// `no-cache` (any unqualified form, RFC 9111 §5.2.2.4), or `Pragma: no-cache` without any
+    /// `Cache-Control` (RFC 9111 §5.4): the response is validated before every reuse.
+    pub fn no_cache(&self) -> bool {
+        self.no_cache
+    }
+
+    /// Never served stale: `must-revalidate` (RFC 9111 §5.2.2.2), `proxy-revalidate`
+    /// (§5.2.2.8) or `s-maxage` (§5.2.2.10).
+    pub fn must_revalidate(&self) -> bool {
+        self.must_revalidate
+    }
+
+    /// The `stale-while-revalidate` window (RFC 5861 §3), if any.
+    pub fn stale_while_revalidate(&self) -> Option<Duration> {
+        self.stale_while_revalidate
+    }
+
+    /// The `stale-if-error` window (RFC 5861 §4), if any.
+    pub fn stale_if_error(&self) -> Option<Duration> {
+        self.stale_if_error
     }
 
     /// `current_age` at `now` (§4.2.3): `initial_age + (now - response_time)`.

@@ -226,6 +226,24 @@ pub fn parse_delta_seconds(value: &[u8]) -> Option<Duration> {
 ///
 /// Names listed in `Connection` are matched case-insensitively; list members that are not
 /// valid field names are skipped.
+///
+/// The cache applies it to every response it stores; a proxy applies it to what it forwards
+/// in either direction.
+///
+/// ```
+/// use http::HeaderMap;
+/// use tower_cache_layer::policy::remove_hop_by_hop;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("connection", "close, X-Trace".parse()?);
+/// headers.insert("x-trace", "1".parse()?);
+/// headers.insert("keep-alive", "timeout=5".parse()?);
+/// headers.insert("cache-control", "max-age=60".parse()?);
+/// remove_hop_by_hop(&mut headers);
+/// assert_eq!(headers.len(), 1);
+/// assert!(headers.contains_key("cache-control"));
+/// # Ok::<(), http::header::InvalidHeaderValue>(())
+/// ```
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // RFC 9110 §7.6.1: "Intermediaries MUST parse a received Connection header field before a
     // message is forwarded and, for each connection-option in this field, remove any header or

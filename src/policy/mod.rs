@@ -3,46 +3,41 @@
 //! Nothing in this module performs I/O, reads a clock or touches a body: every function takes
 //! the request and response metadata and an explicit `now`, and returns a decision. The
 //! [`Cache`](crate::Cache) service acts on those decisions.
+//!
+//! Public here is what configuring the cache, implementing a [`Store`](crate::store::Store)
+//! or inspecting a stored response needs: the [`CacheOptions`]; the per-response metadata
+//! every stored response carries ([`ResponsePolicy`], [`VaryKey`]); the reuse decision made
+//! on it ([`reuse`], [`may_serve_stale_if_error`], [`may_serve_stale_if_unreachable`]); and
+//! [`remove_hop_by_hop`], which a proxy in front of or behind the cache needs too. The
+//! parsers and the other rules behind them (each citing its RFC section) are private, so that
+//! they can change without a breaking release.
 
-pub mod cache_control;
-pub mod conditional;
-pub mod freshness;
-pub mod headers;
-pub mod invalidate;
-pub mod range;
-pub mod reuse;
-pub mod revalidate;
-pub mod storable;
-pub mod vary;
+pub(crate) mod cache_control;
+pub(crate) mod conditional;
+pub(crate) mod freshness;
+pub(crate) mod headers;
+pub(crate) mod invalidate;
+pub(crate) mod range;
+pub(crate) mod reuse;
+pub(crate) mod revalidate;
+pub(crate) mod storable;
+pub(crate) mod vary;
 
 #[cfg(test)]
 mod test_util;
 
 use std::time::Duration;
 
+pub(crate) use self::cache_control::{CacheControl, targeted_cache_control};
 #[doc(inline)]
-pub use self::cache_control::{CacheControl, targeted_cache_control};
+pub use self::freshness::ResponsePolicy;
 #[doc(inline)]
-pub use self::conditional::{EntityTag, EntityTagList, Precondition, evaluate_preconditions};
-#[doc(inline)]
-pub use self::freshness::{Freshness, FreshnessSource, ResponsePolicy};
-#[doc(inline)]
-pub use self::invalidate::{invalidation_uris, is_safe_method};
-#[doc(inline)]
-pub use self::range::{
-    ContentRange, RangeDecision, combine_parts, completing_part, evaluate_range,
-    evaluate_range_in_part, rest_of_part,
-};
+pub use self::headers::remove_hop_by_hop;
 #[doc(inline)]
 pub use self::reuse::{Reuse, may_serve_stale_if_error, may_serve_stale_if_unreachable, reuse};
+pub(crate) use self::vary::Vary;
 #[doc(inline)]
-pub use self::revalidate::{add_validators, freshen_headers, head_freshens, not_modified_matches};
-#[doc(inline)]
-pub use self::storable::{
-    NotStorable, fields_not_to_store, is_storable, post_response_answers_get,
-};
-#[doc(inline)]
-pub use self::vary::{Vary, VaryKey};
+pub use self::vary::VaryKey;
 
 /// Default of [`CacheOptions::max_stale_if_unreachable`]: one hour.
 pub const DEFAULT_MAX_STALE_IF_UNREACHABLE: Duration = Duration::from_secs(60 * 60);

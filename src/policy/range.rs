@@ -27,7 +27,7 @@ pub enum RangeDecision {
         /// Last byte offset, inclusive.
         end: u64,
     },
-    /// Serve `416 Range Not Satisfiable` with `Content-Range: `[`unsatisfied_range`]`(len)`.
+    /// Serve `416 Range Not Satisfiable` with `Content-Range: unsatisfied_range(len)`.
     Unsatisfiable,
     /// A range request the cache does not answer itself (several ranges, another unit, several
     /// `Range` lines): forward it to the origin.
@@ -123,7 +123,7 @@ pub fn combine_parts(stored: &HeaderMap, new: &HeaderMap) -> Option<ContentRange
 /// missing bytes of the same representation (a `206` that [`completing_part`] accepts) or,
 /// when it changed, all of the new one (`200`). `None` otherwise: without a strong validator
 /// the parts could not be combined (§3.4), so the request goes forward whole.
-pub fn rest_of_part(stored_headers: &HeaderMap) -> Option<u64> {
+pub(crate) fn rest_of_part(stored_headers: &HeaderMap) -> Option<u64> {
     let part = ContentRange::from_headers(stored_headers)?;
     let strong = etag(stored_headers).is_some_and(|tag| strong_match(&tag, &tag));
     (part.first == 0 && strong).then_some(part.last + 1)
@@ -133,7 +133,7 @@ pub fn rest_of_part(stored_headers: &HeaderMap) -> Option<u64> {
 /// complete the stored prefix? Returns how many stored bytes come before the new part's
 /// bytes (its first offset) when the two share a strong validator and together cover the
 /// whole representation, with the new part running to its end.
-pub fn completing_part(stored_headers: &HeaderMap, new_headers: &HeaderMap) -> Option<u64> {
+pub(crate) fn completing_part(stored_headers: &HeaderMap, new_headers: &HeaderMap) -> Option<u64> {
     let stored = ContentRange::from_headers(stored_headers)?;
     let new = ContentRange::from_headers(new_headers)?;
     let merged = combine_parts(stored_headers, new_headers)?;
@@ -291,7 +291,7 @@ pub fn content_range(start: u64, end: u64, len: u64) -> String {
 }
 
 /// `Content-Range` of a 416 (RFC 9110 §14.4, §15.5.17): `bytes */1000`.
-pub fn unsatisfied_range(len: u64) -> String {
+pub(crate) fn unsatisfied_range(len: u64) -> String {
     format!("bytes */{len}")
 }
 

@@ -152,7 +152,7 @@ pub fn not_modified_matches(stored: &HeaderMap, not_modified: &HeaderMap) -> boo
 ///   names, `Keep-Alive`, `TE`, `Transfer-Encoding`, `Upgrade`, …), `Proxy-Authenticate`,
 ///   `Proxy-Authentication-Info`, `Proxy-Authorization`, and the field names of a qualified
 ///   `private="…"` / `no-cache="…"` in the update's `Cache-Control`
-///   ([`fields_not_to_store`]);
+///   (`fields_not_to_store`);
 /// - `Content-Length` (a MUST in §3.2: it describes the stored content, not the update's);
 /// - `Content-Range`, which §3.2 lets a cache omit as "automatically processed";
 /// - the fields that describe the stored bytes themselves, which the 304 did not send:

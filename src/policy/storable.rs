@@ -25,7 +25,7 @@ pub enum NotStorable {
     /// understood (RFC 9111 §5.2.2.3); a request `no-store` always applies.
     NoStore,
     /// The unqualified `private` (RFC 9111 §5.2.2.7). The qualified form
-    /// (`private="field, …"`) does not prevent storing: see [`fields_not_to_store`].
+    /// (`private="field, …"`) does not prevent storing: see `fields_not_to_store`.
     Private,
     /// The request had `Authorization` and the response did not allow sharing with `public`,
     /// `s-maxage` or `must-revalidate` (RFC 9111 §3.5).
@@ -86,7 +86,7 @@ fn is_understood_status(status: StatusCode) -> bool {
 /// `Content-Location` that, resolved against `request_uri` (absolute), is the same URI (same
 /// origin, path and query). The caller then applies [`is_storable`] as for a `GET`, for every
 /// other rule.
-pub fn post_response_answers_get(
+pub(crate) fn post_response_answers_get(
     method: &Method,
     request_uri: &Uri,
     status: StatusCode,
@@ -151,7 +151,7 @@ pub fn post_response_answers_get(
 ///    `must-understand` (its status is understood by step 2, so RFC 9111 §5.2.2.3 lets this
 ///    cache ignore `no-store`) ([`NotStorable::NoStore`]);
 /// 4. no unqualified `private` ([`NotStorable::Private`]); a qualified `private="…"` is
-///    storable once the fields it names are removed ([`fields_not_to_store`]);
+///    storable once the fields it names are removed (`fields_not_to_store`);
 /// 5. no `Authorization` on the request unless the response has `public`, `s-maxage` or
 ///    `must-revalidate` ([`NotStorable::Authorization`]);
 /// 6. no `Vary: *` ([`NotStorable::VaryStar`]);
@@ -290,7 +290,7 @@ pub(crate) fn is_storable_with(
 /// neither is qualified. The unqualified forms name no field: unqualified `private` makes the
 /// response non-storable ([`NotStorable::Private`]) and unqualified `no-cache` revalidates
 /// the whole response ([`ResponsePolicy::no_cache`](super::ResponsePolicy::no_cache)).
-pub fn fields_not_to_store(resp_cc: &CacheControl) -> Vec<HeaderName> {
+pub(crate) fn fields_not_to_store(resp_cc: &CacheControl) -> Vec<HeaderName> {
     let mut fields: Vec<HeaderName> = Vec::new();
     // RFC 9111 §3.1: "The no-cache (Section 5.2.2.4) and private (Section 5.2.2.7) cache
     // directives can have arguments that prevent storage of header fields by all caches and

@@ -51,7 +51,7 @@ impl Vary {
 
     /// The fields to capture with [`VaryKey::capture`]: empty for [`Vary::None`] and
     /// [`Vary::Star`] (a `*` response is not stored, see
-    /// [`NotStorable::VaryStar`](super::NotStorable::VaryStar)).
+    /// [`NotStorable::VaryStar`](super::storable::NotStorable::VaryStar)).
     pub fn fields(&self) -> &[HeaderName] {
         match self {
             Vary::Fields(fields) => fields,
@@ -67,6 +67,7 @@ impl Vary {
 /// its field lines are combined into one normalised value (see [`VaryKey::capture`]).
 /// The default (empty) key matches every request.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct VaryKey {
     entries: Vec<(HeaderName, Option<Vec<u8>>)>,
 }
@@ -90,6 +91,39 @@ impl VaryKey {
             .into_iter()
             .map(|name| (name.clone(), normalized_value(name, req_headers)))
             .collect();
+        Self { entries }
+    }
+
+    /// A key from captured values, as [`fields`](Self::fields) and [`value`](Self::value)
+    /// return them: for stores that rebuild a persisted key.
+    ///
+    /// `None` stands for a field the request did not have. Values are taken as already
+    /// normalised; the fields are sorted, and of a name given twice the first is kept.
+    ///
+    /// ```
+    /// use http::HeaderMap;
+    /// use http::header::ACCEPT_ENCODING;
+    /// use tower_cache_layer::policy::VaryKey;
+    ///
+    /// let key = VaryKey::from_values([(ACCEPT_ENCODING, Some(b"gzip".to_vec()))]);
+    /// let mut request = HeaderMap::new();
+    /// request.insert(ACCEPT_ENCODING, "gzip".parse()?);
+    /// assert!(key.matches(&request));
+    /// assert!(!key.matches(&HeaderMap::new()));
+    ///
+    /// // What a store saves, and how it restores it.
+    /// let saved: Vec<_> = key
+    ///     .fields()
+    ///     .map(|name| (name.clone(), key.value(name).flatten().map(<[u8]>::to_vec)))
+    ///     .collect();
+    /// assert_eq!(VaryKey::from_values(saved), key);
+    /// # Ok::<(), http::header::InvalidHeaderValue>(())
+    /// ```
+    pub fn from_values(values: impl IntoIterator<Item = (HeaderName, Option<Vec<u8>>)>) -> Self {
+        let mut entries: Vec<(HeaderName, Option<Vec<u8>>)> = values.into_iter().collect();
+        // Stable: of equal names the first given stays first and survives `dedup_by`.
+        entries.sort_by(|(a, _), (b, _)| a.as_str().cmp(b.as_str()));
+        entries.dedup_by(|later, earlier| later.0 == earlier.0);
         Self { entries }
     }
 
@@ -368,5 +402,26 @@ mod tests {
         set.insert(key(&["accept"], &[("accept", " a ")]));
         set.insert(key(&["accept"], &[("accept", "b")]));
         assert_eq!(set.len(), 2);
+    }
+
+    /// A key rebuilt from its captured values equals the captured key, whatever the order
+    /// the store gives them in; of a name given twice the first wins (RFC 9111 §4.1).
+    #[test]
+    fn from_values_rebuilds_a_captured_key() {
+        let captured = key(
+            &["accept-language", "accept"],
+            &[("accept-language", "EN, fr")],
+        );
+        let rebuilt = VaryKey::from_values([
+            (
+                HeaderName::from_static("accept-language"),
+                Some(b"en, fr".to_vec()),
+            ),
+            (HeaderName::from_static("accept"), None),
+            (HeaderName::from_static("accept"), Some(b"x".to_vec())),
+        ]);
+        assert_eq!(rebuilt, captured);
+        assert!(rebuilt.matches(&headers(&[("accept-language", "en,  FR")])));
+        assert!(!rebuilt.matches(&headers(&[("accept", "x"), ("accept-language", "en,fr")])));
     }
 }
