@@ -11,10 +11,11 @@ use http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use crate::flight::{FlightGuard, Reservation};
+use crate::flight::{FlightGuard, Flights, Reservation};
 use crate::key::CacheKey;
 use crate::policy::range::ContentRange;
 use crate::policy::{ResponsePolicy, VaryKey};
+use crate::shared::Commit;
 use crate::store::StoredResponse;
 
 pin_project! {
@@ -114,8 +115,9 @@ where
                                 // Keep streaming, stop capturing; a response over the size
                                 // limit will be again, so its key is not waited on.
                                 Captured::TooLarge => {
-                                    capture.sink.uncacheable(&capture.key);
-                                    *tee = None;
+                                    if let Some(capture) = tee.take() {
+                                        capture.flights.not_storable(&capture.key, capture.flight);
+                                    }
                                 }
                                 Captured::OverBudget => *tee = None,
                             }
@@ -184,23 +186,6 @@ impl<B> fmt::Debug for ResponseBody<B> {
     }
 }
 
-/// Receives complete responses captured from misses. Implemented by the layer's shared state,
-/// which hands them to the store without blocking the body.
-pub(crate) trait Commit: Send + Sync {
-    /// Stores `response`, received for a request with `req_headers`; `flight` is released
-    /// once it is stored.
-    fn commit(
-        self: Arc<Self>,
-        key: CacheKey,
-        response: StoredResponse,
-        req_headers: HeaderMap,
-        flight: Option<FlightGuard>,
-    );
-
-    /// Remembers that responses for `key` cannot be stored.
-    fn uncacheable(&self, key: &CacheKey);
-}
-
 /// The copy of a miss being captured for the store.
 pub(crate) struct Tee {
     pub(crate) key: CacheKey,
@@ -218,7 +203,10 @@ pub(crate) struct Tee {
     pub(crate) sink: Arc<dyn Commit>,
     /// The bytes captured so far, counted against the layer's capture budget.
     pub(crate) reservation: Reservation,
-    /// Held while this is the request others wait for; released when stored or dropped.
+    /// Where a response over the size limit is recorded as not storable.
+    pub(crate) flights: Arc<Flights>,
+    /// Held while this is the request others wait for; released with its outcome when
+    /// stored or found not storable, or dropped (failed).
     pub(crate) flight: Option<FlightGuard>,
 }
 

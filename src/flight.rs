@@ -1,5 +1,6 @@
 //! Single-flight bookkeeping: one request per key goes to the origin, the others wait for it
-//! (collapsed forwarding), and a budget for the bytes being captured by misses.
+//! (collapsed forwarding) and learn what became of it; the keys whose responses could not be
+//! stored (hit-for-miss); and a budget for the bytes being captured by misses.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -10,26 +11,65 @@ use tokio::sync::watch;
 
 use crate::key::CacheKey;
 
-/// The requests under way to the origin, one per key.
-#[derive(Debug, Default)]
+/// How long a key whose response could not be stored is not waited on.
+const UNCACHEABLE_TTL: Duration = Duration::from_secs(30);
+/// How many bytes of such keys are remembered at most (keys are weighed by their length, so
+/// long URLs cannot make this grow past it).
+const UNCACHEABLE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The requests under way to the origin, one per key, and the keys recently found not
+/// storable.
+#[derive(Debug)]
 pub(crate) struct Flights {
     map: Mutex<HashMap<CacheKey, Flight>>,
     next_id: AtomicU64,
+    /// Keys whose last response could not be stored: requests for them do not wait for one
+    /// another (Varnish's hit-for-miss).
+    uncacheable: moka::sync::Cache<CacheKey, ()>,
 }
 
 #[derive(Debug)]
 struct Flight {
     id: u64,
-    done: watch::Receiver<()>,
+    done: watch::Receiver<Option<Outcome>>,
+}
+
+/// What became of the request a key's followers waited for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Its response was handed to the store and written: followers look it up.
+    Stored,
+    /// Its response cannot be stored, for reasons that hold for the next request too; the key
+    /// is remembered as such for a while ([`Flights::is_uncacheable`]).
+    NotStorable,
+    /// Anything else: an error, a response not stored for reasons of that request alone, the
+    /// request cancelled, a store that failed. Followers may try to lead in turn.
+    Failed,
 }
 
 /// The outcome of [`Flights::join`].
 pub(crate) enum Join {
-    /// Nobody was fetching this key: the caller does, and releases the key by dropping the
-    /// guard.
+    /// Nobody was fetching this key: the caller does, and releases the key with
+    /// [`FlightGuard::release`] or by dropping the guard.
     Lead(FlightGuard),
     /// Another request is fetching it; this resolves when that one is done.
     Follow(Follower),
+}
+
+impl Default for Flights {
+    fn default() -> Self {
+        Self {
+            map: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            uncacheable: moka::sync::Cache::builder()
+                .max_capacity(UNCACHEABLE_BYTES)
+                .weigher(|key: &CacheKey, _: &()| {
+                    u32::try_from(key.as_str().len() + 64).unwrap_or(u32::MAX)
+                })
+                .time_to_live(UNCACHEABLE_TTL)
+                .build(),
+        }
+    }
 }
 
 impl Flights {
@@ -42,13 +82,14 @@ impl Flights {
             });
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (sender, done) = watch::channel(());
+        let (sender, done) = watch::channel(None);
         map.insert(key.clone(), Flight { id, done });
         Join::Lead(FlightGuard {
             flights: Arc::clone(self),
             key: key.clone(),
             id,
-            _sender: sender,
+            outcome: Outcome::Failed,
+            sender,
         })
     }
 
@@ -60,31 +101,68 @@ impl Flights {
         }
     }
 
+    /// Was a response for `key` recently found not storable?
+    pub(crate) fn is_uncacheable(&self, key: &CacheKey) -> bool {
+        self.uncacheable.contains_key(key)
+    }
+
+    /// A response for `key` cannot be stored, for reasons that hold for the next request too:
+    /// releases `flight` (if this request led) with [`Outcome::NotStorable`], and remembers
+    /// the key either way.
+    pub(crate) fn not_storable(&self, key: &CacheKey, flight: Option<FlightGuard>) {
+        match flight {
+            Some(flight) => flight.release(Outcome::NotStorable),
+            None => self.remember_uncacheable(key),
+        }
+    }
+
+    fn remember_uncacheable(&self, key: &CacheKey) {
+        self.uncacheable.insert(key.clone(), ());
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
-/// Held by the request fetching a key; dropping it (response stored, not storable, failed, or
-/// the request cancelled) releases the key and wakes every follower.
+/// Held by the request fetching a key. Released with its [`Outcome`], or dropped (an error,
+/// the request cancelled: [`Outcome::Failed`]); either way the key is freed and every
+/// follower woken with the outcome.
 pub(crate) struct FlightGuard {
     flights: Arc<Flights>,
     key: CacheKey,
     id: u64,
-    // Dropped after the map entry is removed: receivers then see the channel closed.
-    _sender: watch::Sender<()>,
+    outcome: Outcome,
+    sender: watch::Sender<Option<Outcome>>,
+}
+
+impl FlightGuard {
+    /// Releases the key, telling the followers `outcome`.
+    pub(crate) fn release(mut self, outcome: Outcome) {
+        self.outcome = outcome;
+        // Dropped here: the drop frees the key and sends the outcome.
+    }
 }
 
 impl Drop for FlightGuard {
     fn drop(&mut self) {
-        let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map
-            .get(&self.key)
-            .is_some_and(|flight| flight.id == self.id)
-        {
-            map.remove(&self.key);
+        // Remembered before the followers wake, so that they see it when they look.
+        if self.outcome == Outcome::NotStorable {
+            self.flights.remember_uncacheable(&self.key);
         }
+        {
+            let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
+            if map
+                .get(&self.key)
+                .is_some_and(|flight| flight.id == self.id)
+            {
+                map.remove(&self.key);
+            }
+        }
+        // After the map entry is removed: a woken follower that joins again leads or follows
+        // a new flight, never this finished one.
+        self.sender.send_replace(Some(self.outcome));
     }
 }
 
@@ -98,16 +176,17 @@ impl std::fmt::Debug for FlightGuard {
 
 /// Waits for the leading request of a key.
 pub(crate) struct Follower {
-    done: watch::Receiver<()>,
+    done: watch::Receiver<Option<Outcome>>,
 }
 
 impl Follower {
-    /// `true` once the leader is done, `false` when `timeout` passed first.
-    pub(crate) async fn wait(mut self, timeout: Duration) -> bool {
-        // The leader never sends: the channel closes when its guard is dropped.
-        tokio::time::timeout(timeout, self.done.changed())
-            .await
-            .is_ok()
+    /// The leader's outcome once it is done; `None` when `timeout` passed first.
+    pub(crate) async fn wait(mut self, timeout: Duration) -> Option<Outcome> {
+        // Resolves when the leader sends its outcome (or, failing that, the channel closes).
+        let Ok(_sent_or_closed) = tokio::time::timeout(timeout, self.done.changed()).await else {
+            return None;
+        };
+        Some(self.done.borrow().unwrap_or(Outcome::Failed))
     }
 }
 
@@ -194,7 +273,7 @@ mod tests {
         assert!(matches!(flights.join(&key("http://h/b")), Join::Lead(_)));
         let waiting = tokio::spawn(follower.wait(Duration::from_secs(10)));
         drop(guard);
-        assert!(waiting.await.unwrap());
+        assert_eq!(waiting.await.unwrap(), Some(Outcome::Failed));
         assert_eq!(flights.len(), 0);
         assert!(flights.try_lead(&key("http://h/a")).is_some());
     }
@@ -206,7 +285,39 @@ mod tests {
         let Join::Follow(follower) = flights.join(&key("http://h/a")) else {
             panic!("follows");
         };
-        assert!(!follower.wait(Duration::from_secs(1)).await);
+        assert_eq!(follower.wait(Duration::from_secs(1)).await, None);
+    }
+
+    #[tokio::test]
+    async fn followers_read_the_outcome_the_leader_released() {
+        let flights = Arc::new(Flights::default());
+        let a = key("http://h/a");
+        let guard = flights.try_lead(&a).unwrap();
+        let Join::Follow(follower) = flights.join(&a) else {
+            panic!("follows");
+        };
+        let waiting = tokio::spawn(follower.wait(Duration::from_secs(10)));
+        guard.release(Outcome::Stored);
+        assert_eq!(waiting.await.unwrap(), Some(Outcome::Stored));
+        assert!(!flights.is_uncacheable(&a));
+    }
+
+    #[tokio::test]
+    async fn not_storable_is_remembered_before_followers_wake() {
+        let flights = Arc::new(Flights::default());
+        let (a, b) = (key("http://h/a"), key("http://h/b"));
+        let guard = flights.try_lead(&a).unwrap();
+        let Join::Follow(follower) = flights.join(&a) else {
+            panic!("follows");
+        };
+        let waiting = tokio::spawn(follower.wait(Duration::from_secs(10)));
+        flights.not_storable(&a, Some(guard));
+        assert_eq!(waiting.await.unwrap(), Some(Outcome::NotStorable));
+        assert!(flights.is_uncacheable(&a));
+        assert_eq!(flights.len(), 0);
+        // Without a flight, the key is remembered all the same.
+        flights.not_storable(&b, None);
+        assert!(flights.is_uncacheable(&b));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use http::Uri;
 
 use crate::key::CacheKey;
-use crate::layer::Shared;
+use crate::shared::Shared;
 use crate::store::{MemoryStore, Store, StoreError};
 
 /// A handle to a cache, from [`CacheLayer::handle`](crate::CacheLayer::handle).

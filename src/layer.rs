@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use http::HeaderName;
 use std::time::Duration;
@@ -12,9 +11,9 @@ use tower_layer::Layer;
 use crate::clock::{Clock, SystemClock};
 use crate::flight::{CaptureBudget, Flights};
 use crate::handle::CacheHandle;
-use crate::key::CacheKey;
 use crate::policy::CacheOptions;
 use crate::service::Cache;
+use crate::shared::{Shared, Stats};
 use crate::status::{StatusHeaders, is_sf_token};
 use crate::store::{MemoryStore, Store};
 
@@ -22,41 +21,6 @@ use crate::store::{MemoryStore, Store};
 const DEFAULT_MAX_ENTRY_SIZE: usize = 8 * 1024 * 1024;
 /// Default identifier in `Cache-Status`.
 const DEFAULT_NAME: &str = "tower-cache-layer";
-
-/// State shared by the layer, every service it made and every handle: one cache.
-pub(crate) struct Shared<St> {
-    pub(crate) store: St,
-    pub(crate) options: CacheOptions,
-    pub(crate) max_entry_size: usize,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) status: Arc<StatusHeaders>,
-    pub(crate) stats: Stats,
-    /// A targeted `Cache-Control` field that takes precedence (RFC 9213).
-    pub(crate) targeted: Option<HeaderName>,
-    /// Requests under way to the origin, one per key: misses that others wait for, and
-    /// background revalidations (RFC 5861 §3).
-    pub(crate) flights: Arc<Flights>,
-    /// Keys whose last response could not be stored: requests for them do not wait for one
-    /// another (Varnish's hit-for-miss).
-    pub(crate) uncacheable: moka::sync::Cache<CacheKey, ()>,
-    /// Bytes of misses being captured, all keys together.
-    pub(crate) capture: Arc<CaptureBudget>,
-    /// Collapsed forwarding on, and how long a request waits for the one it follows.
-    pub(crate) collapse: Option<Duration>,
-}
-
-/// How long a key whose response could not be stored is not waited on.
-const UNCACHEABLE_TTL: Duration = Duration::from_secs(30);
-/// How many bytes of such keys are remembered at most (keys are weighed by their length, so
-/// long URLs cannot make this grow past it).
-const UNCACHEABLE_BYTES: u64 = 4 * 1024 * 1024;
-
-#[derive(Debug, Default)]
-pub(crate) struct Stats {
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
-    pub(crate) stores: AtomicU64,
-}
 
 /// A [`Layer`] that puts a shared HTTP cache in front of a service.
 ///
@@ -283,13 +247,6 @@ impl<St: Store> CacheLayerBuilder<St> {
                 stats: Stats::default(),
                 targeted: self.targeted,
                 flights: Arc::new(Flights::default()),
-                uncacheable: moka::sync::Cache::builder()
-                    .max_capacity(UNCACHEABLE_BYTES)
-                    .weigher(|key: &CacheKey, _: &()| {
-                        u32::try_from(key.as_str().len() + 64).unwrap_or(u32::MAX)
-                    })
-                    .time_to_live(UNCACHEABLE_TTL)
-                    .build(),
                 capture: Arc::new(CaptureBudget::new(self.max_capture_bytes.unwrap_or(
                     DEFAULT_CAPTURE_BYTES.max(self.max_entry_size.saturating_mul(2)),
                 ))),

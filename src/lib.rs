@@ -281,6 +281,7 @@ mod key;
 mod layer;
 pub mod policy;
 mod service;
+mod shared;
 mod status;
 pub mod store;
 mod unreachable;

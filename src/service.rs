@@ -9,8 +9,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{
-    AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, IF_MATCH,
-    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
+    AGE, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, IF_RANGE, RANGE,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
@@ -18,26 +17,30 @@ use tower_service::Service;
 
 use crate::BoxError;
 use crate::OriginUnreachable;
-use crate::body::{Commit, ResponseBody, Tee};
-use crate::flight::{FlightGuard, Join, Reservation};
+use crate::body::{ResponseBody, Tee};
+use crate::flight::{FlightGuard, Join, Outcome, Reservation};
 use crate::future::ResponseFuture;
 use crate::key::CacheKey;
-use crate::layer::Shared;
-use crate::policy::conditional::{Precondition, evaluate_preconditions, not_modified_headers};
-use crate::policy::headers::remove_hop_by_hop;
+use crate::policy::conditional::{
+    Precondition, evaluate_preconditions, has_preconditions, not_modified_headers,
+};
 use crate::policy::invalidate::{invalidation_uris, is_safe_method};
 use crate::policy::range::{
-    ContentRange, RangeDecision, combine_parts, completing_part, content_range, evaluate_range,
-    evaluate_range_in_part, rest_of_part, unsatisfied_range,
+    ContentRange, RangeDecision, completing_part, content_range, evaluate_range,
+    evaluate_range_in_part, rest_request, unsatisfied_range,
 };
-use crate::policy::reuse::{may_serve_stale_if_error, may_serve_stale_if_unreachable};
+use crate::policy::reuse::{
+    is_stale_if_error_status, may_serve_stale_if_error_with, may_serve_stale_if_unreachable_with,
+    reuse_with,
+};
 use crate::policy::revalidate::{
-    add_validators, freshen_headers, head_freshens, not_modified_matches,
+    add_validators, freshen_headers, head_freshens, not_modified_selects,
 };
-use crate::policy::storable::{NotStorable, fields_not_to_store, post_response_answers_get};
-use crate::policy::{
-    CacheControl, ResponsePolicy, Reuse, Vary, VaryKey, is_storable, reuse, targeted_cache_control,
+use crate::policy::storable::{
+    is_storable_with, post_response_answers_get, remove_unstored_fields,
 };
+use crate::policy::{CacheControl, ResponsePolicy, Reuse, Vary, VaryKey, targeted_cache_control};
+use crate::shared::{Commit, Shared};
 use crate::status::{Forward, Served};
 use crate::store::{MemoryStore, Store, StoredEntry, StoredResponse};
 
@@ -118,12 +121,14 @@ where
         let forward = match CacheKey::from_parts(req.uri(), req.headers()) {
             // RFC 9111 §3: this cache stores responses to GET; HEAD is answered from them.
             Some(key) if method == Method::GET || method == Method::HEAD => {
-                let found = match shared.hit_now(&key, &req) {
+                // RFC 9111 §5.2.1: the request's directives, parsed once for the request.
+                let req_cc = CacheControl::from_headers(req.headers());
+                let found = match shared.hit_now(&key, &req, &req_cc) {
                     FastLookup::Hit(response) => return ResponseFuture::ready(response),
                     FastLookup::Found(entry) => Some(entry),
                     FastLookup::Later => None,
                 };
-                let future = cached_call(Arc::clone(shared), inner, req, key, found);
+                let future = cached_call(Arc::clone(shared), inner, req, req_cc, key, found);
                 return ResponseFuture::cached(Box::pin(future));
             }
             // RFC 9111 §4.4: unsafe methods invalidate what is stored for their target.
@@ -146,6 +151,7 @@ async fn cached_call<S, St, ReqBody, ResBody>(
     shared: Arc<Shared<St>>,
     mut inner: S,
     mut req: Request<ReqBody>,
+    req_cc: CacheControl,
     key: CacheKey,
     found: Option<Option<Arc<StoredEntry>>>,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
@@ -168,165 +174,37 @@ where
     let selected = stored
         .as_ref()
         .and_then(|entry| entry.select(req.headers()).cloned());
-    let mut forward = match (&stored, &selected) {
-        (Some(_), None) => Forward::VaryMiss,
-        _ => Forward::UriMiss,
-    };
-    if let Some(candidate) = &selected {
-        // RFC 9211 §2.2: `request` only when the request's directives ruled out a fresh
-        // response; a response that must be validated (its own `no-cache`) is as good as stale.
-        let stale = if candidate.policy.is_fresh(now) && !candidate.policy.no_cache {
-            Forward::Request
-        } else {
-            Forward::Stale
-        };
-        match reuse(&candidate.policy, req.headers(), now) {
-            Reuse::Fresh | Reuse::StaleAllowed => {
-                let answer = shared.answer_from_store(
-                    req.method(),
-                    req.headers(),
-                    candidate,
-                    now,
-                    Served::Fresh,
-                );
-                if let Some(response) = answer {
-                    return Ok(response);
-                }
-                // A precondition or range the cache leaves to the origin; RFC 9211 §2.2:
-                // `partial` when a stored part could not satisfy the request.
-                forward = if candidate.status == StatusCode::PARTIAL_CONTENT {
-                    Forward::Partial
-                } else {
-                    stale
-                };
-            }
-            // RFC 5861 §3: serve the stale response now, revalidate once in the background.
-            Reuse::StaleWhileRevalidate if req.method() == Method::GET => {
-                let answer = shared.answer_from_store(
-                    req.method(),
-                    req.headers(),
-                    candidate,
-                    now,
-                    Served::StaleWhileRevalidate,
-                );
-                if let Some(response) = answer {
-                    shared.revalidate_in_background(inner, req, key, Arc::clone(candidate));
-                    return Ok(response);
-                }
-                forward = stale;
-            }
-            _ => forward = stale,
+    let offer = shared.stored_answer(stored.as_deref(), selected.as_ref(), &req, &req_cc, now);
+    let forward = match offer {
+        FromStore::Answer(response) => return Ok(response),
+        FromStore::AnswerAndRevalidate(response, candidate) => {
+            shared.revalidate_in_background(inner, req, req_cc, key, candidate);
+            return Ok(response);
         }
-    }
+        FromStore::Forward(forward) => forward,
+    };
 
     // RFC 9111 §5.2.1.7: `only-if-cached` with nothing usable stored gets a 504.
-    if req.headers().contains_key(CACHE_CONTROL)
-        && CacheControl::from_headers(req.headers()).only_if_cached()
-    {
+    if req_cc.only_if_cached() {
         shared.stats.misses.fetch_add(1, Ordering::Relaxed);
-        let mut response = Response::new(ResponseBody::full(Bytes::new()));
-        *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
-        shared
-            .status
-            .generated(response.headers_mut(), "only-if-cached");
-        return Ok(response);
+        return Ok(shared.only_if_cached_miss());
     }
 
-    // Collapsed forwarding: one request per key goes forward, the others wait for what it
-    // stores. A request whose own directives sent it forward (`Forward::Request`) does not
-    // wait; nor do requests for keys whose responses were recently not storable.
-    let mut flight = None;
-    if let Some(timeout) = shared.collapse {
-        // Nor do requests whose own response will not be stored for others: with
-        // `Authorization` (RFC 9111 §3.5: usually not shareable) or `no-store` (§5.2.1.5).
-        let no_store = req.headers().contains_key(CACHE_CONTROL)
-            && CacheControl::from_headers(req.headers()).no_store();
-        let for_others = !no_store && !req.headers().contains_key(AUTHORIZATION);
-        if req.method() == Method::GET
-            && forward != Forward::Request
-            && for_others
-            && !shared.uncacheable.contains_key(&key)
-        {
-            // A bounded number of rounds: a follower whose leader failed may lead next.
-            for _ in 0..3 {
-                match shared.flights.join(&key) {
-                    Join::Lead(guard) => {
-                        flight = Some(guard);
-                        break;
-                    }
-                    Join::Follow(follower) => {
-                        if !follower.wait(timeout).await {
-                            break;
-                        }
-                        let answer = shared
-                            .collapsed(&key, req.method(), req.headers(), forward)
-                            .await;
-                        if let Some(answer) = answer {
-                            return Ok(answer);
-                        }
-                        if shared.uncacheable.contains_key(&key) {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let flight = match shared
+        .collapse(&key, req.method(), req.headers(), &req_cc, forward)
+        .await
+    {
+        Collapse::Answered(answer) => return Ok(answer),
+        Collapse::Forward(flight) => flight,
+    };
 
     shared.stats.misses.fetch_add(1, Ordering::Relaxed);
     let method = req.method().clone();
     let req_headers = req.headers().clone();
-    // RFC 9111 §4.3.1: a stored response with a validator is validated, not fetched again;
-    // the entity tags of the other stored variants go along, so a 304 may select one of them.
-    // A stored part is not validated: a 304 would confirm only the part, which cannot answer
-    // a request for more (RFC 9111 §3.3).
-    let mut validating = Vec::new();
-    if let Some(stored) = selected
+    let validating = add_stored_validators(stored.as_deref(), selected.as_ref(), &mut req);
+    let completing = selected
         .as_ref()
-        .filter(|s| s.status != StatusCode::PARTIAL_CONTENT)
-    {
-        if add_validators(&stored.headers, req.headers_mut()) {
-            validating.push(Arc::clone(stored));
-        }
-    }
-    if let Some(entry) = &stored {
-        for variant in entry.variants() {
-            let is_selected = selected.as_ref().is_some_and(|s| Arc::ptr_eq(s, variant));
-            let is_part = variant.status == StatusCode::PARTIAL_CONTENT;
-            let Some(etag) = variant
-                .headers
-                .get(ETAG)
-                .filter(|_| !is_selected && !is_part)
-            else {
-                continue;
-            };
-            // Only the tag: another variant's `Last-Modified` says nothing about this one.
-            let tag_only = HeaderMap::from_iter([(ETAG, etag.clone())]);
-            if add_validators(&tag_only, req.headers_mut()) {
-                validating.push(Arc::clone(variant));
-            }
-        }
-    }
-    // RFC 9111 §3.4: a stored prefix with a strong validator is completed with the rest of
-    // the representation rather than fetched again whole; `If-Range` makes the origin send
-    // all of it instead if it changed.
-    let completing = selected.as_ref().is_some_and(|part| {
-        let plain = method == Method::GET
-            && !req_headers.contains_key(RANGE)
-            && !req_headers.contains_key(IF_RANGE)
-            && !has_preconditions(&req_headers);
-        let rest = rest_of_part(&part.headers)
-            .and_then(|next| header_value(format!("bytes={next}-")))
-            .zip(part.headers.get(ETAG).cloned());
-        match rest {
-            Some((range, tag)) if plain && part.status == StatusCode::PARTIAL_CONTENT => {
-                req.headers_mut().insert(RANGE, range);
-                req.headers_mut().insert(IF_RANGE, tag);
-                true
-            }
-            _ => false,
-        }
-    });
+        .is_some_and(|part| ask_for_rest(part, &method, &req_headers, &mut req));
     let request_time = shared.clock.now();
     let result = inner.call(req).await;
     let exchange = Exchange {
@@ -334,6 +212,7 @@ where
         forward,
         method,
         req_headers,
+        req_cc,
         request_time,
         response_time: shared.clock.now(),
         completing,
@@ -398,11 +277,13 @@ where
             );
             if reusable {
                 // Stored as the response to a GET of the target, under every other rule.
+                let req_cc = CacheControl::from_headers(&req_headers);
                 let exchange = Exchange {
                     key,
                     forward: Forward::Method,
                     method: Method::GET,
                     req_headers,
+                    req_cc,
                     request_time,
                     response_time,
                     completing: false,
@@ -416,6 +297,90 @@ where
         .status
         .forwarded_parts(&mut parts, Forward::Method, None);
     Ok(Response::from_parts(parts, ResponseBody::pass(body)))
+}
+
+/// What the store offers a GET or HEAD request, before it goes forward.
+// Returned by value and matched at once, as `FastLookup`.
+#[allow(clippy::large_enum_variant)]
+enum FromStore<B> {
+    /// A stored response answers it.
+    Answer(Response<ResponseBody<B>>),
+    /// A stale stored response answers it, and is revalidated in the background
+    /// (RFC 5861 §3).
+    AnswerAndRevalidate(Response<ResponseBody<B>>, Arc<StoredResponse>),
+    /// It goes forward, for this reason (RFC 9211 §2.2 `fwd`).
+    Forward(Forward),
+}
+
+/// What collapsed forwarding made of a request that goes forward.
+// Returned by value and matched at once, as `FastLookup`.
+#[allow(clippy::large_enum_variant)]
+enum Collapse<B> {
+    /// The request it waited for stored a response that answers it.
+    Answered(Response<ResponseBody<B>>),
+    /// It goes forward itself, leading the key's flight when it holds the guard.
+    Forward(Option<FlightGuard>),
+}
+
+/// Adds to `req` the validators of what is stored for it; returns the stored responses a 304
+/// may then select.
+///
+/// RFC 9111 §4.3.1: a stored response with a validator is validated, not fetched again; the
+/// entity tags of the other stored variants go along, so a 304 may select one of them. A
+/// stored part is not validated: a 304 would confirm only the part, which cannot answer a
+/// request for more (RFC 9111 §3.3).
+fn add_stored_validators<ReqBody>(
+    stored: Option<&StoredEntry>,
+    selected: Option<&Arc<StoredResponse>>,
+    req: &mut Request<ReqBody>,
+) -> Vec<Arc<StoredResponse>> {
+    let mut validating = Vec::new();
+    if let Some(stored) = selected.filter(|s| s.status != StatusCode::PARTIAL_CONTENT) {
+        if add_validators(&stored.headers, req.headers_mut()) {
+            validating.push(Arc::clone(stored));
+        }
+    }
+    if let Some(entry) = stored {
+        for variant in entry.variants() {
+            let is_selected = selected.is_some_and(|s| Arc::ptr_eq(s, variant));
+            let is_part = variant.status == StatusCode::PARTIAL_CONTENT;
+            let Some(etag) = variant
+                .headers
+                .get(ETAG)
+                .filter(|_| !is_selected && !is_part)
+            else {
+                continue;
+            };
+            // Only the tag: another variant's `Last-Modified` says nothing about this one.
+            let tag_only = HeaderMap::from_iter([(ETAG, etag.clone())]);
+            if add_validators(&tag_only, req.headers_mut()) {
+                validating.push(Arc::clone(variant));
+            }
+        }
+    }
+    validating
+}
+
+/// Asks, in `req`, for the rest of the selected stored `part`; `true` when it did.
+/// `client_headers` are the request's fields as the client sent them.
+///
+/// RFC 9111 §3.4: a stored prefix with a strong validator is completed with the rest of the
+/// representation rather than fetched again whole; `If-Range` makes the origin send all of
+/// it instead if it changed.
+fn ask_for_rest<ReqBody>(
+    part: &StoredResponse,
+    method: &Method,
+    client_headers: &HeaderMap,
+    req: &mut Request<ReqBody>,
+) -> bool {
+    match rest_request(method, client_headers, part.status, &part.headers) {
+        Some((range, tag)) => {
+            req.headers_mut().insert(RANGE, range);
+            req.headers_mut().insert(IF_RANGE, tag);
+            true
+        }
+        None => false,
+    }
 }
 
 /// What the fast path in [`Cache::call`] found.
@@ -436,6 +401,8 @@ struct Exchange {
     forward: Forward,
     method: Method,
     req_headers: HeaderMap,
+    /// The request's `Cache-Control`, parsed once (from `req_headers`).
+    req_cc: CacheControl,
     request_time: SystemTime,
     response_time: SystemTime,
     /// The request asked for the rest of the selected stored part (RFC 9111 §3.4).
@@ -464,7 +431,12 @@ impl<St: Store> Shared<St> {
 
     /// The hit path: a fresh stored response for `req`, when the store answers without
     /// waiting (the in-memory store always does).
-    fn hit_now<B, ReqBody>(&self, key: &CacheKey, req: &Request<ReqBody>) -> FastLookup<B> {
+    fn hit_now<B, ReqBody>(
+        &self,
+        key: &CacheKey,
+        req: &Request<ReqBody>,
+        req_cc: &CacheControl,
+    ) -> FastLookup<B> {
         let lookup = std::pin::pin!(self.store.get(key));
         let entry = match lookup.poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(Ok(Some(entry))) => entry,
@@ -473,10 +445,119 @@ impl<St: Store> Shared<St> {
             Poll::Ready(Err(_)) | Poll::Pending => return FastLookup::Later,
         };
         let now = self.clock.now();
-        match self.fresh_answer(&entry, req.method(), req.headers(), now, Served::Fresh) {
+        let (method, req_headers) = (req.method(), req.headers());
+        match self.fresh_answer(&entry, method, req_headers, req_cc, now, Served::Fresh) {
             Some(response) => FastLookup::Hit(response),
             None => FastLookup::Found(Some(entry)),
         }
+    }
+
+    /// Answers a request from the store when what it selected (`selected`, from `stored`)
+    /// may be reused (RFC 9111 §4.2, §5.2.1; RFC 5861 §3); else says why it goes forward.
+    fn stored_answer<B, ReqBody>(
+        &self,
+        stored: Option<&StoredEntry>,
+        selected: Option<&Arc<StoredResponse>>,
+        req: &Request<ReqBody>,
+        req_cc: &CacheControl,
+        now: SystemTime,
+    ) -> FromStore<B> {
+        let Some(candidate) = selected else {
+            return FromStore::Forward(match stored {
+                Some(_) => Forward::VaryMiss,
+                None => Forward::UriMiss,
+            });
+        };
+        let (method, req_headers) = (req.method(), req.headers());
+        // RFC 9211 §2.2: `request` only when the request's directives ruled out a fresh
+        // response; a response that must be validated (its own `no-cache`) is as good as stale.
+        let stale = if candidate.policy.is_fresh(now) && !candidate.policy.no_cache {
+            Forward::Request
+        } else {
+            Forward::Stale
+        };
+        match reuse_with(&candidate.policy, req_cc, req_headers, now) {
+            Reuse::Fresh | Reuse::StaleAllowed => {
+                let served = Served::Fresh;
+                match self.answer_from_store(method, req_headers, candidate, now, served) {
+                    Some(response) => FromStore::Answer(response),
+                    // A precondition or range the cache leaves to the origin; RFC 9211 §2.2:
+                    // `partial` when a stored part could not satisfy the request.
+                    None if candidate.status == StatusCode::PARTIAL_CONTENT => {
+                        FromStore::Forward(Forward::Partial)
+                    }
+                    None => FromStore::Forward(stale),
+                }
+            }
+            // RFC 5861 §3: serve the stale response now, revalidate once in the background.
+            Reuse::StaleWhileRevalidate if method == Method::GET => {
+                let served = Served::StaleWhileRevalidate;
+                match self.answer_from_store(method, req_headers, candidate, now, served) {
+                    Some(response) => {
+                        FromStore::AnswerAndRevalidate(response, Arc::clone(candidate))
+                    }
+                    None => FromStore::Forward(stale),
+                }
+            }
+            _ => FromStore::Forward(stale),
+        }
+    }
+
+    /// The 504 for an `only-if-cached` request with nothing usable stored (RFC 9111
+    /// §5.2.1.7).
+    fn only_if_cached_miss<B>(&self) -> Response<ResponseBody<B>> {
+        let mut response = Response::new(ResponseBody::full(Bytes::new()));
+        *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+        self.status
+            .generated(response.headers_mut(), "only-if-cached");
+        response
+    }
+
+    /// Collapsed forwarding: one request per key goes forward, the others wait for what it
+    /// stores. A request whose own directives sent it forward (`Forward::Request`) does not
+    /// wait; nor do requests for keys whose responses were recently not storable.
+    async fn collapse<B>(
+        &self,
+        key: &CacheKey,
+        method: &Method,
+        req_headers: &HeaderMap,
+        req_cc: &CacheControl,
+        forward: Forward,
+    ) -> Collapse<B> {
+        let Some(timeout) = self.collapse else {
+            return Collapse::Forward(None);
+        };
+        // Nor do requests whose own response will not be stored for others: with
+        // `Authorization` (RFC 9111 §3.5: usually not shareable) or `no-store` (§5.2.1.5).
+        let for_others = !req_cc.no_store() && !req_headers.contains_key(AUTHORIZATION);
+        if method != Method::GET
+            || forward == Forward::Request
+            || !for_others
+            || self.flights.is_uncacheable(key)
+        {
+            return Collapse::Forward(None);
+        }
+        // A bounded number of rounds: a follower whose leader failed may lead next.
+        for _ in 0..3 {
+            match self.flights.join(key) {
+                Join::Lead(guard) => return Collapse::Forward(Some(guard)),
+                Join::Follow(follower) => {
+                    let Some(outcome) = follower.wait(timeout).await else {
+                        break;
+                    };
+                    let answer = self
+                        .collapsed(key, method, req_headers, req_cc, forward)
+                        .await;
+                    if let Some(answer) = answer {
+                        return Collapse::Answered(answer);
+                    }
+                    if outcome == Outcome::NotStorable {
+                        break;
+                    }
+                }
+            }
+        }
+        Collapse::Forward(None)
     }
 
     /// After waiting for the request it followed: the stored response, if one now serves
@@ -486,11 +567,13 @@ impl<St: Store> Shared<St> {
         key: &CacheKey,
         method: &Method,
         req_headers: &HeaderMap,
+        req_cc: &CacheControl,
         forward: Forward,
     ) -> Option<Response<ResponseBody<B>>> {
         let entry = self.lookup(key).await?;
         let now = self.clock.now();
-        self.fresh_answer(&entry, method, req_headers, now, Served::Collapsed(forward))
+        let served = Served::Collapsed(forward);
+        self.fresh_answer(&entry, method, req_headers, req_cc, now, served)
     }
 
     /// Answers from `entry` when it holds a response the request selects (RFC 9111 §4.1) and
@@ -500,11 +583,12 @@ impl<St: Store> Shared<St> {
         entry: &StoredEntry,
         method: &Method,
         req_headers: &HeaderMap,
+        req_cc: &CacheControl,
         now: SystemTime,
         served: Served,
     ) -> Option<Response<ResponseBody<B>>> {
         let stored = entry.select(req_headers)?;
-        match reuse(&stored.policy, req_headers, now) {
+        match reuse_with(&stored.policy, req_cc, req_headers, now) {
             Reuse::Fresh | Reuse::StaleAllowed => {
                 self.answer_from_store(method, req_headers, stored, now, served)
             }
@@ -554,46 +638,7 @@ impl<St: Store> Shared<St> {
                 Bytes::new(),
             ),
             Precondition::Forward => return None,
-            Precondition::None => {
-                // The complete length, and the offset of the stored bytes in it.
-                let (len, offset) = match part {
-                    Some(part) => (part.complete, part.first),
-                    None => (stored.body.len() as u64, 0),
-                };
-                // RFC 9110 §14.2: a single byte range of a stored 200 is served from it, and
-                // (RFC 9111 §3.3) from a stored 206 that holds it.
-                let decision = match part {
-                    Some(_) => evaluate_range_in_part(method, req_headers, &stored.headers),
-                    None => {
-                        evaluate_range(method, req_headers, stored.status, &stored.headers, len)
-                    }
-                };
-                match decision {
-                    RangeDecision::Full => (
-                        stored.status,
-                        response_headers(&stored.headers),
-                        stored.body.clone(),
-                    ),
-                    RangeDecision::Partial { start, end } => {
-                        let mut headers = stored.headers.clone();
-                        let range = content_range(start, end, len);
-                        headers.insert(CONTENT_RANGE, header_value(range)?);
-                        headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start + 1));
-                        let (from, to) = (start.checked_sub(offset)?, end.checked_sub(offset)?);
-                        let body = stored
-                            .body
-                            .get(usize::try_from(from).ok()?..=usize::try_from(to).ok()?)
-                            .map(|slice| stored.body.slice_ref(slice))?;
-                        (StatusCode::PARTIAL_CONTENT, headers, body)
-                    }
-                    RangeDecision::Unsatisfiable => {
-                        let mut headers = HeaderMap::new();
-                        headers.insert(CONTENT_RANGE, header_value(unsatisfied_range(len))?);
-                        (StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new())
-                    }
-                    RangeDecision::Forward => return None,
-                }
-            }
+            Precondition::None => ranged_answer(method, req_headers, stored, part)?,
         };
         self.stats.hits.fetch_add(1, Ordering::Relaxed);
         headers.insert(AGE, HeaderValue::from(age.as_secs()));
@@ -618,7 +663,8 @@ impl<St: Store> Shared<St> {
         origin_status: Option<StatusCode>,
     ) -> Option<Response<ResponseBody<B>>> {
         let now = exchange.response_time;
-        if !may_serve_stale_if_error(&stored.policy, &exchange.req_headers, now) {
+        let (req_cc, req_headers) = (&exchange.req_cc, &exchange.req_headers);
+        if !may_serve_stale_if_error_with(&stored.policy, req_cc, req_headers, now) {
             return None;
         }
         self.answer_from_store(
@@ -643,7 +689,8 @@ impl<St: Store> Shared<St> {
         }
         let now = exchange.response_time;
         let max = self.options.max_stale_if_unreachable;
-        if !may_serve_stale_if_unreachable(&stored.policy, &exchange.req_headers, now, max) {
+        let (req_cc, req_headers) = (&exchange.req_cc, &exchange.req_headers);
+        if !may_serve_stale_if_unreachable_with(&stored.policy, req_cc, req_headers, now, max) {
             return None;
         }
         self.answer_from_store(
@@ -683,12 +730,9 @@ impl<St: Store> Shared<St> {
         // where it completes the stored one. (A 206 that does not complete it, which an origin
         // honouring If-Range never sends, is passed on as it came.)
         if exchange.completing && status == StatusCode::PARTIAL_CONTENT {
-            let part = selected.as_ref().and_then(|part| {
-                let first = completing_part(&part.headers, response.headers())?;
-                let complete = ContentRange::from_headers(response.headers())?.complete;
-                let prefix = part.body.get(..usize::try_from(first).ok()?)?;
-                Some((part.body.slice_ref(prefix), complete))
-            });
+            let part = selected
+                .as_ref()
+                .and_then(|part| stored_prefix(part, response.headers()));
             if let Some((prefix, complete)) = part {
                 let (mut parts, body) = self.forwarded(response, exchange, flight).into_parts();
                 parts.status = StatusCode::OK;
@@ -700,7 +744,7 @@ impl<St: Store> Shared<St> {
             }
         }
         // RFC 5861 §4: these errors may be covered by a stale response.
-        if matches!(status.as_u16(), 500 | 502 | 503 | 504) {
+        if is_stale_if_error_status(status) {
             if let Some(answer) = selected
                 .as_ref()
                 .and_then(|stored| self.stale_if_error(&exchange, stored, Some(status)))
@@ -711,50 +755,61 @@ impl<St: Store> Shared<St> {
         // RFC 9111 §4.3.3, §4.3.4: a 304 that selects the stored response freshens it, and the
         // client gets the stored response (or its own 304).
         if status == StatusCode::NOT_MODIFIED {
-            let only_one = validating.len() == 1;
-            let chosen = validating.iter().find(|stored| {
-                selects(stored, &exchange.req_headers, response.headers(), only_one)
-            });
-            if let Some(stored) = chosen {
-                {
-                    let updated = self.freshen(&exchange, stored, response.headers()).await;
-                    let answer = self
-                        .answer_from_store(
-                            &exchange.method,
-                            &exchange.req_headers,
-                            &updated,
-                            exchange.response_time,
-                            Served::Revalidated,
-                        )
-                        .or_else(|| {
-                            // The client's own range or precondition went to the origin with
-                            // ours; serve the whole stored response.
-                            self.answer_from_store(
-                                &Method::GET,
-                                &HeaderMap::new(),
-                                &updated,
-                                exchange.response_time,
-                                Served::Revalidated,
-                            )
-                        });
-                    if let Some(answer) = answer {
-                        return answer;
-                    }
-                }
+            let answer = self
+                .revalidated(&exchange, &validating, response.headers())
+                .await;
+            if let Some(answer) = answer {
+                return answer;
             }
         }
-        // RFC 9111 §4.3.5: a HEAD response freshens the stored GET it matches; one that does
-        // not match shows the stored response is outdated.
+        // RFC 9111 §4.3.5: a HEAD response freshens the stored GET it matches.
         if exchange.method == Method::HEAD && status.is_success() {
             if let Some(stored) = selected.as_ref() {
-                if head_freshens(&stored.headers, response.headers()) {
-                    self.freshen(&exchange, stored, response.headers()).await;
-                } else if let Err(error) = self.store.remove(&exchange.key).await {
-                    tracing::warn!(key = %exchange.key, %error, "cache invalidation failed");
-                }
+                self.head_update(&exchange, stored, response.headers())
+                    .await;
             }
         }
         self.forwarded(response, exchange, flight)
+    }
+
+    /// A 304 to a validation of the `validating` responses: the one it selects is freshened,
+    /// and answers the client (RFC 9111 §4.3.3, §4.3.4); `None` when it selects none.
+    async fn revalidated<B>(
+        &self,
+        exchange: &Exchange,
+        validating: &[Arc<StoredResponse>],
+        not_modified: &HeaderMap,
+    ) -> Option<Response<ResponseBody<B>>> {
+        let only_one = validating.len() == 1;
+        let client = &exchange.req_headers;
+        let stored = validating
+            .iter()
+            .find(|stored| not_modified_selects(&stored.headers, client, not_modified, only_one))?;
+        let updated = self.freshen(exchange, stored, not_modified).await;
+        let now = exchange.response_time;
+        self.answer_from_store(&exchange.method, client, &updated, now, Served::Revalidated)
+            .or_else(|| {
+                // The client's own range or precondition went to the origin with ours; serve the
+                // whole stored response.
+                let served = Served::Revalidated;
+                self.answer_from_store(&Method::GET, &HeaderMap::new(), &updated, now, served)
+            })
+    }
+
+    /// A successful HEAD response for the `stored` GET response: it freshens it when it
+    /// matches; one that does not match shows the stored response is outdated, which is
+    /// removed (RFC 9111 §4.3.5).
+    async fn head_update(
+        &self,
+        exchange: &Exchange,
+        stored: &Arc<StoredResponse>,
+        head: &HeaderMap,
+    ) {
+        if head_freshens(&stored.headers, head) {
+            self.freshen(exchange, stored, head).await;
+        } else if let Err(error) = self.store.remove(&exchange.key).await {
+            tracing::warn!(key = %exchange.key, %error, "cache invalidation failed");
+        }
     }
 
     /// Updates a stored response with the header fields of a 304 or HEAD response
@@ -798,6 +853,7 @@ impl<St: Store> Shared<St> {
         self: &Arc<Self>,
         mut inner: S,
         mut req: Request<ReqBody>,
+        req_cc: CacheControl,
         key: CacheKey,
         stored: Arc<StoredResponse>,
     ) where
@@ -827,12 +883,14 @@ impl<St: Store> Shared<St> {
                 forward: Forward::Stale,
                 method: Method::GET,
                 req_headers,
+                req_cc,
                 request_time,
                 response_time: shared.clock.now(),
                 completing: false,
             };
             if response.status() == StatusCode::NOT_MODIFIED {
-                if selects(&stored, &exchange.req_headers, response.headers(), true) {
+                let (client, update) = (&exchange.req_headers, response.headers());
+                if not_modified_selects(&stored.headers, client, update, true) {
                     shared.freshen(&exchange, &stored, response.headers()).await;
                 }
                 return;
@@ -877,207 +935,165 @@ impl<St: Store> Shared<St> {
             }
         }
         let cc = self.cache_control(&parts.headers);
-        let decision = is_storable(
+        let forward = exchange.forward;
+        let (body, detail) = match self.storable(&exchange, &parts, &cc, &body) {
+            Ok(()) => (self.capture(&parts, &cc, body, exchange, flight), None),
+            Err((reason, from_response)) => {
+                tracing::trace!(key = %exchange.key, reason, "response not stored");
+                if from_response {
+                    self.flights.not_storable(&exchange.key, flight);
+                }
+                // Otherwise `flight` is dropped here (`Outcome::Failed`): the requests waiting
+                // for it go forward themselves.
+                (ResponseBody::pass(body), Some(reason))
+            }
+        };
+        self.status.forwarded_parts(&mut parts, forward, detail);
+        Response::from_parts(parts, body)
+    }
+
+    /// May the response (`parts`, its `Cache-Control` `cc`, `body`) to a forwarded request be
+    /// stored? Else the reason (for `Cache-Status; detail=`), and whether it holds for later
+    /// requests too, so that the key is not worth waiting on.
+    fn storable<B: Body>(
+        &self,
+        exchange: &Exchange,
+        parts: &http::response::Parts,
+        cc: &CacheControl,
+        body: &B,
+    ) -> Result<(), (&'static str, bool)> {
+        is_storable_with(
             &exchange.method,
             &exchange.req_headers,
+            &exchange.req_cc,
             parts.status,
             &parts.headers,
-            &cc,
+            cc,
             &self.options,
             exchange.response_time,
         )
-        .map_err(|reason| {
-            // Reasons that come from the response (not from this request) will hold for the
-            // next request too: its key is not worth waiting on.
-            let from_response = match reason {
-                NotStorable::Method | NotStorable::Authorization => false,
-                NotStorable::NoStore => cc.no_store(),
-                _ => true,
-            };
-            (reason.as_str(), from_response)
-        })
+        .map_err(|reason| (reason.as_str(), reason.holds_for_later_requests(cc)))
         .and_then(|()| {
             if body.size_hint().lower() > self.max_entry_size as u64 {
                 Err(("too-large", true))
             } else {
                 Ok(())
             }
-        });
+        })
+    }
 
-        let (body, detail) = match decision {
-            Ok(()) => {
-                let mut headers = owned_headers(&parts.headers);
-                // RFC 9111 §3.1: hop-by-hop fields are not stored; RFC 9111 §5.2.2.4,
-                // §5.2.2.7: neither are the fields named by qualified no-cache / private.
-                remove_hop_by_hop(&mut headers);
-                for field in fields_not_to_store(&cc) {
-                    headers.remove(field);
-                }
-                let policy = ResponsePolicy::new(
-                    parts.status,
-                    &headers,
-                    &cc,
-                    &self.options,
-                    exchange.request_time,
-                    exchange.response_time,
-                );
-                let vary = match Vary::from_headers(&headers) {
-                    Vary::Fields(fields) => VaryKey::capture(&fields, &exchange.req_headers),
-                    _ => VaryKey::default(),
-                };
-                let tee = Tee {
-                    key: exchange.key,
-                    status: parts.status,
-                    headers,
-                    policy,
-                    vary,
-                    extensions: parts.extensions.clone(),
-                    req_headers: exchange.req_headers,
-                    chunks: Vec::new(),
-                    len: 0,
-                    expected: body.size_hint().exact(),
-                    limit: self.max_entry_size,
-                    sink: Arc::clone(self) as Arc<dyn Commit>,
-                    reservation: Reservation::new(Arc::clone(&self.capture)),
-                    flight,
-                };
-                // A body that is already complete (a 204, an empty 200) may never be polled:
-                // hyper does not read a body it must not or need not send.
-                if body.is_end_stream() || body.size_hint().exact() == Some(0) {
-                    tee.commit();
-                    (ResponseBody::pass(body), None)
-                } else {
-                    (ResponseBody::miss(body, tee), None)
-                }
-            }
-            Err((reason, from_response)) => {
-                tracing::trace!(key = %exchange.key, reason, "response not stored");
-                if from_response {
-                    self.uncacheable.insert(exchange.key, ());
-                }
-                // `flight` is dropped here: the requests waiting for it go forward themselves.
-                (ResponseBody::pass(body), Some(reason))
-            }
+    /// The body of a storable response, teed into the store as it streams (committed at
+    /// once when it is already complete).
+    fn capture<B>(
+        self: &Arc<Self>,
+        parts: &http::response::Parts,
+        cc: &CacheControl,
+        body: B,
+        exchange: Exchange,
+        flight: Option<FlightGuard>,
+    ) -> ResponseBody<B>
+    where
+        B: Body<Data = Bytes>,
+    {
+        let mut headers = owned_headers(&parts.headers);
+        // RFC 9111 §3.1: hop-by-hop fields are not stored; RFC 9111 §5.2.2.4, §5.2.2.7:
+        // neither are the fields named by qualified no-cache / private.
+        remove_unstored_fields(&mut headers, cc);
+        let policy = ResponsePolicy::new(
+            parts.status,
+            &headers,
+            cc,
+            &self.options,
+            exchange.request_time,
+            exchange.response_time,
+        );
+        let vary = match Vary::from_headers(&headers) {
+            Vary::Fields(fields) => VaryKey::capture(&fields, &exchange.req_headers),
+            _ => VaryKey::default(),
         };
-        self.status
-            .forwarded_parts(&mut parts, exchange.forward, detail);
-        Response::from_parts(parts, body)
-    }
-}
-
-impl<St> Shared<St> {
-    /// `entry` with `response` (received for a request with `req_headers`) in front; `None`
-    /// when the entry is better kept as it is.
-    ///
-    /// A partial response never replaces the complete response the request selected
-    /// (RFC 9111 §3.3: it is kept for the ranges it holds), and is combined with the partial
-    /// response the request selected when they share a strong validator (RFC 9111 §3.4),
-    /// into a complete `200` once every byte is there.
-    fn with_new(
-        &self,
-        entry: &StoredEntry,
-        response: StoredResponse,
-        req_headers: &HeaderMap,
-    ) -> Option<StoredEntry> {
-        if response.status == StatusCode::PARTIAL_CONTENT {
-            if let Some(stored) = entry.select(req_headers) {
-                if stored.status != StatusCode::PARTIAL_CONTENT {
-                    return None;
-                }
-                let merged = combine_parts(&stored.headers, &response.headers)
-                    .filter(|merged| merged.len() <= self.max_entry_size as u64);
-                if let Some(merged) = merged {
-                    if let Some(combined) = combined(stored, &response, merged) {
-                        return Some(entry.with_response(Arc::new(combined), req_headers));
-                    }
-                }
-            }
-        }
-        Some(entry.with_response(Arc::new(response), req_headers))
-    }
-}
-
-/// The stored part and the new one as one response covering `merged` (RFC 9111 §3.4), with
-/// the new response's header fields: a `200` without `Content-Range` when it is complete.
-fn combined(
-    stored: &StoredResponse,
-    new: &StoredResponse,
-    merged: ContentRange,
-) -> Option<StoredResponse> {
-    let old_part = ContentRange::from_headers(&stored.headers)?;
-    let new_part = ContentRange::from_headers(&new.headers)?;
-    let mut body = bytes::BytesMut::with_capacity(usize::try_from(merged.len()).ok()?);
-    // The stored bytes before the new part, the new part, the stored bytes after it.
-    if old_part.first < new_part.first {
-        let before = usize::try_from(new_part.first - old_part.first).ok()?;
-        body.extend_from_slice(stored.body.get(..before)?);
-    }
-    body.extend_from_slice(&new.body);
-    if old_part.last > new_part.last {
-        let after = usize::try_from(new_part.last + 1 - old_part.first).ok()?;
-        body.extend_from_slice(stored.body.get(after..)?);
-    }
-    if body.len() as u64 != merged.len() {
-        return None;
-    }
-    let mut headers = new.headers.clone();
-    let complete = merged.first == 0 && merged.last + 1 == merged.complete;
-    let status = if complete {
-        headers.remove(CONTENT_RANGE);
-        StatusCode::OK
-    } else {
-        let range = content_range(merged.first, merged.last, merged.complete);
-        headers.insert(CONTENT_RANGE, header_value(range)?);
-        StatusCode::PARTIAL_CONTENT
-    };
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    Some(StoredResponse {
-        status,
-        headers,
-        body: body.freeze(),
-        policy: new.policy,
-        vary: new.vary.clone(),
-        // A reason phrase belongs to the new part's status, not to the combined one.
-        extensions: if complete {
-            http::Extensions::new()
+        let tee = Tee {
+            key: exchange.key,
+            status: parts.status,
+            headers,
+            policy,
+            vary,
+            extensions: parts.extensions.clone(),
+            req_headers: exchange.req_headers,
+            chunks: Vec::new(),
+            len: 0,
+            expected: body.size_hint().exact(),
+            limit: self.max_entry_size,
+            sink: Arc::clone(self) as Arc<dyn Commit>,
+            reservation: Reservation::new(Arc::clone(&self.capture)),
+            flights: Arc::clone(&self.flights),
+            flight,
+        };
+        // A body that is already complete (a 204, an empty 200) may never be polled: hyper
+        // does not read a body it must not or need not send.
+        if body.is_end_stream() || body.size_hint().exact() == Some(0) {
+            tee.commit();
+            ResponseBody::pass(body)
         } else {
-            new.extensions.clone()
-        },
-    })
+            ResponseBody::miss(body, tee)
+        }
+    }
 }
 
-/// Does a 304 to a validation of `stored` select it? RFC 9111 §4.3.4, and one case it leaves
-/// open: when every validator in the request came from `stored` alone (`only_one`, and the
-/// client sent none of its own), the 304 can only answer for `stored`, whatever validators it
-/// carries (origins such as Python's `http.server` send none). The client, whose request was
-/// not conditional, must then get the stored response, never the 304.
-fn selects(
+/// The stored bytes before the part `rest` (a 206 for the rest of the stored `part`), and the
+/// complete length: what makes the client's 200 together with `rest` (RFC 9111 §3.4). `None`
+/// when `rest` does not complete `part`.
+fn stored_prefix(part: &StoredResponse, rest: &HeaderMap) -> Option<(Bytes, u64)> {
+    let first = completing_part(&part.headers, rest)?;
+    let complete = ContentRange::from_headers(rest)?.complete;
+    let prefix = part.body.get(..usize::try_from(first).ok()?)?;
+    Some((part.body.slice_ref(prefix), complete))
+}
+
+/// The stored response, or the byte range of it the request asks for: status, header fields
+/// and body. `part` is where a stored partial response sits in the representation. `None`
+/// when the range is left to the origin.
+fn ranged_answer(
+    method: &Method,
+    req_headers: &HeaderMap,
     stored: &StoredResponse,
-    client_headers: &HeaderMap,
-    not_modified: &HeaderMap,
-    only_one: bool,
-) -> bool {
-    if not_modified_matches(&stored.headers, not_modified) {
-        return true;
-    }
-    if !only_one {
-        return false;
-    }
-    let client_validated = client_headers.contains_key(IF_NONE_MATCH)
-        || client_headers.contains_key(IF_MODIFIED_SINCE);
-    !client_validated
-}
-
-/// Does the request carry a precondition (RFC 9110 §13.1)?
-fn has_preconditions(req_headers: &HeaderMap) -> bool {
-    [
-        IF_MATCH,
-        IF_NONE_MATCH,
-        IF_MODIFIED_SINCE,
-        IF_UNMODIFIED_SINCE,
-    ]
-    .iter()
-    .any(|name| req_headers.contains_key(name))
+    part: Option<ContentRange>,
+) -> Option<(StatusCode, HeaderMap, Bytes)> {
+    // The complete length, and the offset of the stored bytes in it.
+    let (len, offset) = match part {
+        Some(part) => (part.complete, part.first),
+        None => (stored.body.len() as u64, 0),
+    };
+    // RFC 9110 §14.2: a single byte range of a stored 200 is served from it, and
+    // (RFC 9111 §3.3) from a stored 206 that holds it.
+    let decision = match part {
+        Some(_) => evaluate_range_in_part(method, req_headers, &stored.headers),
+        None => evaluate_range(method, req_headers, stored.status, &stored.headers, len),
+    };
+    Some(match decision {
+        RangeDecision::Full => (
+            stored.status,
+            response_headers(&stored.headers),
+            stored.body.clone(),
+        ),
+        RangeDecision::Partial { start, end } => {
+            let mut headers = stored.headers.clone();
+            let range = content_range(start, end, len);
+            headers.insert(CONTENT_RANGE, header_value(range)?);
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start + 1));
+            let (from, to) = (start.checked_sub(offset)?, end.checked_sub(offset)?);
+            let body = stored
+                .body
+                .get(usize::try_from(from).ok()?..=usize::try_from(to).ok()?)
+                .map(|slice| stored.body.slice_ref(slice))?;
+            (StatusCode::PARTIAL_CONTENT, headers, body)
+        }
+        RangeDecision::Unsatisfiable => {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_RANGE, header_value(unsatisfied_range(len))?);
+            (StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new())
+        }
+        RangeDecision::Forward => return None,
+    })
 }
 
 /// A copy of `headers` whose values own their bytes. Values parsed by hyper are slices of its
@@ -1106,52 +1122,4 @@ fn response_headers(stored: &HeaderMap) -> HeaderMap {
 
 fn header_value(value: String) -> Option<HeaderValue> {
     HeaderValue::try_from(value).ok()
-}
-
-impl<St: Store> Commit for Shared<St> {
-    fn commit(
-        self: Arc<Self>,
-        key: CacheKey,
-        response: StoredResponse,
-        req_headers: HeaderMap,
-        flight: Option<FlightGuard>,
-    ) {
-        let shared = Arc::clone(&self);
-        let mut put = Box::pin(async move {
-            // Released once stored, when waiting requests can be answered from the store.
-            let _flight = flight;
-            // Read, add the variant, write: concurrent stores of two variants of one URL may
-            // keep only one of them, which costs a later miss, never a wrong answer.
-            let entry = match shared.store.get(&key).await {
-                Ok(Some(entry)) => match shared.with_new(&entry, response, &req_headers) {
-                    Some(entry) => entry,
-                    None => return,
-                },
-                _ => StoredEntry::new(Arc::new(response)),
-            };
-            match shared.store.put(key, Arc::new(entry)).await {
-                Ok(()) => {
-                    shared.stats.stores.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(error) => tracing::warn!(%error, "cache store failed"),
-            }
-        });
-        // The in-memory store completes without waiting; trying once here makes the entry
-        // visible before the client has read the last byte. Stores that must wait continue in
-        // a task, without holding up the body.
-        let mut cx = Context::from_waker(Waker::noop());
-        if put.as_mut().poll(&mut cx).is_ready() {
-            return;
-        }
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(put);
-            }
-            Err(_) => tracing::warn!("no tokio runtime to finish storing a response; dropped"),
-        }
-    }
-
-    fn uncacheable(&self, key: &CacheKey) {
-        self.uncacheable.insert(key.clone(), ());
-    }
 }

@@ -297,6 +297,20 @@ pub(crate) fn single_date(headers: &HeaderMap, name: &http::HeaderName) -> Optio
     parse_http_date(first)
 }
 
+/// Does the request carry a precondition (RFC 9110 §13.1): `If-Match`, `If-None-Match`,
+/// `If-Modified-Since` or `If-Unmodified-Since`? (`If-Range` modifies a range request and is
+/// not counted.)
+pub(crate) fn has_preconditions(req_headers: &HeaderMap) -> bool {
+    [
+        IF_MATCH,
+        IF_NONE_MATCH,
+        IF_MODIFIED_SINCE,
+        IF_UNMODIFIED_SINCE,
+    ]
+    .iter()
+    .any(|name| req_headers.contains_key(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -669,5 +683,21 @@ mod tests {
             req.insert(IF_MODIFIED_SINCE, HeaderValue::from_bytes(v).unwrap());
             let _ = evaluate_preconditions(&Method::GET, &req, StatusCode::OK, &req);
         }
+    }
+
+    // RFC 9110 §13.1: the four precondition fields, and only they.
+    #[test]
+    fn preconditions_are_the_four_if_fields() {
+        assert!(!has_preconditions(&HeaderMap::new()));
+        for name in [
+            "if-match",
+            "if-none-match",
+            "if-modified-since",
+            "if-unmodified-since",
+        ] {
+            assert!(has_preconditions(&headers(&[(name, "*")])), "{name}");
+        }
+        let range = headers(&[("range", "bytes=0-1"), ("if-range", "\"a\"")]);
+        assert!(!has_preconditions(&range));
     }
 }

@@ -35,7 +35,6 @@ pub use self::freshness::ResponsePolicy;
 pub use self::headers::remove_hop_by_hop;
 #[doc(inline)]
 pub use self::reuse::{Reuse, may_serve_stale_if_error, may_serve_stale_if_unreachable, reuse};
-pub(crate) use self::storable::is_storable;
 pub(crate) use self::vary::Vary;
 #[doc(inline)]
 pub use self::vary::VaryKey;

@@ -5,10 +5,12 @@
 //! range covers it. Everything else is either served whole (the Range header ignored, which
 //! RFC 9110 §14.2 always allows) or forwarded to the origin.
 
-use super::conditional::{EntityTag, etag, last_modified, single_date, strong_match};
+use super::conditional::{
+    EntityTag, etag, has_preconditions, last_modified, single_date, strong_match,
+};
 use super::headers::{is_tchar, trim_ows};
-use http::header::{CONTENT_RANGE, DATE, IF_RANGE, RANGE};
-use http::{HeaderMap, Method, StatusCode};
+use http::header::{CONTENT_RANGE, DATE, ETAG, IF_RANGE, RANGE};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use std::time::Duration;
 
 /// What to answer to a request that may carry `Range`.
@@ -357,6 +359,31 @@ fn if_range_holds(req_headers: &HeaderMap, stored: &HeaderMap) -> bool {
         }
         _ => false,
     }
+}
+
+/// RFC 9111 §3.4: the `Range` and `If-Range` values that ask the origin for the rest of a
+/// stored part (status `part_status`, fields `part_headers`) instead of all of the
+/// representation. `None` when the request goes forward as the client sent it: the part is
+/// not a prefix with a strong `ETag` ([`rest_of_part`]), or the request is not a plain `GET`
+/// (a `HEAD`, its own `Range` or `If-Range`, a precondition of RFC 9110 §13.1), which the
+/// stored bytes and the rest together could not answer as asked.
+pub(crate) fn rest_request(
+    method: &Method,
+    client_headers: &HeaderMap,
+    part_status: StatusCode,
+    part_headers: &HeaderMap,
+) -> Option<(HeaderValue, HeaderValue)> {
+    let plain = method == Method::GET
+        && !client_headers.contains_key(RANGE)
+        && !client_headers.contains_key(IF_RANGE)
+        && !has_preconditions(client_headers);
+    if !plain || part_status != StatusCode::PARTIAL_CONTENT {
+        return None;
+    }
+    let next = rest_of_part(part_headers)?;
+    let range = HeaderValue::try_from(format!("bytes={next}-")).ok()?;
+    let tag = part_headers.get(ETAG)?.clone();
+    Some((range, tag))
 }
 
 #[cfg(test)]
@@ -716,5 +743,36 @@ mod tests {
             completing_part(&stored, &part("\"v\"", "bytes 6-9/10")),
             None
         );
+    }
+
+    // RFC 9111 §3.4: a plain GET for a stored prefix with a strong ETag asks for the rest.
+    #[test]
+    fn rest_request_asks_for_the_rest_of_a_strong_prefix() {
+        let part = headers(&[("content-range", "bytes 0-99/1000"), ("etag", "\"v1\"")]);
+        let get = Method::GET;
+        let partial = StatusCode::PARTIAL_CONTENT;
+        let (range, tag) = rest_request(&get, &HeaderMap::new(), partial, &part).unwrap();
+        assert_eq!(range, "bytes=100-");
+        assert_eq!(tag, "\"v1\"");
+        // Not a part, not a prefix, or a weak tag: nothing to complete.
+        assert!(rest_request(&get, &HeaderMap::new(), StatusCode::OK, &part).is_none());
+        let middle = headers(&[("content-range", "bytes 10-99/1000"), ("etag", "\"v1\"")]);
+        assert!(rest_request(&get, &HeaderMap::new(), partial, &middle).is_none());
+        let weak = headers(&[("content-range", "bytes 0-99/1000"), ("etag", "W/\"v1\"")]);
+        assert!(rest_request(&get, &HeaderMap::new(), partial, &weak).is_none());
+        // Not a plain GET: HEAD, the client's own range, a precondition (RFC 9110 §13.1).
+        assert!(rest_request(&Method::HEAD, &HeaderMap::new(), partial, &part).is_none());
+        for (name, value) in [
+            ("range", "bytes=0-9"),
+            ("if-range", "\"v1\""),
+            ("if-none-match", "\"v1\""),
+            ("if-unmodified-since", "Thu, 01 Jan 1970 00:00:00 GMT"),
+        ] {
+            let client = headers(&[(name, value)]);
+            assert!(
+                rest_request(&get, &client, partial, &part).is_none(),
+                "{name}"
+            );
+        }
     }
 }

@@ -2,8 +2,8 @@
 
 use super::headers::pragma_no_cache;
 use super::{CacheControl, ResponsePolicy};
-use http::HeaderMap;
 use http::header::CACHE_CONTROL;
+use http::{HeaderMap, StatusCode};
 use std::time::{Duration, SystemTime};
 
 /// The decision for a stored response matching a request.
@@ -51,11 +51,21 @@ pub enum Reuse {
 /// [`may_serve_stale_if_error`].
 pub fn reuse(stored: &ResponsePolicy, req_headers: &HeaderMap, now: SystemTime) -> Reuse {
     let cc = CacheControl::from_headers(req_headers);
+    reuse_with(stored, &cc, req_headers, now)
+}
 
+/// [`reuse`] with the request's `Cache-Control` already parsed: `cc` is
+/// `CacheControl::from_headers(req_headers)`, parsed once per request by the caller.
+pub(crate) fn reuse_with(
+    stored: &ResponsePolicy,
+    cc: &CacheControl,
+    req_headers: &HeaderMap,
+    now: SystemTime,
+) -> Reuse {
     // RFC 9111 §5.2.1.4: request no-cache: "a cache MUST NOT use a stored response to satisfy
     // the request without successful validation on the origin server".
     // RFC 9111 §5.4: without Cache-Control, Pragma: no-cache has the same effect.
-    if request_no_cache(&cc, req_headers) {
+    if request_no_cache(cc, req_headers) {
         return Reuse::Revalidate;
     }
 
@@ -138,13 +148,24 @@ pub fn may_serve_stale_if_error(
     req_headers: &HeaderMap,
     now: SystemTime,
 ) -> bool {
+    let cc = CacheControl::from_headers(req_headers);
+    may_serve_stale_if_error_with(stored, &cc, req_headers, now)
+}
+
+/// [`may_serve_stale_if_error`] with the request's `Cache-Control` already parsed: `cc` is
+/// `CacheControl::from_headers(req_headers)`.
+pub(crate) fn may_serve_stale_if_error_with(
+    stored: &ResponsePolicy,
+    cc: &CacheControl,
+    req_headers: &HeaderMap,
+    now: SystemTime,
+) -> bool {
     // RFC 9111 §4.2.4, §5.2.2.2, §5.2.2.4, §5.2.2.8, §5.2.2.10
     if stored.must_revalidate || stored.no_cache {
         return false;
     }
-    let cc = CacheControl::from_headers(req_headers);
     // RFC 9111 §5.2.1.4, §5.4
-    if request_no_cache(&cc, req_headers) {
+    if request_no_cache(cc, req_headers) {
         return false;
     }
     // RFC 5861 §4: "when the cached response is more stale than the indicated amount, the
@@ -183,13 +204,25 @@ pub fn may_serve_stale_if_unreachable(
     now: SystemTime,
     max_staleness: Duration,
 ) -> bool {
+    let cc = CacheControl::from_headers(req_headers);
+    may_serve_stale_if_unreachable_with(stored, &cc, req_headers, now, max_staleness)
+}
+
+/// [`may_serve_stale_if_unreachable`] with the request's `Cache-Control` already parsed: `cc`
+/// is `CacheControl::from_headers(req_headers)`.
+pub(crate) fn may_serve_stale_if_unreachable_with(
+    stored: &ResponsePolicy,
+    cc: &CacheControl,
+    req_headers: &HeaderMap,
+    now: SystemTime,
+    max_staleness: Duration,
+) -> bool {
     // RFC 9111 §4.2.4, §5.2.2.2, §5.2.2.4, §5.2.2.8, §5.2.2.10
     if stored.must_revalidate || stored.no_cache || max_staleness.is_zero() {
         return false;
     }
     // RFC 9111 §5.2.1.4, §5.4
-    let cc = CacheControl::from_headers(req_headers);
-    if request_no_cache(&cc, req_headers) {
+    if request_no_cache(cc, req_headers) {
         return false;
     }
     stored.staleness(now) <= max_staleness
@@ -201,6 +234,14 @@ fn request_no_cache(cc: &CacheControl, req_headers: &HeaderMap) -> bool {
         || (cc.is_empty()
             && !req_headers.contains_key(CACHE_CONTROL)
             && pragma_no_cache(req_headers))
+}
+
+/// May a stale response stand in for this status from the origin? RFC 5861 §4: for
+/// `stale-if-error`, "an error is any situation that would result in a 500, 502, 503, or 504
+/// HTTP response status code being returned". (Whether a stored response may then be served
+/// is [`may_serve_stale_if_error`].)
+pub(crate) fn is_stale_if_error_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 500 | 502 | 503 | 504)
 }
 
 #[cfg(test)]
@@ -557,5 +598,20 @@ mod tests {
             3600
         ));
         assert!(!unreachable(&stored(2), &[("pragma", "no-cache")], 3, 3600));
+    }
+
+    // RFC 5861 §4: 500, 502, 503 and 504 are errors; no other status is.
+    #[test]
+    fn stale_if_error_statuses_are_500_502_503_504() {
+        for code in [500, 502, 503, 504] {
+            assert!(is_stale_if_error_status(
+                StatusCode::from_u16(code).unwrap()
+            ));
+        }
+        for code in [200, 304, 404, 501, 505, 599] {
+            assert!(!is_stale_if_error_status(
+                StatusCode::from_u16(code).unwrap()
+            ));
+        }
     }
 }

@@ -265,6 +265,30 @@ fn same_raw(a: &HeaderMap, b: &HeaderMap, name: &HeaderName) -> bool {
     !la.is_empty() && la == lb
 }
 
+/// Does a 304 to a validation of `stored` select it? RFC 9111 §4.3.4
+/// ([`not_modified_matches`]), and one case it leaves open: when every validator in the
+/// request came from `stored` alone (`only_one`, and the client sent none of its own: no
+/// `If-None-Match`, no `If-Modified-Since` in `client_headers`), the 304 can only answer for
+/// `stored`, whatever validators it carries (origins such as Python's `http.server` send
+/// none). The client, whose request was not conditional, must then get the stored response,
+/// never the 304.
+pub(crate) fn not_modified_selects(
+    stored: &HeaderMap,
+    client_headers: &HeaderMap,
+    not_modified: &HeaderMap,
+    only_one: bool,
+) -> bool {
+    if not_modified_matches(stored, not_modified) {
+        return true;
+    }
+    if !only_one {
+        return false;
+    }
+    let client_validated = client_headers.contains_key(IF_NONE_MATCH)
+        || client_headers.contains_key(IF_MODIFIED_SINCE);
+    !client_validated
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,5 +630,41 @@ mod tests {
             &stored,
             &headers(&[("content-length", "10")])
         ));
+    }
+
+    // RFC 9111 §4.3.4: a 304 whose validators agree selects the stored response; one with
+    // another strong tag does not (when other responses were validated too).
+    #[test]
+    fn not_modified_with_the_same_etag_selects() {
+        let stored = headers(&[("etag", "\"a\"")]);
+        let client = HeaderMap::new();
+        let same = headers(&[("etag", "\"a\"")]);
+        let other = headers(&[("etag", "\"b\"")]);
+        assert!(not_modified_selects(&stored, &client, &same, false));
+        assert!(!not_modified_selects(&stored, &client, &other, false));
+    }
+
+    // RFC 9111 §4.3.4 leaves open a 304 without validators to a request whose only validators
+    // came from one stored response: it selects that response, unless the client validated too.
+    #[test]
+    fn validatorless_not_modified_selects_the_only_validated_response() {
+        let stored = headers(&[("etag", "\"a\"")]);
+        let bare = HeaderMap::new();
+        assert!(not_modified_selects(
+            &stored,
+            &HeaderMap::new(),
+            &bare,
+            true
+        ));
+        assert!(!not_modified_selects(
+            &stored,
+            &HeaderMap::new(),
+            &bare,
+            false
+        ));
+        let client = headers(&[("if-none-match", "\"a\"")]);
+        assert!(!not_modified_selects(&stored, &client, &bare, true));
+        let client = headers(&[("if-modified-since", "Thu, 01 Jan 1970 00:00:00 GMT")]);
+        assert!(!not_modified_selects(&stored, &client, &bare, true));
     }
 }

@@ -1,6 +1,7 @@
 //! May a response be stored? (RFC 9111 §3)
 
 use super::freshness::{FreshnessSource, freshness_lifetime};
+use super::headers::remove_hop_by_hop;
 use super::invalidate::{origin, resolve};
 use super::range::ContentRange;
 use super::{CacheControl, CacheOptions, Vary};
@@ -172,6 +173,33 @@ pub fn is_storable(
     options: &CacheOptions,
     response_time: SystemTime,
 ) -> Result<(), NotStorable> {
+    let req_cc = CacheControl::from_headers(req_headers);
+    is_storable_with(
+        method,
+        req_headers,
+        &req_cc,
+        status,
+        resp_headers,
+        resp_cc,
+        options,
+        response_time,
+    )
+}
+
+/// [`is_storable`] with the request's `Cache-Control` already parsed: `req_cc` is
+/// `CacheControl::from_headers(req_headers)`, parsed once per request by the caller.
+// One argument more than `is_storable`: the parsed request directives.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn is_storable_with(
+    method: &Method,
+    req_headers: &HeaderMap,
+    req_cc: &CacheControl,
+    status: StatusCode,
+    resp_headers: &HeaderMap,
+    resp_cc: &CacheControl,
+    options: &CacheOptions,
+    response_time: SystemTime,
+) -> Result<(), NotStorable> {
     // RFC 9111 §3: "the request method is understood by the cache". Only GET: a stored HEAD
     // response cannot answer a GET (RFC 9110 §9.3.2).
     if method != Method::GET {
@@ -205,9 +233,7 @@ pub fn is_storable(
     // a response that includes it, the cache SHOULD ignore the no-store directive if it
     // understands and implements the status code's caching requirements" (checked above).
     // RFC 9111 §5.2.1.5: a request no-store forbids storing "any response to it", always.
-    if (resp_cc.no_store() && !resp_cc.must_understand())
-        || CacheControl::from_headers(req_headers).no_store()
-    {
+    if (resp_cc.no_store() && !resp_cc.must_understand()) || req_cc.no_store() {
         return Err(NotStorable::NoStore);
     }
 
@@ -277,6 +303,31 @@ pub(crate) fn fields_not_to_store(resp_cc: &CacheControl) -> Vec<HeaderName> {
         }
     }
     fields
+}
+
+impl NotStorable {
+    /// Will the next request for the same target meet this reason too? True for reasons that
+    /// come from the response (`resp_cc` is its parsed `Cache-Control`); false for those that
+    /// come from the request alone: its method, its `Authorization` (RFC 9111 §3.5), its own
+    /// `no-store` (§5.2.1.5).
+    pub(crate) fn holds_for_later_requests(self, resp_cc: &CacheControl) -> bool {
+        match self {
+            NotStorable::Method | NotStorable::Authorization => false,
+            NotStorable::NoStore => resp_cc.no_store(),
+            _ => true,
+        }
+    }
+}
+
+/// Strips from `headers`, a copy of a response's fields to be stored, what a shared cache
+/// does not store: hop-by-hop fields (RFC 9111 §3.1) and the fields named by a qualified
+/// `no-cache` / `private` (RFC 9111 §5.2.2.4, §5.2.2.7; [`fields_not_to_store`]).
+/// `resp_cc` is the response's parsed (possibly targeted) `Cache-Control`.
+pub(crate) fn remove_unstored_fields(headers: &mut HeaderMap, resp_cc: &CacheControl) {
+    remove_hop_by_hop(headers);
+    for field in fields_not_to_store(resp_cc) {
+        headers.remove(field);
+    }
 }
 
 #[cfg(test)]
@@ -762,5 +813,50 @@ mod tests {
             &CacheOptions::default(),
             now(),
         ));
+    }
+
+    // RFC 9111 §3.5, §5.2.1.5: reasons from the request alone do not hold for the next one.
+    #[test]
+    fn reasons_from_the_request_do_not_hold_for_later_requests() {
+        let none = CacheControl::default();
+        let no_store = CacheControl::from_headers(&headers(&[("cache-control", "no-store")]));
+        assert!(!NotStorable::Method.holds_for_later_requests(&none));
+        assert!(!NotStorable::Authorization.holds_for_later_requests(&no_store));
+        // `no-store` on the request only, or on the response.
+        assert!(!NotStorable::NoStore.holds_for_later_requests(&none));
+        assert!(NotStorable::NoStore.holds_for_later_requests(&no_store));
+        for reason in [
+            NotStorable::Status,
+            NotStorable::Private,
+            NotStorable::NoFreshnessOrValidator,
+            NotStorable::VaryStar,
+            NotStorable::SetCookie,
+            NotStorable::MustUnderstand,
+        ] {
+            assert!(reason.holds_for_later_requests(&none), "{reason:?}");
+        }
+    }
+
+    // RFC 9111 §3.1, §5.2.2.4, §5.2.2.7: hop-by-hop fields and the fields named by qualified
+    // no-cache / private are not stored; the rest is.
+    #[test]
+    fn hop_by_hop_and_named_fields_are_not_stored() {
+        let mut stored = headers(&[
+            (
+                "cache-control",
+                "max-age=60, private=\"x-user\", no-cache=\"x-token\"",
+            ),
+            ("connection", "x-hop"),
+            ("x-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("x-user", "alice"),
+            ("x-token", "t"),
+            ("content-type", "text/plain"),
+        ]);
+        let cc = CacheControl::from_headers(&stored);
+        remove_unstored_fields(&mut stored, &cc);
+        let mut names: Vec<_> = stored.keys().map(|name| name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["cache-control", "content-type"]);
     }
 }
