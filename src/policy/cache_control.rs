@@ -292,7 +292,7 @@ impl CacheControl {
 /// `Cache-Control` and `Expires` (RFC 9213 §2.1, §2.2).
 ///
 /// When it is `Some`, the caller uses it *instead of* the `Cache-Control` field, as the `cc`
-/// of [`is_storable`](super::is_storable), [`freshness_lifetime`](super::freshness::freshness_lifetime)
+/// of [`is_storable`](super::storable::is_storable), [`freshness_lifetime`](super::freshness::freshness_lifetime)
 /// and `ResponsePolicy::new`; these then ignore `Expires` too
 /// ([`CacheControl::is_targeted`]). Values map onto the `Cache-Control` directives they
 /// stand for (RFC 9213 §2.1): Boolean true is the bare directive, Boolean false omits it,
