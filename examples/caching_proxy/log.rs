@@ -29,9 +29,13 @@ impl RequestLog {
             return None;
         }
         let uri = req.uri();
-        let path = uri
-            .path_and_query()
-            .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
+        // A forward proxy's absolute-form targets and CONNECT's host:port are logged whole.
+        let path = if uri.scheme().is_some() || req.method() == Method::CONNECT {
+            uri.to_string()
+        } else {
+            uri.path_and_query()
+                .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned())
+        };
         Some(Self {
             method: req.method().clone(),
             path,
