@@ -29,7 +29,7 @@ use crate::admin::AdminServer;
 use crate::config::Config;
 use crate::conns::{Registry, TrackedBody};
 use crate::forward::{ClientBody, ForwardLimits, Proxy, ProxyBody};
-use crate::front::{Admission, Admitted, FrontDoor, FrontDoorConfig};
+use crate::front::{Admission, Admitted, FrontDoor, FrontDoorConfig, Peer};
 use crate::log::RequestLog;
 use crate::tunnel::Tunnels;
 use crate::wire::Explained;
@@ -51,11 +51,11 @@ async fn handle(
     cached: CachedProxy,
     front: Arc<FrontDoor>,
     tunnels: Arc<Tunnels>,
-    peer: SocketAddr,
+    (peer, client): (SocketAddr, Arc<Peer>),
     req: Request<Incoming>,
 ) -> Result<Response<ServerBody>, Infallible> {
     let log = RequestLog::start(&req, peer);
-    let response = match front.admit(req, peer) {
+    let response = match front.admit_from(req, &client) {
         Err(refusal) => refusal.into_response().map(Either::Right),
         Ok(Admission::Tunnel {
             target,
@@ -193,6 +193,8 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
             .layer(cache_layer.clone())
             .service(proxy.clone());
         let (front, tunnels) = (Arc::clone(&front), Arc::clone(&tunnels));
+        // The client's forwarding fields, made once for all its requests.
+        let client = Arc::new(front.peer(peer));
         let slot = Arc::new(admitted.slot);
         let mut close = admitted.close;
         let service = tower::service_fn({
@@ -204,7 +206,7 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
                     cached.clone(),
                     Arc::clone(&front),
                     Arc::clone(&tunnels),
-                    peer,
+                    (peer, Arc::clone(&client)),
                     req,
                 );
                 async move {

@@ -53,6 +53,10 @@ pub(crate) struct FrontDoor {
     /// This process's `Via` received-by and comment, e.g. `tower-cache-layer (5f3a…)`: the
     /// comment tells a request that already went through this very proxy (a loop).
     via: String,
+    /// The `Via` entries this proxy adds, for HTTP/1.0, HTTP/1.1 and HTTP/2 requests.
+    via_values: [HeaderValue; 3],
+    /// The origin's authority as a `Host` value (a reverse proxy without `--preserve-host`).
+    origin_host: Option<HeaderValue>,
 }
 
 /// What the proxy is in front of.
@@ -88,6 +92,20 @@ pub(crate) struct FrontDoorConfig {
     pub(crate) allow: Option<Vec<IpNet>>,
     /// `--connect-ports`.
     pub(crate) connect_ports: Vec<u16>,
+}
+
+/// A client connection's address and the forwarding fields that name it, made once per
+/// connection ([`FrontDoor::peer`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    /// The client's address (IPv4-mapped addresses as IPv4).
+    ip: IpAddr,
+    /// Whether `ip` is in `--trusted-proxy`.
+    trusted: bool,
+    /// `X-Forwarded-For` naming only this peer.
+    forwarded_for: Option<HeaderValue>,
+    /// `Forwarded: for=<ip>;proto=http`.
+    forwarded: Option<HeaderValue>,
 }
 
 /// What the front door makes of a request it lets in.
@@ -187,11 +205,25 @@ impl FrontDoor {
             &std::collections::hash_map::RandomState::new(),
             std::process::id(),
         );
+        let via = format!("tower-cache-layer ({id:016x})");
+        let via_values = ["1.0", "1.1", "2"].map(|protocol| {
+            HeaderValue::try_from(format!("{protocol} {via}")).expect("a valid Via value")
+        });
+        let origin_host = match &mode {
+            Mode::Reverse {
+                origin,
+                preserve_host: false,
+                ..
+            } => Some(authority_value(&origin.authority)),
+            _ => None,
+        };
         Self {
             mode,
             trusted: config.trusted,
             allow: config.allow.unwrap_or(default_allow),
-            via: format!("tower-cache-layer ({id:016x})"),
+            via,
+            via_values,
+            origin_host,
         }
     }
 
@@ -205,13 +237,38 @@ impl FrontDoor {
     /// forward proxy, a target that is not an absolute http(s) URL), 403 for a client not in
     /// `--allow` or a tunnel to a port not in `--connect-ports`, 501 for `CONNECT` to a
     /// reverse proxy, 508 for a request that already went through this proxy.
+    #[cfg(test)]
     pub(crate) fn admit<B>(
         &self,
         req: Request<B>,
         peer: SocketAddr,
     ) -> Result<Admission<B>, Refusal> {
-        let peer = peer.ip().to_canonical();
-        if !self.allow.is_empty() && !self.allow.iter().any(|net| net.contains(peer)) {
+        self.admit_from(req, &self.peer(peer))
+    }
+
+    /// The forwarding fields of a client connection from `addr`.
+    pub(crate) fn peer(&self, addr: SocketAddr) -> Peer {
+        let ip = addr.ip().to_canonical();
+        // RFC 7239 §4, §6: an IPv6 node is quoted and bracketed.
+        let node = match ip {
+            IpAddr::V4(ip) => ip.to_string(),
+            IpAddr::V6(ip) => format!("\"[{ip}]\""),
+        };
+        Peer {
+            ip,
+            trusted: self.trusted.iter().any(|net| net.contains(ip)),
+            forwarded_for: HeaderValue::try_from(ip.to_string()).ok(),
+            forwarded: HeaderValue::try_from(format!("for={node};proto=http")).ok(),
+        }
+    }
+
+    /// As [`FrontDoor::admit`], for a request from the connection `peer`.
+    pub(crate) fn admit_from<B>(
+        &self,
+        req: Request<B>,
+        peer: &Peer,
+    ) -> Result<Admission<B>, Refusal> {
+        if !self.allow.is_empty() && !self.allow.iter().any(|net| net.contains(peer.ip)) {
             return Err(Refusal {
                 status: StatusCode::FORBIDDEN,
                 reason: "forbidden: this proxy does not serve your address (see --allow)",
@@ -254,9 +311,11 @@ impl FrontDoor {
             }
         };
         remove_hop_by_hop(&mut parts.headers);
-        parts
-            .headers
-            .insert(header::HOST, authority_value(&authority));
+        let host = match &self.origin_host {
+            Some(host) => host.clone(),
+            None => authority_value(&authority),
+        };
+        parts.headers.insert(header::HOST, host);
         self.set_forwarding_fields(&mut parts.headers, peer, &authority);
         self.add_via(&mut parts.headers, parts.version);
         Ok(Admission::Request(Admitted {
@@ -305,22 +364,18 @@ impl FrontDoor {
     /// RFC 9110 §7.6.3: "A proxy MUST send an appropriate Via header field ... in each
     /// message that it forwards", and so must a gateway in each inbound request.
     fn add_via(&self, headers: &mut HeaderMap, version: Version) {
-        let protocol = match version {
-            Version::HTTP_09 => "0.9",
-            Version::HTTP_10 => "1.0",
-            Version::HTTP_2 => "2",
-            Version::HTTP_3 => "3",
-            _ => "1.1",
+        let entry = match version {
+            Version::HTTP_10 => &self.via_values[0],
+            Version::HTTP_2 => &self.via_values[2],
+            _ => &self.via_values[1],
         };
-        if let Ok(value) = HeaderValue::try_from(format!("{protocol} {}", self.via)) {
-            headers.append(VIA, value);
-        }
+        headers.append(VIA, entry.clone());
     }
 
     /// Replaces whatever forwarding fields the client sent with the proxy's own.
-    fn set_forwarding_fields(&self, headers: &mut HeaderMap, peer: IpAddr, authority: &Authority) {
+    fn set_forwarding_fields(&self, headers: &mut HeaderMap, peer: &Peer, authority: &Authority) {
         // Only a trusted proxy in front of us may say whom it forwards for.
-        let previous = if self.trusted.iter().any(|net| net.contains(peer)) {
+        let previous = if peer.trusted {
             joined(headers, &X_FORWARDED_FOR)
         } else {
             None
@@ -335,28 +390,25 @@ impl FrontDoor {
         ] {
             headers.remove(name);
         }
-        let for_value = match previous {
-            Some(previous) => format!("{previous}, {peer}"),
-            None => peer.to_string(),
+        let forwarded_for = match previous {
+            Some(previous) => HeaderValue::try_from(format!("{previous}, {}", peer.ip)).ok(),
+            None => peer.forwarded_for.clone(),
         };
-        if let Ok(value) = HeaderValue::try_from(for_value) {
+        if let Some(value) = forwarded_for {
             headers.insert(X_FORWARDED_FOR, value);
         }
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-        // RFC 7239 §4, §6: an IPv6 node is quoted and bracketed.
-        let node = match peer {
-            IpAddr::V4(ip) => ip.to_string(),
-            IpAddr::V6(ip) => format!("\"[{ip}]\""),
-        };
-        let mut forwarded = format!("for={node};proto=http");
-        if self.sends_client_host() {
+        let forwarded = if self.sends_client_host() {
             // The origin sees the client's host in `Host` anyway, and the key holds it.
             headers.insert(X_FORWARDED_HOST, authority_value(authority));
-            forwarded.push_str(";host=\"");
-            forwarded.push_str(authority.as_str());
-            forwarded.push('"');
-        }
-        if let Ok(value) = HeaderValue::try_from(forwarded) {
+            peer.forwarded.as_ref().and_then(|value| {
+                let value = value.to_str().ok()?;
+                HeaderValue::try_from(format!("{value};host=\"{}\"", authority.as_str())).ok()
+            })
+        } else {
+            peer.forwarded.clone()
+        };
+        if let Some(value) = forwarded {
             headers.insert(header::FORWARDED, value);
         }
     }

@@ -41,6 +41,16 @@ pub(super) fn reverse_target(
     authority: &Authority,
     path_and_query: Option<&PathAndQuery>,
 ) -> Result<Uri, http::Error> {
+    // The common case, no base path and an origin-form target: reuse the target's bytes.
+    if let Some(pq) =
+        path_and_query.filter(|pq| origin.base_path.is_empty() && pq.as_str().starts_with('/'))
+    {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(origin.scheme.clone());
+        parts.authority = Some(authority.clone());
+        parts.path_and_query = Some(pq.clone());
+        return Ok(Uri::from_parts(parts)?);
+    }
     let tail = path_and_query.map_or("/", PathAndQuery::as_str);
     let path = if tail == "*" {
         "*".to_owned()
