@@ -118,52 +118,9 @@ async fn start_origin() -> Origin {
     Origin { addr, hits }
 }
 
-/// Starts the proxy with `XDG_RUNTIME_DIR=runtime_dir` (a variant of `start_proxy` from
-/// `support/proxy.rs`, which inherits the environment) and waits for its admin file.
+/// Starts the proxy with `XDG_RUNTIME_DIR=runtime_dir` and waits for its admin file.
 async fn start_proxy_in(runtime_dir: &TempDir, args: &[&str]) -> Proxy {
-    for _ in 0..3 {
-        let port = free_port();
-        let child = Command::new(proxy_binary())
-            .args(["--port", &port.to_string()])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .env("XDG_RUNTIME_DIR", &runtime_dir.0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the caching_proxy example");
-        let mut proxy = Proxy {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = proxy.child.try_wait().expect("poll the proxy process") {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = proxy.child.stderr.take() {
-                    use std::io::Read;
-                    let _ = pipe.read_to_string(&mut stderr);
-                }
-                if stderr.contains("cannot listen on") {
-                    break; // port taken meanwhile: next port
-                }
-                panic!("caching_proxy {args:?} exited with {status} before listening: {stderr}");
-            }
-            // The admin file is written after the public listener is bound.
-            let ready = args.contains(&"--admin-file") || runtime_dir.admin_file(port).is_file();
-            if ready && TcpStream::connect(proxy.addr).await.is_ok() {
-                return proxy;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "caching_proxy {args:?} was not ready on {} within 10s",
-                proxy.addr
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    panic!("could not find a free port for caching_proxy");
+    proxy_process::start_proxy_in(&runtime_dir.0, args).await
 }
 
 /// Runs the binary with `args` and `XDG_RUNTIME_DIR=runtime_dir` to completion:

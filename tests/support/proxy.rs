@@ -62,6 +62,13 @@ impl Drop for Proxy {
 
 /// Starts the proxy with `args` on a free port and waits until it accepts TCP connections.
 pub async fn start_proxy(args: &[&str]) -> Proxy {
+    start_proxy_in(&test_runtime_dir(), args).await
+}
+
+/// Starts the proxy with `args` on a free port and `XDG_RUNTIME_DIR=runtime_dir` (where it
+/// writes its admin file), and waits until it accepts TCP connections and its admin file is
+/// written.
+pub async fn start_proxy_in(runtime_dir: &Path, args: &[&str]) -> Proxy {
     // Another test may grab the free port before the proxy binds it: try a few ports.
     for _ in 0..3 {
         let port = free_port();
@@ -70,7 +77,7 @@ pub async fn start_proxy(args: &[&str]) -> Proxy {
             .args(args)
             .env("RUST_LOG", "warn")
             // Admin files go to a directory of the tests', not the user's runtime directory.
-            .env("XDG_RUNTIME_DIR", test_runtime_dir())
+            .env("XDG_RUNTIME_DIR", runtime_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -80,6 +87,9 @@ pub async fn start_proxy(args: &[&str]) -> Proxy {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
+        let admin_file = runtime_dir
+            .join("tower-cache-layer")
+            .join(format!("proxy-{port}.admin"));
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = proxy.child.try_wait().expect("poll the proxy process") {
@@ -93,12 +103,14 @@ pub async fn start_proxy(args: &[&str]) -> Proxy {
                 }
                 panic!("caching_proxy {args:?} exited with {status} before listening: {stderr}");
             }
-            if TcpStream::connect(proxy.addr).await.is_ok() {
+            // The admin file is written after the public listener is bound.
+            let ready = args.contains(&"--admin-file") || admin_file.is_file();
+            if ready && TcpStream::connect(proxy.addr).await.is_ok() {
                 return proxy;
             }
             assert!(
                 Instant::now() < deadline,
-                "caching_proxy {args:?} did not accept connections on {} within 10s",
+                "caching_proxy {args:?} was not ready on {} within 10s",
                 proxy.addr
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
