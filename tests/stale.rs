@@ -18,6 +18,34 @@ fn clocked() -> (CacheLayer, ManualClock) {
 }
 
 /// Waits (bounded) until `cond` holds; background work has no other completion signal.
+/// An inner service behind `layer` that answers `kept` with `cache_control` to its first
+/// call (counted in `calls`) and fails with "origin unreachable" after that.
+fn kept_then_erring(
+    layer: CacheLayer,
+    cache_control: &'static str,
+    calls: Arc<AtomicUsize>,
+) -> impl tower::Service<
+    http::Request<http_body_util::Full<bytes::Bytes>>,
+    Response = http::Response<tower_cache_layer::ResponseBody<http_body_util::Full<bytes::Bytes>>>,
+    Error = &'static str,
+> {
+    tower::ServiceBuilder::new().layer(layer).service_fn(
+        move |_req: http::Request<http_body_util::Full<bytes::Bytes>>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    Ok(http::Response::builder()
+                        .header("cache-control", cache_control)
+                        .body(http_body_util::Full::from("kept"))
+                        .unwrap())
+                } else {
+                    Err("origin unreachable")
+                }
+            }
+        },
+    )
+}
+
 async fn eventually(mut cond: impl FnMut() -> bool) {
     for _ in 0..500 {
         if cond() {
@@ -171,10 +199,9 @@ async fn stale_if_error_covers_origin_errors() {
 // RFC 5861 §4: an inner service error is covered too.
 #[tokio::test]
 async fn stale_if_error_covers_inner_service_errors() {
-    use bytes::Bytes;
-    use http::{Request, Response};
+    use http::Request;
     use http_body_util::{BodyExt, Full};
-    use tower::{Service, ServiceBuilder, ServiceExt};
+    use tower::{Service, ServiceExt};
 
     let clock = ManualClock::new(SystemTime::now());
     let calls = Arc::new(AtomicUsize::new(0));
@@ -184,22 +211,7 @@ async fn stale_if_error_covers_inner_service_errors() {
         .clock(clock.clone())
         .max_stale_if_unreachable(Duration::ZERO)
         .build();
-    let mut svc =
-        ServiceBuilder::new()
-            .layer(layer)
-            .service_fn(move |_req: Request<Full<Bytes>>| {
-                let n = c.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if n == 0 {
-                        Ok(Response::builder()
-                            .header("cache-control", "max-age=1, stale-if-error=60")
-                            .body(Full::from("kept"))
-                            .unwrap())
-                    } else {
-                        Err("origin unreachable")
-                    }
-                }
-            });
+    let mut svc = kept_then_erring(layer, "max-age=1, stale-if-error=60", c);
     let req = || Request::get("http://h/e").body(Full::default()).unwrap();
     let first = svc.ready().await.unwrap().call(req()).await.unwrap();
     first.into_body().collect().await.unwrap();
@@ -270,29 +282,15 @@ async fn stale_served_while_the_origin_is_unreachable_up_to_the_bound() {
 // RFC 9111 §4.2.4: an error from the inner service is "unreachable" too.
 #[tokio::test]
 async fn stale_served_when_the_inner_service_errs() {
-    use bytes::Bytes;
-    use http::{Request, Response};
+    use http::Request;
     use http_body_util::{BodyExt, Full};
-    use tower::{Service, ServiceBuilder, ServiceExt};
+    use tower::{Service, ServiceExt};
 
     let clock = ManualClock::new(SystemTime::now());
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
-    let mut svc = ServiceBuilder::new()
-        .layer(CacheLayer::builder().clock(clock.clone()).build())
-        .service_fn(move |_req: Request<Full<Bytes>>| {
-            let n = c.fetch_add(1, Ordering::SeqCst);
-            async move {
-                if n == 0 {
-                    Ok(Response::builder()
-                        .header("cache-control", "max-age=1")
-                        .body(Full::from("kept"))
-                        .unwrap())
-                } else {
-                    Err("origin unreachable")
-                }
-            }
-        });
+    let layer = CacheLayer::builder().clock(clock.clone()).build();
+    let mut svc = kept_then_erring(layer, "max-age=1", c);
     let req = || Request::get("http://h/e").body(Full::default()).unwrap();
     let first = svc.ready().await.unwrap().call(req()).await.unwrap();
     first.into_body().collect().await.unwrap();

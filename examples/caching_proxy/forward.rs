@@ -120,7 +120,7 @@ impl Proxy {
 impl ProxyShared {
     /// Sends the request, retrying once where HTTP allows it, and answers what the client
     /// gets: the origin's response, or the proxy's own 400, 502 or 504.
-    async fn forward(&self, parts: Parts, body: ClientBody) -> Response<ProxyBody> {
+    async fn forward(&self, parts: Parts, mut body: ClientBody) -> Response<ProxyBody> {
         let body_failed = body.failure();
         // RFC 9110 §9.2.2: a request whose method is idempotent may be repeated
         // automatically; only one whose body we can send again (none) is.
@@ -298,7 +298,8 @@ pin_project_lite::pin_project! {
     pub(crate) struct ClientBody {
         #[pin]
         inner: Option<Incoming>,
-        failed: Arc<AtomicBool>,
+        // Made when the body is forwarded (`failure`), so that hits allocate nothing here.
+        failed: Option<Arc<AtomicBool>>,
     }
 }
 
@@ -307,7 +308,7 @@ impl ClientBody {
     pub(crate) fn new(inner: Incoming) -> Self {
         Self {
             inner: Some(inner),
-            failed: Arc::new(AtomicBool::new(false)),
+            failed: None,
         }
     }
 
@@ -315,13 +316,13 @@ impl ClientBody {
     fn empty() -> Self {
         Self {
             inner: None,
-            failed: Arc::new(AtomicBool::new(false)),
+            failed: None,
         }
     }
 
     /// Set once reading the body failed.
-    fn failure(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.failed)
+    fn failure(&mut self) -> Arc<AtomicBool> {
+        Arc::clone(self.failed.get_or_insert_with(Arc::default))
     }
 }
 
@@ -339,7 +340,9 @@ impl Body for ClientBody {
         };
         let frame = std::task::ready!(inner.poll_frame(cx));
         if let Some(Err(_)) = &frame {
-            this.failed.store(true, Ordering::Release);
+            if let Some(failed) = this.failed {
+                failed.store(true, Ordering::Release);
+            }
         }
         Poll::Ready(frame)
     }

@@ -227,16 +227,7 @@ impl FrontDoor {
         }
     }
 
-    /// Checks `req` and gives it its one authority and the proxy's forwarding fields, or
-    /// finds it asks for a tunnel.
-    ///
-    /// # Errors
-    ///
-    /// A [`Refusal`]: 400 for a request HTTP forbids a server to answer (a missing (HTTP/1.1)
-    /// or repeated `Host`, an invalid one, one that differs from HTTP/2's `:authority`; for a
-    /// forward proxy, a target that is not an absolute http(s) URL), 403 for a client not in
-    /// `--allow` or a tunnel to a port not in `--connect-ports`, 501 for `CONNECT` to a
-    /// reverse proxy, 508 for a request that already went through this proxy.
+    /// [`FrontDoor::admit_from`] for a client at `peer` (tests).
     #[cfg(test)]
     pub(crate) fn admit<B>(
         &self,
@@ -262,7 +253,16 @@ impl FrontDoor {
         }
     }
 
-    /// As [`FrontDoor::admit`], for a request from the connection `peer`.
+    /// Checks `req`, from the client connection `peer`, and gives it its one authority and
+    /// the proxy's forwarding fields, or finds it asks for a tunnel.
+    ///
+    /// # Errors
+    ///
+    /// A [`Refusal`]: 400 for a request HTTP forbids a server to answer (a missing (HTTP/1.1)
+    /// or repeated `Host`, an invalid one, one that differs from HTTP/2's `:authority`; for a
+    /// forward proxy, a target that is not an absolute http(s) URL), 403 for a client not in
+    /// `--allow` or a tunnel to a port not in `--connect-ports`, 501 for `CONNECT` to a
+    /// reverse proxy, 508 for a request that already went through this proxy.
     pub(crate) fn admit_from<B>(
         &self,
         req: Request<B>,
