@@ -16,7 +16,7 @@ use crate::key::CacheKey;
 use crate::policy::range::ContentRange;
 use crate::policy::{ResponsePolicy, VaryKey};
 use crate::shared::Commit;
-use crate::store::StoredResponse;
+use crate::store::{BodySink, Opened, SourceBody, StoredBody, StoredResponse};
 
 pin_project! {
     /// The body of every response from [`Cache`](crate::Cache).
@@ -38,6 +38,8 @@ pin_project! {
     #[project = KindProj]
     enum Kind<B> {
         Full { data: Option<Bytes> },
+        // A stored body a store streams from its own medium.
+        Source { body: Option<SourceBody> },
         // `prefix`: stored bytes sent before the inner body (a stored part completed by the
         // origin's rest, RFC 9111 §3.4); never captured.
         Miss { prefix: Option<Bytes>, #[pin] body: B, tee: Option<Tee> },
@@ -50,6 +52,16 @@ impl<B> ResponseBody<B> {
         Self {
             kind: Kind::Full {
                 data: (!data.is_empty()).then_some(data),
+            },
+        }
+    }
+
+    /// A stored body: its bytes, or a stream from the store.
+    pub(crate) fn stored(body: &StoredBody) -> Self {
+        match body.open() {
+            Opened::Bytes(data) => Self::full(data),
+            Opened::Stream(body) => Self {
+                kind: Kind::Source { body: Some(body) },
             },
         }
     }
@@ -75,7 +87,9 @@ impl<B> ResponseBody<B> {
         let data = (!data.is_empty()).then_some(data);
         match &mut self.kind {
             Kind::Miss { prefix, .. } | Kind::Pass { prefix, .. } => *prefix = data,
-            Kind::Full { .. } => unreachable!("a stored response is never completed"),
+            Kind::Full { .. } | Kind::Source { .. } => {
+                unreachable!("a stored response is never completed")
+            }
         }
         self
     }
@@ -94,6 +108,7 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().kind.project() {
             KindProj::Full { data } => Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
+            KindProj::Source { body } => poll_source(body, cx),
             KindProj::Pass { prefix, body } => match prefix.take() {
                 Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
                 None => body.poll_frame(cx),
@@ -150,6 +165,7 @@ where
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Full { data } => data.is_none(),
+            Kind::Source { body } => body.as_ref().is_none_or(|body| body.is_end_stream()),
             Kind::Miss { prefix, body, .. } | Kind::Pass { prefix, body } => {
                 prefix.is_none() && body.is_end_stream()
             }
@@ -161,6 +177,9 @@ where
             Kind::Full { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
+            Kind::Source { body } => body
+                .as_ref()
+                .map_or_else(|| SizeHint::with_exact(0), |body| body.size_hint()),
             Kind::Miss { prefix, body, .. } | Kind::Pass { prefix, body } => {
                 let extra = prefix.as_ref().map_or(0, |p| p.len() as u64);
                 let inner = body.size_hint();
@@ -175,10 +194,35 @@ where
     }
 }
 
+/// The next frame of a body streamed from a store. A store that fails mid-body ends it: the
+/// response's `Content-Length` tells the client it is incomplete (the body's error type is the
+/// inner service's, which a store error cannot become).
+fn poll_source<E>(
+    source: &mut Option<SourceBody>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, E>>> {
+    let Some(body) = source else {
+        return Poll::Ready(None);
+    };
+    match ready!(body.as_mut().poll_frame(cx)) {
+        Some(Ok(frame)) => Poll::Ready(Some(Ok(frame))),
+        Some(Err(error)) => {
+            tracing::warn!(%error, "cache store failed while sending a stored body; cut short");
+            *source = None;
+            Poll::Ready(None)
+        }
+        None => {
+            *source = None;
+            Poll::Ready(None)
+        }
+    }
+}
+
 impl<B> fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.kind {
             Kind::Full { .. } => "Full",
+            Kind::Source { .. } => "Source",
             Kind::Miss { .. } => "Miss",
             Kind::Pass { .. } => "Pass",
         };
@@ -196,6 +240,9 @@ pub(crate) struct Tee {
     pub(crate) extensions: Extensions,
     pub(crate) req_headers: HeaderMap,
     pub(crate) chunks: Vec<Bytes>,
+    /// Where a store that keeps bodies outside memory takes this one in as it streams
+    /// ([`Store::body_sink`](crate::store::Store::body_sink)); `None`: kept in `chunks`.
+    pub(crate) spool: Option<Box<dyn BodySink>>,
     pub(crate) len: usize,
     /// The body's exact size when known in advance (`SizeHint::exact`).
     pub(crate) expected: Option<u64>,
@@ -215,7 +262,8 @@ enum Captured {
     Kept,
     /// The body is larger than the largest storable response.
     TooLarge,
-    /// Misses being captured hold as many bytes as the layer allows.
+    /// Misses being captured hold as many bytes as the layer allows, or the store's sink
+    /// failed.
     OverBudget,
 }
 
@@ -225,6 +273,15 @@ impl Tee {
         self.len = self.len.saturating_add(data.len());
         if self.len > self.limit {
             return Captured::TooLarge;
+        }
+        if let Some(spool) = &mut self.spool {
+            return match spool.write(data) {
+                Ok(()) => Captured::Kept,
+                Err(error) => {
+                    tracing::warn!(key = %self.key, %error, "cache store failed to take a body in");
+                    Captured::OverBudget
+                }
+            };
         }
         if !self.reservation.grow(data.len()) {
             return Captured::OverBudget;
@@ -236,20 +293,22 @@ impl Tee {
     }
 
     /// The body is complete: build the entry and hand it to the store.
-    pub(crate) fn commit(self) {
-        // One exact-size copy, even of a single frame: a frame may be a slice of a larger
-        // read buffer, which storing it would keep alive unaccounted. The store's byte bound
-        // holds only if what it weighs is what it holds.
-        let mut buf = BytesMut::with_capacity(self.len);
-        for chunk in &self.chunks {
-            buf.extend_from_slice(chunk);
-        }
-        let body = buf.freeze();
+    pub(crate) fn commit(mut self) {
+        let body = match self.spool.take() {
+            Some(spool) => match spool.finish() {
+                Ok(body) if body.len() == self.len as u64 => body,
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::warn!(key = %self.key, %error, "cache store failed to keep a body");
+                    return;
+                }
+            },
+            None => self.collected(),
+        };
         // RFC 9111 §3.3: a part is stored only when it holds exactly the bytes its
         // `Content-Range` names.
         if self.status == StatusCode::PARTIAL_CONTENT
-            && ContentRange::from_headers(&self.headers).map(|part| part.len())
-                != Some(body.len() as u64)
+            && ContentRange::from_headers(&self.headers).map(|part| part.len()) != Some(body.len())
         {
             return;
         }
@@ -269,5 +328,16 @@ impl Tee {
         };
         self.sink
             .commit(self.key, response, self.req_headers, self.flight);
+    }
+
+    /// The body collected in memory, in one exact-size buffer: even a single frame is copied,
+    /// as it may be a slice of a larger read buffer, which storing it would keep alive
+    /// unaccounted. The store's byte bound holds only if what it weighs is what it holds.
+    fn collected(&self) -> StoredBody {
+        let mut buf = BytesMut::with_capacity(self.len);
+        for chunk in &self.chunks {
+            buf.extend_from_slice(chunk);
+        }
+        buf.freeze().into()
     }
 }

@@ -1,10 +1,9 @@
 //! The [`Cache`] service.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -42,7 +41,7 @@ use crate::policy::storable::{
 use crate::policy::{CacheControl, ResponsePolicy, Reuse, Vary, VaryKey, targeted_cache_control};
 use crate::shared::{Commit, Shared};
 use crate::status::{Forward, Served};
-use crate::store::{MemoryStore, Store, StoredEntry, StoredResponse};
+use crate::store::{MemoryStore, Store, StoredBody, StoredEntry, StoredResponse};
 
 /// Middleware that answers requests from a shared HTTP cache (RFC 9111) and stores cacheable
 /// responses of the inner service.
@@ -411,13 +410,7 @@ struct Exchange {
 
 impl<St: Store> Shared<St> {
     async fn lookup(&self, key: &CacheKey) -> Option<Arc<StoredEntry>> {
-        match self.store.get(key).await {
-            Ok(stored) => stored,
-            Err(error) => {
-                tracing::warn!(%key, %error, "cache lookup failed; forwarding");
-                None
-            }
-        }
+        self.get(key).await
     }
 
     /// The `Cache-Control` this cache obeys: the targeted field when configured, present and
@@ -437,12 +430,11 @@ impl<St: Store> Shared<St> {
         req: &Request<ReqBody>,
         req_cc: &CacheControl,
     ) -> FastLookup<B> {
-        let lookup = std::pin::pin!(self.store.get(key));
-        let entry = match lookup.poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(Some(entry))) => entry,
-            Poll::Ready(Ok(None)) => return FastLookup::Found(None),
+        let entry = match self.store.get_now(key) {
+            Some(Ok(Some(entry))) => entry,
+            Some(Ok(None)) => return FastLookup::Found(None),
             // A store that must wait, or failed: the full path looks again (and logs).
-            Poll::Ready(Err(_)) | Poll::Pending => return FastLookup::Later,
+            Some(Err(_)) | None => return FastLookup::Later,
         };
         let now = self.clock.now();
         let (method, req_headers) = (req.method(), req.headers());
@@ -630,12 +622,12 @@ impl<St: Store> Shared<St> {
             Precondition::NotModified => (
                 StatusCode::NOT_MODIFIED,
                 not_modified_headers(&stored.headers),
-                Bytes::new(),
+                StoredBody::default(),
             ),
             Precondition::Failed => (
                 StatusCode::PRECONDITION_FAILED,
                 HeaderMap::new(),
-                Bytes::new(),
+                StoredBody::default(),
             ),
             Precondition::Forward => return None,
             Precondition::None => ranged_answer(method, req_headers, stored, part)?,
@@ -643,8 +635,12 @@ impl<St: Store> Shared<St> {
         self.stats.hits.fetch_add(1, Ordering::Relaxed);
         headers.insert(AGE, HeaderValue::from(age.as_secs()));
         self.status.served(&mut headers, served, ttl);
-        let body = if is_head { Bytes::new() } else { body };
-        let mut response = Response::new(ResponseBody::full(body));
+        let body = if is_head {
+            ResponseBody::full(Bytes::new())
+        } else {
+            ResponseBody::stored(&body)
+        };
+        let mut response = Response::new(body);
         *response.status_mut() = status;
         *response.headers_mut() = headers;
         // The stored status with its extensions (hyper's `ReasonPhrase` among them); a status
@@ -840,7 +836,7 @@ impl<St: Store> Shared<St> {
         });
         if let Some(entry) = self.lookup(&exchange.key).await {
             let entry = entry.with_replaced(stored, Arc::clone(&updated));
-            if let Err(error) = self.store.put(exchange.key.clone(), Arc::new(entry)).await {
+            if let Err(error) = self.put(exchange.key.clone(), Arc::new(entry)).await {
                 tracing::warn!(key = %exchange.key, %error, "cache update failed");
             }
         }
@@ -1011,6 +1007,12 @@ impl<St: Store> Shared<St> {
             Vary::Fields(fields) => VaryKey::capture(&fields, &exchange.req_headers),
             _ => VaryKey::default(),
         };
+        let expected = body.size_hint().exact();
+        // A store that keeps bodies outside memory takes this one in as it streams.
+        let spool = match expected {
+            Some(len) if len > self.max_entry_size as u64 => None,
+            _ => self.store.body_sink(&exchange.key, expected),
+        };
         let tee = Tee {
             key: exchange.key,
             status: parts.status,
@@ -1020,8 +1022,9 @@ impl<St: Store> Shared<St> {
             extensions: parts.extensions.clone(),
             req_headers: exchange.req_headers,
             chunks: Vec::new(),
+            spool,
             len: 0,
-            expected: body.size_hint().exact(),
+            expected,
             limit: self.max_entry_size,
             sink: Arc::clone(self) as Arc<dyn Commit>,
             reservation: Reservation::new(Arc::clone(&self.capture)),
@@ -1045,8 +1048,10 @@ impl<St: Store> Shared<St> {
 fn stored_prefix(part: &StoredResponse, rest: &HeaderMap) -> Option<(Bytes, u64)> {
     let first = completing_part(&part.headers, rest)?;
     let complete = ContentRange::from_headers(rest)?.complete;
-    let prefix = part.body.get(..usize::try_from(first).ok()?)?;
-    Some((part.body.slice_ref(prefix), complete))
+    // A part streamed from the store's own medium is not completed from it.
+    let body = part.body.as_bytes()?;
+    let prefix = body.get(..usize::try_from(first).ok()?)?;
+    Some((body.slice_ref(prefix), complete))
 }
 
 /// The stored response, or the byte range of it the request asks for: status, header fields
@@ -1057,11 +1062,11 @@ fn ranged_answer(
     req_headers: &HeaderMap,
     stored: &StoredResponse,
     part: Option<ContentRange>,
-) -> Option<(StatusCode, HeaderMap, Bytes)> {
+) -> Option<(StatusCode, HeaderMap, StoredBody)> {
     // The complete length, and the offset of the stored bytes in it.
     let (len, offset) = match part {
         Some(part) => (part.complete, part.first),
-        None => (stored.body.len() as u64, 0),
+        None => (stored.body.len(), 0),
     };
     // RFC 9110 §14.2: a single byte range of a stored 200 is served from it, and
     // (RFC 9111 §3.3) from a stored 206 that holds it.
@@ -1081,16 +1086,20 @@ fn ranged_answer(
             headers.insert(CONTENT_RANGE, header_value(range)?);
             headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start + 1));
             let (from, to) = (start.checked_sub(offset)?, end.checked_sub(offset)?);
-            let body = stored
-                .body
-                .get(usize::try_from(from).ok()?..=usize::try_from(to).ok()?)
-                .map(|slice| stored.body.slice_ref(slice))?;
-            (StatusCode::PARTIAL_CONTENT, headers, body)
+            (
+                StatusCode::PARTIAL_CONTENT,
+                headers,
+                stored.body.slice(from..=to)?,
+            )
         }
         RangeDecision::Unsatisfiable => {
             let mut headers = HeaderMap::new();
             headers.insert(CONTENT_RANGE, header_value(unsatisfied_range(len))?);
-            (StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new())
+            (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                headers,
+                StoredBody::default(),
+            )
         }
         RangeDecision::Forward => return None,
     })

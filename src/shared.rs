@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Waker};
 use std::time::Duration;
 
 use http::header::{CONTENT_LENGTH, CONTENT_RANGE};
@@ -14,10 +13,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use crate::clock::Clock;
 use crate::flight::{CaptureBudget, FlightGuard, Flights, Outcome};
 use crate::key::CacheKey;
-use crate::policy::CacheOptions;
 use crate::policy::range::{ContentRange, combine_parts, content_range};
+use crate::policy::{CacheOptions, lifetime};
 use crate::status::StatusHeaders;
-use crate::store::{Store, StoredEntry, StoredResponse};
+use crate::store::{Store, StoreError, StoredEntry, StoredResponse};
 
 /// State shared by the layer, every service it made and every handle: one cache.
 pub(crate) struct Shared<St> {
@@ -68,41 +67,111 @@ impl<St: Store> Commit for Shared<St> {
         req_headers: HeaderMap,
         flight: Option<FlightGuard>,
     ) {
-        let shared = Arc::clone(&self);
-        let mut put = Box::pin(async move {
-            // Released once stored, when waiting requests can be answered from the store;
-            // dropped (`Outcome::Failed`) when nothing was written.
-            // Read, add the variant, write: concurrent stores of two variants of one URL may
-            // keep only one of them, which costs a later miss, never a wrong answer.
-            let entry = match shared.store.get(&key).await {
-                Ok(Some(entry)) => match shared.with_new(&entry, response, &req_headers) {
-                    Some(entry) => entry,
-                    None => return,
-                },
-                _ => StoredEntry::new(Arc::new(response)),
-            };
-            match shared.store.put(key, Arc::new(entry)).await {
-                Ok(()) => {
-                    shared.stats.stores.fetch_add(1, Ordering::Relaxed);
-                    if let Some(flight) = flight {
-                        flight.release(Outcome::Stored);
+        // Read, add the variant, write: concurrent stores of two variants of one URL may keep
+        // only one of them, which costs a later miss, never a wrong answer.
+        // A store that answers at once (in memory) stores the entry here, before the client
+        // has read the last byte; one that must wait continues in a task, without holding up
+        // the body.
+        let stored = match self.store.get_now(&key) {
+            Some(Ok(stored)) => stored,
+            Some(Err(_)) | None => {
+                let shared = Arc::clone(&self);
+                spawn(async move {
+                    let stored = shared.get(&key).await;
+                    if let Some(entry) = shared.entry_with(stored, response, &req_headers) {
+                        let result = shared.put(key, entry).await;
+                        shared.stored(result, flight);
                     }
-                }
-                Err(error) => tracing::warn!(%error, "cache store failed"),
+                });
+                return;
             }
-        });
-        // The in-memory store completes without waiting; trying once here makes the entry
-        // visible before the client has read the last byte. Stores that must wait continue in
-        // a task, without holding up the body.
-        let mut cx = Context::from_waker(Waker::noop());
-        if put.as_mut().poll(&mut cx).is_ready() {
+        };
+        // Released once stored, when waiting requests can be answered from the store;
+        // dropped (`Outcome::Failed`) when nothing was written.
+        let Some(entry) = self.entry_with(stored, response, &req_headers) else {
+            return;
+        };
+        let ttl = self.ttl(&entry);
+        if let Some(result) = self.store.put_now(&key, &entry, ttl) {
+            self.stored(result, flight);
             return;
         }
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(put);
+        spawn(async move {
+            let result = self.store.put(key, entry, ttl).await;
+            self.stored(result, flight);
+        });
+    }
+}
+
+/// Runs `task` on the current tokio runtime; without one, the response is not stored.
+fn spawn(task: impl Future<Output = ()> + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(task);
+        }
+        Err(_) => tracing::warn!("no tokio runtime to finish storing a response; dropped"),
+    }
+}
+
+impl<St: Store> Shared<St> {
+    /// The entry stored under `key`: at once when the store can answer so, else waiting. A
+    /// store that fails is logged and counts as having nothing.
+    pub(crate) async fn get(&self, key: &CacheKey) -> Option<Arc<StoredEntry>> {
+        let result = match self.store.get_now(key) {
+            Some(result) => result,
+            None => self.store.get(key).await,
+        };
+        result.unwrap_or_else(|error| {
+            tracing::warn!(%key, %error, "cache lookup failed; forwarding");
+            None
+        })
+    }
+
+    /// Writes `entry` under `key`, with how long it stays of use: at once when the store can,
+    /// else waiting.
+    pub(crate) async fn put(
+        &self,
+        key: CacheKey,
+        entry: Arc<StoredEntry>,
+    ) -> Result<(), StoreError> {
+        let ttl = self.ttl(&entry);
+        match self.store.put_now(&key, &entry, ttl) {
+            Some(result) => result,
+            None => self.store.put(key, entry, ttl).await,
+        }
+    }
+
+    /// How long from now `entry` stays of use (policy's answer, given to the store).
+    fn ttl(&self, entry: &StoredEntry) -> Option<Duration> {
+        let variants = entry.variants().iter().map(|v| (&v.headers, &v.policy));
+        lifetime::entry_useful_for(variants, &self.options, self.clock.now())
+    }
+
+    /// The entry to write: `stored` (if any) with `response` added; `None` when what is
+    /// stored is better kept as it is.
+    fn entry_with(
+        &self,
+        stored: Option<Arc<StoredEntry>>,
+        response: StoredResponse,
+        req_headers: &HeaderMap,
+    ) -> Option<Arc<StoredEntry>> {
+        let entry = match stored {
+            Some(entry) => self.with_new(&entry, response, req_headers)?,
+            None => StoredEntry::new(Arc::new(response)),
+        };
+        Some(Arc::new(entry))
+    }
+
+    /// Counts and logs a write of a captured response, and releases its flight once stored.
+    fn stored(&self, result: Result<(), StoreError>, flight: Option<FlightGuard>) {
+        match result {
+            Ok(()) => {
+                self.stats.stores.fetch_add(1, Ordering::Relaxed);
+                if let Some(flight) = flight {
+                    flight.release(Outcome::Stored);
+                }
             }
-            Err(_) => tracing::warn!("no tokio runtime to finish storing a response; dropped"),
+            Err(error) => tracing::warn!(%error, "cache store failed"),
         }
     }
 }
@@ -146,18 +215,20 @@ fn combined(
     new: &StoredResponse,
     merged: ContentRange,
 ) -> Option<StoredResponse> {
+    // Parts streamed from a store's own medium are replaced, not combined.
+    let (stored_body, new_body) = (stored.body.as_bytes()?, new.body.as_bytes()?);
     let old_part = ContentRange::from_headers(&stored.headers)?;
     let new_part = ContentRange::from_headers(&new.headers)?;
     let mut body = bytes::BytesMut::with_capacity(usize::try_from(merged.len()).ok()?);
     // The stored bytes before the new part, the new part, the stored bytes after it.
     if old_part.first < new_part.first {
         let before = usize::try_from(new_part.first - old_part.first).ok()?;
-        body.extend_from_slice(stored.body.get(..before)?);
+        body.extend_from_slice(stored_body.get(..before)?);
     }
-    body.extend_from_slice(&new.body);
+    body.extend_from_slice(new_body);
     if old_part.last > new_part.last {
         let after = usize::try_from(new_part.last + 1 - old_part.first).ok()?;
-        body.extend_from_slice(stored.body.get(after..)?);
+        body.extend_from_slice(stored_body.get(after..)?);
     }
     if body.len() as u64 != merged.len() {
         return None;
@@ -176,7 +247,7 @@ fn combined(
     Some(StoredResponse {
         status,
         headers,
-        body: body.freeze(),
+        body: body.freeze().into(),
         policy: new.policy,
         vary: new.vary.clone(),
         // A reason phrase belongs to the new part's status, not to the combined one.

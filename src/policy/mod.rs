@@ -17,6 +17,7 @@ pub(crate) mod conditional;
 pub(crate) mod freshness;
 pub(crate) mod headers;
 pub(crate) mod invalidate;
+pub(crate) mod lifetime;
 pub(crate) mod range;
 pub(crate) mod reuse;
 pub(crate) mod revalidate;

@@ -3,22 +3,29 @@ use std::time::{Duration, Instant};
 
 use moka::Expiry;
 
-use super::{Store, StoreError, StoredEntry, StoredResponse};
+use super::{Store, StoreError, StoredEntry};
 use crate::key::CacheKey;
 
-/// The default store: in memory, on [`moka::future::Cache`], bounded in bytes.
+/// The default store: in memory, on [`moka::sync::Cache`], bounded in bytes.
 ///
 /// Entries are weighed by [`StoredEntry::weight`] plus the key, so the configured capacity
 /// bounds the memory held by headers and bodies; moka's TinyLFU admission and LRU eviction
-/// decide what stays when it is full. Entries also expire once they can no longer be served
-/// (fresh lifetime plus any stale window, plus an hour in which a request with `max-stale` or
-/// an unreachable origin may still use it), which only reclaims memory early: whether an entry
-/// may be served is decided on every read by [`policy`](crate::policy).
+/// decide what stays when it is full. Each entry also expires once the `ttl` the cache gave
+/// it has passed, which only reclaims memory early: whether an entry may be served is decided
+/// on every read by [`policy`](crate::policy).
 ///
+/// It answers at once ([`Store::get_now`], [`Store::put_now`]): a hit creates no future.
 /// Cloning a `MemoryStore` gives another handle to the same cache.
 #[derive(Clone, Debug)]
 pub struct MemoryStore {
-    cache: moka::future::Cache<CacheKey, Arc<StoredEntry>>,
+    cache: moka::sync::Cache<CacheKey, Held>,
+}
+
+/// An entry with the time it stays of use.
+#[derive(Clone, Debug)]
+struct Held {
+    entry: Arc<StoredEntry>,
+    ttl: Option<Duration>,
 }
 
 /// Default capacity: 256 MiB.
@@ -27,12 +34,12 @@ pub(crate) const DEFAULT_CAPACITY: u64 = 256 * 1024 * 1024;
 impl MemoryStore {
     /// A store holding at most `max_capacity` bytes of responses.
     pub fn new(max_capacity: u64) -> Self {
-        let cache = moka::future::Cache::builder()
+        let cache = moka::sync::Cache::builder()
             .max_capacity(max_capacity)
-            .weigher(|key: &CacheKey, value: &Arc<StoredEntry>| {
-                u32::try_from(key.as_str().len() + value.weight()).unwrap_or(u32::MAX)
+            .weigher(|key: &CacheKey, held: &Held| {
+                u32::try_from(key.as_str().len() + held.entry.weight()).unwrap_or(u32::MAX)
             })
-            .expire_after(UsableLifetime)
+            .expire_after(GivenTtl)
             .build();
         Self { cache }
     }
@@ -49,7 +56,7 @@ impl MemoryStore {
 
     /// Runs moka's pending maintenance (evictions, counts); useful before reading counts.
     pub async fn run_pending_tasks(&self) {
-        self.cache.run_pending_tasks().await;
+        self.cache.run_pending_tasks();
     }
 }
 
@@ -60,67 +67,67 @@ impl Default for MemoryStore {
 }
 
 impl Store for MemoryStore {
-    async fn get(&self, key: &CacheKey) -> Result<Option<Arc<StoredEntry>>, StoreError> {
-        Ok(self.cache.get(key).await)
+    fn get_now(&self, key: &CacheKey) -> Option<Result<Option<Arc<StoredEntry>>, StoreError>> {
+        Some(Ok(self.cache.get(key).map(|held| held.entry)))
     }
 
-    async fn put(&self, key: CacheKey, value: Arc<StoredEntry>) -> Result<(), StoreError> {
-        self.cache.insert(key, value).await;
+    async fn get(&self, key: &CacheKey) -> Result<Option<Arc<StoredEntry>>, StoreError> {
+        Ok(self.cache.get(key).map(|held| held.entry))
+    }
+
+    fn put_now(
+        &self,
+        key: &CacheKey,
+        value: &Arc<StoredEntry>,
+        ttl: Option<Duration>,
+    ) -> Option<Result<(), StoreError>> {
+        let held = Held {
+            entry: Arc::clone(value),
+            ttl,
+        };
+        self.cache.insert(key.clone(), held);
+        Some(Ok(()))
+    }
+
+    async fn put(
+        &self,
+        key: CacheKey,
+        value: Arc<StoredEntry>,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        self.cache.insert(key, Held { entry: value, ttl });
         Ok(())
     }
 
     async fn remove(&self, key: &CacheKey) -> Result<bool, StoreError> {
-        Ok(self.cache.remove(key).await.is_some())
+        Ok(self.cache.remove(key).is_some())
     }
 
     async fn clear(&self) -> Result<u64, StoreError> {
-        self.cache.run_pending_tasks().await;
+        self.cache.run_pending_tasks();
         let count = self.cache.entry_count();
         self.cache.invalidate_all();
-        self.cache.run_pending_tasks().await;
+        self.cache.run_pending_tasks();
         Ok(count)
     }
 }
 
-/// How long a response without validators is kept past its last fresh or stale window.
-const STALE_GRACE: Duration = crate::policy::DEFAULT_MAX_STALE_IF_UNREACHABLE;
+/// Expires each entry after the `ttl` it was put with.
+struct GivenTtl;
 
-/// Reclaims an entry once no request could use it any more.
-struct UsableLifetime;
+impl Expiry<CacheKey, Held> for GivenTtl {
+    fn expire_after_create(&self, _key: &CacheKey, held: &Held, _now: Instant) -> Option<Duration> {
+        held.ttl
+    }
 
-impl Expiry<CacheKey, Arc<StoredEntry>> for UsableLifetime {
-    fn expire_after_create(
+    fn expire_after_update(
         &self,
         _key: &CacheKey,
-        value: &Arc<StoredEntry>,
-        _created_at: Instant,
+        held: &Held,
+        _now: Instant,
+        _current: Option<Duration>,
     ) -> Option<Duration> {
-        // The entry lives as long as its longest-lived variant.
-        value
-            .variants()
-            .iter()
-            .map(|response| usable_for(response))
-            .try_fold(Duration::ZERO, |longest, d| d.map(|d| longest.max(d)))
+        // A replaced entry lives as long as its new value says, not its old one.
+        held.ttl
     }
-}
-
-/// How long a response may still be of use; `None` while it can be revalidated.
-fn usable_for(response: &StoredResponse) -> Option<Duration> {
-    // A response with a validator stays useful after it goes stale: it can be revalidated
-    // (RFC 9111 §4.3), so only capacity eviction removes it.
-    if response.headers.contains_key(http::header::ETAG)
-        || response.headers.contains_key(http::header::LAST_MODIFIED)
-    {
-        return None;
-    }
-    let policy = &response.policy;
-    let remaining = policy.freshness_lifetime.saturating_sub(policy.initial_age);
-    let stale = policy
-        .stale_while_revalidate
-        .unwrap_or_default()
-        .max(policy.stale_if_error.unwrap_or_default());
-    // A request may still accept a stale response with `max-stale` (RFC 9111 §5.2.1.2), and
-    // a cache whose origin cannot be reached may serve it (RFC 9111 §4.2.4, up to
-    // `CacheOptions::max_stale_if_unreachable`, one hour by default): keep it that long.
-    Some(remaining + stale + STALE_GRACE)
 }

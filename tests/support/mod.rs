@@ -140,9 +140,10 @@ impl Drop for Server {
 }
 
 /// Serves `layer` around `handler` on 127.0.0.1:0; the handler's calls are counted.
-pub async fn serve<F>(layer: CacheLayer, handler: F) -> Server
+pub async fn serve<F, St>(layer: CacheLayer<St>, handler: F) -> Server
 where
     F: Fn(&Request<Incoming>) -> Response<TestBody> + Clone + Send + Sync + 'static,
+    St: tower_cache_layer::store::Store,
 {
     let origin_calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&origin_calls);
