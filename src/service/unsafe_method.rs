@@ -40,13 +40,8 @@ where
     let response = inner.call(req).await?;
     let response_time = shared.clock.now();
     if let Ok(target) = key.as_str().parse::<Uri>() {
-        for uri in invalidation_uris(&method, response.status(), &target, response.headers()) {
-            if let Some(key) = CacheKey::from_uri(&uri) {
-                if let Err(error) = shared.store.remove(&key).await {
-                    tracing::warn!(%key, %error, "cache invalidation failed");
-                }
-            }
-        }
+        let uris = invalidation_uris(&method, response.status(), &target, response.headers());
+        shared.invalidate(uris).await;
         if let Some(req_headers) = req_headers {
             let cc = shared.cache_control(response.headers());
             let reusable = post_response_answers_get(
@@ -80,4 +75,15 @@ where
         .status
         .forwarded_parts(&mut parts, Forward::Method, None);
     Ok(Response::from_parts(parts, ResponseBody::pass(body)))
+}
+
+impl<St: Store> Shared<St> {
+    /// Removes what is stored for each of `uris` (RFC 9111 §4.4); failures are logged.
+    async fn invalidate(&self, uris: impl IntoIterator<Item = Uri>) {
+        for key in uris.into_iter().filter_map(|uri| CacheKey::from_uri(&uri)) {
+            if let Err(error) = self.store.remove(&key).await {
+                tracing::warn!(%key, %error, "cache invalidation failed");
+            }
+        }
+    }
 }
