@@ -268,7 +268,8 @@
     missing_debug_implementations,
     rust_2018_idioms,
     clippy::await_holding_lock,
-    clippy::todo
+    clippy::todo,
+    clippy::too_many_lines
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

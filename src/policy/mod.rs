@@ -14,6 +14,7 @@
 
 pub(crate) mod cache_control;
 pub(crate) mod conditional;
+pub(crate) mod decide;
 pub(crate) mod freshness;
 pub(crate) mod headers;
 pub(crate) mod invalidate;

@@ -1,0 +1,161 @@
+//! Forwarded responses: marked with the cache's status fields, and teed into the store when
+//! they may be stored.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::DATE;
+use http::{HeaderMap, HeaderValue, Response};
+use http_body::Body;
+
+use super::Exchange;
+use crate::OriginUnreachable;
+use crate::body::{ResponseBody, Tee};
+use crate::flight::{FlightGuard, Reservation};
+use crate::policy::decide::{self, Keep};
+use crate::policy::storable::is_storable_with;
+use crate::policy::{CacheControl, ResponsePolicy, Vary, VaryKey, targeted_cache_control};
+use crate::shared::{Commit, Shared};
+use crate::store::Store;
+
+impl<St> Shared<St> {
+    /// The `Cache-Control` this cache obeys: the targeted field when configured, present and
+    /// valid (RFC 9213 §2.1), else `Cache-Control`.
+    pub(super) fn cache_control(&self, headers: &HeaderMap) -> CacheControl {
+        self.targeted
+            .as_ref()
+            .and_then(|field| targeted_cache_control(headers, field))
+            .unwrap_or_else(|| CacheControl::from_headers(headers))
+    }
+}
+
+impl<St: Store> Shared<St> {
+    /// Marks a response from the inner service, and tees its body into the store when it may
+    /// be stored.
+    pub(super) fn forwarded<B>(
+        self: &Arc<Self>,
+        response: Response<B>,
+        exchange: Exchange,
+        flight: Option<FlightGuard>,
+    ) -> Response<ResponseBody<B>>
+    where
+        B: Body<Data = Bytes>,
+    {
+        let (mut parts, body) = response.into_parts();
+        // Made by the inner service, not the origin: never stored. `flight` is dropped, so
+        // the requests waiting for it go forward themselves.
+        if parts.extensions.get::<OriginUnreachable>().is_some() {
+            self.status
+                .forwarded_parts(&mut parts, exchange.forward, None);
+            return Response::from_parts(parts, ResponseBody::pass(body));
+        }
+        // RFC 9110 §6.6.1: a cache adds `Date` to a response that lacks one.
+        if !parts.headers.contains_key(DATE) {
+            let date = httpdate::fmt_http_date(exchange.response_time);
+            if let Ok(date) = HeaderValue::try_from(date) {
+                parts.headers.insert(DATE, date);
+            }
+        }
+        let cc = self.cache_control(&parts.headers);
+        let forward = exchange.forward;
+        let (body, detail) = match self.keep(&exchange, &parts, &cc, &body) {
+            Keep::Store => (self.capture(&parts, &cc, body, exchange, flight), None),
+            Keep::PassOn {
+                reason,
+                worth_waiting,
+            } => {
+                tracing::trace!(key = %exchange.key, reason, "response not stored");
+                if !worth_waiting {
+                    self.flights.not_storable(&exchange.key, flight);
+                }
+                // Otherwise `flight` is dropped here (`Outcome::Failed`): the requests waiting
+                // for it go forward themselves.
+                (ResponseBody::pass(body), Some(reason))
+            }
+        };
+        self.status.forwarded_parts(&mut parts, forward, detail);
+        Response::from_parts(parts, body)
+    }
+
+    /// Is the response (`parts`, its `Cache-Control` `cc`, `body`) to a forwarded request
+    /// stored? RFC 9111 §3 ([`is_storable_with`]), then the size bound ([`decide::keep`]).
+    fn keep<B: Body>(
+        &self,
+        exchange: &Exchange,
+        parts: &http::response::Parts,
+        cc: &CacheControl,
+        body: &B,
+    ) -> Keep {
+        let storable = is_storable_with(
+            &exchange.method,
+            &exchange.req_headers,
+            &exchange.req_cc,
+            parts.status,
+            &parts.headers,
+            cc,
+            &self.options,
+            exchange.response_time,
+        );
+        decide::keep(storable, cc, body.size_hint().lower(), self.max_entry_size)
+    }
+
+    /// The body of a storable response, teed into the store as it streams (committed at
+    /// once when it is already complete).
+    fn capture<B>(
+        self: &Arc<Self>,
+        parts: &http::response::Parts,
+        cc: &CacheControl,
+        body: B,
+        exchange: Exchange,
+        flight: Option<FlightGuard>,
+    ) -> ResponseBody<B>
+    where
+        B: Body<Data = Bytes>,
+    {
+        let headers = decide::stored_fields(&parts.headers, cc);
+        let policy = ResponsePolicy::new(
+            parts.status,
+            &headers,
+            cc,
+            &self.options,
+            exchange.request_time,
+            exchange.response_time,
+        );
+        let vary = match Vary::from_headers(&headers) {
+            Vary::Fields(fields) => VaryKey::capture(&fields, &exchange.req_headers),
+            _ => VaryKey::default(),
+        };
+        let expected = body.size_hint().exact();
+        // A store that keeps bodies outside memory takes this one in as it streams.
+        let spool = match expected {
+            Some(len) if len > self.max_entry_size as u64 => None,
+            _ => self.store.body_sink(&exchange.key, expected),
+        };
+        let tee = Tee {
+            key: exchange.key,
+            status: parts.status,
+            headers,
+            policy,
+            vary,
+            extensions: parts.extensions.clone(),
+            req_headers: exchange.req_headers,
+            chunks: Vec::new(),
+            spool,
+            len: 0,
+            expected,
+            limit: self.max_entry_size,
+            sink: Arc::clone(self) as Arc<dyn Commit>,
+            reservation: Reservation::new(Arc::clone(&self.capture)),
+            flights: Arc::clone(&self.flights),
+            flight,
+        };
+        // A body that is already complete (a 204, an empty 200) may never be polled: hyper
+        // does not read a body it must not or need not send.
+        if body.is_end_stream() || body.size_hint().exact() == Some(0) {
+            tee.commit();
+            ResponseBody::pass(body)
+        } else {
+            ResponseBody::miss(body, tee)
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The [`Cache`] service: looks up what is stored, asks the policy
+//! ([`decide`](crate::policy::decide)) what to do, and acts on it.
+//!
+//! - `lookup`: the store lookup and the hit path that needs no waiting;
+//! - `answer`: answers from stored responses (fresh, stale, ranges, preconditions);
+//! - `forward`: what goes forward with a request (validators, collapsed forwarding);
+//! - `respond`: the inner service's response to a forwarded GET or HEAD;
+//! - `capture`: marking forwarded responses and teeing storable ones into the store;
+//! - `unsafe_method`: unsafe methods, which invalidate.
+
+mod answer;
+mod capture;
+mod forward;
+mod lookup;
+mod respond;
+mod unsafe_method;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response};
+use http_body::Body;
+use tower_service::Service;
+
+use self::forward::{Collapse, add_stored_validators, ask_for_rest};
+use self::lookup::FastLookup;
+use self::unsafe_method::unsafe_call;
+use crate::BoxError;
+use crate::body::ResponseBody;
+use crate::future::ResponseFuture;
+use crate::key::CacheKey;
+use crate::policy::CacheControl;
+use crate::policy::decide::{self, Lookup};
+use crate::policy::invalidate::is_safe_method;
+use crate::shared::Shared;
+use crate::status::Forward;
+use crate::store::{MemoryStore, Store, StoredEntry, StoredResponse};
+
+/// Middleware that answers requests from a shared HTTP cache (RFC 9111) and stores cacheable
+/// responses of the inner service.
+///
+/// Created by [`CacheLayer`](crate::CacheLayer); clones share one cache. See the
+/// [crate docs](crate) for examples and the rules it follows.
+pub struct Cache<S, St = MemoryStore> {
+    inner: S,
+    shared: Arc<Shared<St>>,
+}
+
+impl<S, St> Cache<S, St> {
+    pub(crate) fn from_shared(inner: S, shared: Arc<Shared<St>>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// Gets a reference to the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Gets a mutable reference to the inner service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, St> Clone for Cache<S, St> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: fmt::Debug, St> fmt::Debug for Cache<S, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for Cache<S, St>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    St: Store,
+    ReqBody: Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // Only the service that was polled ready may be called (tower-service docs).
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
+        let shared = &self.shared;
+        let method = req.method();
+
+        let forward = match CacheKey::from_parts(req.uri(), req.headers()) {
+            // RFC 9111 §3: this cache stores responses to GET; HEAD is answered from them.
+            Some(key) if method == Method::GET || method == Method::HEAD => {
+                // RFC 9111 §5.2.1: the request's directives, parsed once for the request.
+                let req_cc = CacheControl::from_headers(req.headers());
+                let found = match shared.hit_now(&key, &req, &req_cc) {
+                    FastLookup::Hit(response) => return ResponseFuture::ready(response),
+                    FastLookup::Found(entry) => Some(entry),
+                    FastLookup::Later => None,
+                };
+                let future = cached_call(Arc::clone(shared), inner, req, req_cc, key, found);
+                return ResponseFuture::cached(Box::pin(future));
+            }
+            // RFC 9111 §4.4: unsafe methods invalidate what is stored for their target.
+            Some(key) if !is_safe_method(method) => {
+                let future = unsafe_call(Arc::clone(shared), inner, req, key);
+                return ResponseFuture::cached(Box::pin(future));
+            }
+            Some(_) => Forward::Method,
+            None if method == Method::GET || method == Method::HEAD => Forward::Bypass,
+            None => Forward::Method,
+        };
+        shared.stats.misses.fetch_add(1, Ordering::Relaxed);
+        ResponseFuture::forward(inner.call(req), Arc::clone(&shared.status), forward)
+    }
+}
+
+/// A GET or HEAD request: answer from the store, or forward (validating what is stored) and
+/// capture the response.
+async fn cached_call<S, St, ReqBody, ResBody>(
+    shared: Arc<Shared<St>>,
+    mut inner: S,
+    mut req: Request<ReqBody>,
+    req_cc: CacheControl,
+    key: CacheKey,
+    found: Option<Option<Arc<StoredEntry>>>,
+) -> Result<Response<ResponseBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    St: Store,
+    ReqBody: Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+{
+    let now = shared.clock.now();
+    // What the fast path in `call` already looked up, if the store answered it at once.
+    let stored = match found {
+        Some(entry) => entry,
+        None => shared.lookup(&key).await,
+    };
+
+    // RFC 9111 §4.1: a stored response is only selected by matching `Vary` values.
+    let selected = stored
+        .as_ref()
+        .and_then(|entry| entry.select(req.headers()).cloned());
+    let offer = shared.stored_answer(stored.as_deref(), selected.as_ref(), &req, &req_cc, now);
+    let forward = match offer {
+        FromStore::Answer(response) => return Ok(response),
+        FromStore::AnswerAndRevalidate(response, candidate) => {
+            shared.revalidate_in_background(inner, req, req_cc, key, candidate);
+            return Ok(response);
+        }
+        FromStore::OnlyIfCachedMiss => {
+            shared.stats.misses.fetch_add(1, Ordering::Relaxed);
+            return Ok(shared.only_if_cached_miss());
+        }
+        FromStore::Forward(forward) => forward,
+    };
+
+    let flight = match shared
+        .collapse(&key, req.method(), req.headers(), &req_cc, forward)
+        .await
+    {
+        Collapse::Answered(answer) => return Ok(answer),
+        Collapse::Forward(flight) => flight,
+    };
+
+    shared.stats.misses.fetch_add(1, Ordering::Relaxed);
+    let method = req.method().clone();
+    let req_headers = req.headers().clone();
+    let validating = add_stored_validators(stored.as_deref(), selected.as_ref(), &mut req);
+    let completing = selected
+        .as_ref()
+        .is_some_and(|part| ask_for_rest(part, &method, &req_headers, &mut req));
+    let request_time = shared.clock.now();
+    let result = inner.call(req).await;
+    let exchange = Exchange {
+        key,
+        forward,
+        method,
+        req_headers,
+        req_cc,
+        request_time,
+        response_time: shared.clock.now(),
+        completing,
+    };
+    match result {
+        Ok(response) => Ok(shared
+            .on_response(response, exchange, selected, validating, flight)
+            .await),
+        // RFC 5861 §4, RFC 9111 §4.2.4: an origin that cannot be reached may be covered by a
+        // stale response.
+        Err(error) => selected
+            .as_ref()
+            .and_then(|stored| shared.stale_answer(&exchange, stored, None))
+            .ok_or(error),
+    }
+}
+
+/// What the store offers a GET or HEAD request, before it goes forward.
+// Returned by value and matched at once, as `FastLookup`.
+#[allow(clippy::large_enum_variant)]
+enum FromStore<B> {
+    /// A stored response answers it.
+    Answer(Response<ResponseBody<B>>),
+    /// A stale stored response answers it, and is revalidated in the background
+    /// (RFC 5861 §3).
+    AnswerAndRevalidate(Response<ResponseBody<B>>, Arc<StoredResponse>),
+    /// It goes forward, for this reason (RFC 9211 §2.2 `fwd`).
+    Forward(Forward),
+    /// It has `only-if-cached` and nothing usable is stored: a 504 (RFC 9111 §5.2.1.7).
+    OnlyIfCachedMiss,
+}
+
+impl<B> FromStore<B> {
+    /// The request goes forward for `why`, unless its directives forbid it
+    /// ([`decide::forward`]).
+    fn forward(req_cc: &CacheControl, why: Forward) -> Self {
+        match decide::forward(req_cc, why) {
+            Lookup::OnlyIfCachedMiss => FromStore::OnlyIfCachedMiss,
+            _ => FromStore::Forward(why),
+        }
+    }
+}
+
+/// What the service remembers of a forwarded request.
+struct Exchange {
+    key: CacheKey,
+    forward: Forward,
+    method: Method,
+    req_headers: HeaderMap,
+    /// The request's `Cache-Control`, parsed once (from `req_headers`).
+    req_cc: CacheControl,
+    request_time: SystemTime,
+    response_time: SystemTime,
+    /// The request asked for the rest of the selected stored part (RFC 9111 §3.4).
+    completing: bool,
+}
