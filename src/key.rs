@@ -44,6 +44,14 @@ impl CacheKey {
         Some(Self::build(scheme, authority, uri))
     }
 
+    /// The key of the absolute URI `uri` with its scheme replaced by `scheme`.
+    ///
+    /// `None` when `uri` has no authority.
+    pub(crate) fn from_uri_with_scheme(uri: &Uri, scheme: &str) -> Option<Self> {
+        let authority = uri.authority()?.as_str();
+        Some(Self::build(scheme, authority, uri))
+    }
+
     fn build(scheme: &str, authority: &str, uri: &Uri) -> Self {
         let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
         let path_and_query = if path_and_query.is_empty() {

@@ -54,7 +54,7 @@
 //! use tower_cache_layer::CacheLayer;
 //!
 //! let cache = CacheLayer::builder().max_capacity(64 * 1024 * 1024).build();
-//! let handle = cache.handle(); // clear(), remove(), stats()
+//! let handle = cache.handle(); // clear(), purge(), purge_tagged(), soft_purge(), stats()
 //! let app: Router = Router::new()
 //!     .route("/", get(|| async { ([("cache-control", "max-age=30")], "home") }))
 //!     .layer(cache);

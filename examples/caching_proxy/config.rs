@@ -14,6 +14,7 @@ use http::uri::{Authority, Scheme, Uri};
 /// Log verbosity follows RUST_LOG (default `info`).
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
+#[command(group = clap::ArgGroup::new("purge_target").args(["purge", "purge_tag"]))]
 pub(crate) struct Config {
     /// Port to listen on; with --clear-cache, the port of the running proxy.
     #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u16).range(1..))]
@@ -150,25 +151,39 @@ pub(crate) struct Config {
     /// Do not start a proxy: ask the proxy this user runs on --port to empty its cache (through
     /// the admin address and token in its admin file), print how many entries it removed and
     /// exit.
-    #[arg(long, conflicts_with_all = [
-        "origin",
-        "max_capacity",
-        "max_entry_size",
-        "default_ttl",
-        "origin_timeout",
-        "max_stale_if_unreachable",
-        "store_set_cookie",
-        "max_header_bytes",
-        "header_read_timeout",
-        "max_connections",
-        "preserve_host",
-        "trusted_proxy",
-        "origin_idle_timeout",
-        "allow",
-        "connect_ports",
-        "origin_ca",
-    ])]
+    #[arg(long, conflicts_with_all = SERVING_FLAGS)]
     pub(crate) clear_cache: bool,
+
+    /// Do not start a proxy: ask the proxy this user runs on --port (through its admin file,
+    /// as --clear-cache does) to purge the entry for this path (`/x?y`, resolved as the proxy
+    /// keys requests: against its origin and base path) or absolute URL, with every Vary
+    /// variant; print how many entries it purged and exit.
+    #[arg(
+        long,
+        value_name = "PATH_OR_URL",
+        value_parser = parse_non_empty,
+        conflicts_with_all = SERVING_FLAGS,
+        conflicts_with_all = ["clear_cache", "purge_tag"]
+    )]
+    pub(crate) purge: Option<String>,
+
+    /// Do not start a proxy: ask the proxy this user runs on --port to purge every entry
+    /// tagged TAG in its `Surrogate-Key` (space-separated) or `Cache-Tag` (comma-separated)
+    /// response field; print how many entries it purged and exit.
+    #[arg(
+        long,
+        value_name = "TAG",
+        value_parser = parse_tag,
+        conflicts_with_all = SERVING_FLAGS,
+        conflicts_with = "clear_cache"
+    )]
+    pub(crate) purge_tag: Option<String>,
+
+    /// With --purge or --purge-tag: mark the entries stale instead of removing them, so the
+    /// next request revalidates them with the origin, and the stale copy can still answer if
+    /// the origin fails (stale-if-error, --max-stale-if-unreachable).
+    #[arg(long, requires = "purge_target")]
+    pub(crate) soft: bool,
 
     /// Port of the admin listener, which always binds 127.0.0.1 (0: a free port picked by the
     /// system). Its address and a fresh random token are written to the admin file.
@@ -176,15 +191,70 @@ pub(crate) struct Config {
         long,
         value_name = "PORT",
         default_value_t = 0,
-        conflicts_with = "clear_cache"
+        conflicts_with_all = ["clear_cache", "purge", "purge_tag"]
     )]
     pub(crate) admin_port: u16,
 
-    /// The admin file (admin address and token) to write, or with --clear-cache to read.
+    /// The admin file (admin address and token) to write, or with --clear-cache, --purge or
+    /// --purge-tag to read.
     /// Default: tower-cache-layer/proxy-<port>.admin under $XDG_RUNTIME_DIR, else
     /// $XDG_CACHE_HOME or ~/.cache, else the temp dir (tower-cache-layer-<uid>/).
     #[arg(long, value_name = "PATH")]
     pub(crate) admin_file: Option<PathBuf>,
+}
+
+/// The flags that only make sense when serving: `--clear-cache`, `--purge` and `--purge-tag`
+/// conflict with them.
+const SERVING_FLAGS: [&str; 16] = [
+    "origin",
+    "max_capacity",
+    "max_entry_size",
+    "default_ttl",
+    "origin_timeout",
+    "max_stale_if_unreachable",
+    "store_set_cookie",
+    "max_header_bytes",
+    "header_read_timeout",
+    "max_connections",
+    "preserve_host",
+    "trusted_proxy",
+    "origin_idle_timeout",
+    "allow",
+    "connect_ports",
+    "origin_ca",
+];
+
+impl Config {
+    /// What `--purge` or `--purge-tag` (with `--soft`) asks for, if either is given.
+    pub(crate) fn purge_query(&self) -> Option<crate::admin::PurgeQuery> {
+        use crate::admin::{PurgeQuery, PurgeTarget};
+        let target = match (&self.purge, &self.purge_tag) {
+            (Some(url), _) => PurgeTarget::Url(url.clone()),
+            (None, Some(tag)) => PurgeTarget::Tag(tag.clone()),
+            (None, None) => return None,
+        };
+        Some(PurgeQuery {
+            target,
+            soft: self.soft,
+        })
+    }
+}
+
+/// Clap value parser for `--purge`: anything but an empty string.
+fn parse_non_empty(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(s.to_owned())
+}
+
+/// Clap value parser for `--purge-tag`: one tag, without the separators of `Surrogate-Key`
+/// (space) and `Cache-Tag` (comma).
+fn parse_tag(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.contains([' ', '\t', ',']) {
+        return Err(format!("`{s}` is not one tag (no spaces or commas)"));
+    }
+    Ok(s.to_owned())
 }
 
 /// A validated origin: scheme, authority and a base path without a trailing slash.

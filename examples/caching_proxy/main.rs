@@ -6,6 +6,8 @@
 //! curl -i localhost:3000/index.html     # x-cache: MISS
 //! curl -i localhost:3000/index.html     # x-cache: HIT
 //! cargo run --release --example caching_proxy -- --clear-cache --port 3000
+//! cargo run --release --example caching_proxy -- --purge /index.html --port 3000
+//! cargo run --release --example caching_proxy -- --purge-tag product-42 --soft --port 3000
 //! ```
 //!
 //! The path of a request, one module each:
@@ -24,11 +26,14 @@
 //! The public listener serves no admin function: every path, including
 //! `/.well-known/tower-cache-layer/clear`, goes to the origin. A separate admin listener on
 //! `127.0.0.1:--admin-port` (default: a port the system picks) answers `POST /clear` with the
-//! number of removed entries, for requests carrying `Authorization: Bearer <token>`. At startup
+//! number of removed entries, and `POST /purge?url=<path or URL>` or `?tag=<tag>` (with
+//! `&soft=1` to mark stale instead) with the number of purged ones, for requests carrying
+//! `Authorization: Bearer <token>`. At startup
 //! the proxy writes the admin address and a random token to a 0600 admin file derived from its
 //! public port (`$XDG_RUNTIME_DIR/tower-cache-layer/proxy-<port>.admin`, …; or `--admin-file`),
-//! removed on graceful shutdown. `caching_proxy --clear-cache --port <PORT>` reads that file
-//! and sends the request. See the `admin` module.
+//! removed on graceful shutdown. `caching_proxy --clear-cache --port <PORT>` (or `--purge
+//! <PATH_OR_URL>`, `--purge-tag <TAG>`, with `--soft`) reads that file and sends the request.
+//! See the `admin` module.
 //!
 //! # Client limits
 //!
@@ -96,7 +101,20 @@ fn parse_config() -> Config {
     })
 }
 
-/// Entry point: `--clear-cache` talks to a running proxy, otherwise runs one.
+/// The running proxy's public address for a message: as its admin file names it (`proxy`),
+/// else as the user gave it; a wildcard address means loopback.
+fn shown_address(config: &Config, proxy: Option<SocketAddr>) -> SocketAddr {
+    let addr = proxy.unwrap_or(SocketAddr::new(config.bind, config.port));
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
+/// Entry point: `--clear-cache`, `--purge` and `--purge-tag` talk to a running proxy,
+/// otherwise runs one.
 fn main() -> ExitCode {
     let config = parse_config();
     // RUST_LOG as `level` or `target=level,...` (e.g. `warn`, `info,caching_proxy=debug`);
@@ -121,17 +139,36 @@ fn main() -> ExitCode {
         let result = runtime.block_on(admin::clear_remote(config.port, config.admin_file.clone()));
         return match result {
             Ok((removed, proxy)) => {
-                // The proxy's public address as its admin file names it, else as the user
-                // gave it; a wildcard address means loopback.
-                let addr = proxy.unwrap_or(SocketAddr::new(config.bind, config.port));
-                let ip = match addr.ip() {
-                    IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-                    ip => ip,
-                };
-                let addr = SocketAddr::new(ip, addr.port());
+                let addr = shown_address(&config, proxy);
                 let noun = if removed == 1 { "entry" } else { "entries" };
                 println!("cleared {removed} {noun} from the cache at {addr}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(query) = config.purge_query() {
+        let result = runtime.block_on(admin::purge_remote(
+            config.port,
+            config.admin_file.clone(),
+            &query,
+        ));
+        return match result {
+            Ok((count, proxy)) => {
+                let addr = shown_address(&config, proxy);
+                let noun = if count == 1 { "entry" } else { "entries" };
+                let what = match &query.target {
+                    admin::PurgeTarget::Url(url) => format!("for {url}"),
+                    admin::PurgeTarget::Tag(tag) => format!("tagged {tag}"),
+                };
+                if query.soft {
+                    println!("marked {count} {noun} {what} stale in the cache at {addr}");
+                } else {
+                    println!("purged {count} {noun} {what} from the cache at {addr}");
+                }
                 ExitCode::SUCCESS
             }
             Err(message) => {

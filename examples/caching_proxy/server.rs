@@ -132,6 +132,7 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
     // file of the proxy that has it.
     let admin = AdminServer::start(
         cache_layer.handle(),
+        Arc::clone(&front),
         config.admin_port,
         config.admin_file.clone(),
         local,

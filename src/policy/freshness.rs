@@ -417,6 +417,24 @@ impl ResponsePolicy {
     pub fn staleness(&self, now: SystemTime) -> Duration {
         self.age(now).saturating_sub(self.freshness_lifetime)
     }
+
+    /// This policy, soft-purged at `now`: stale from `now` on, so that the next request
+    /// revalidates it (RFC 9111 §4.3) instead of being served from the store.
+    ///
+    /// The freshness lifetime is cut to the response's age at `now` (`freshness_lifetime >
+    /// current_age` no longer holds, RFC 9111 §4.2), never lengthened: a response already
+    /// stale keeps its staleness. Staleness therefore counts from the purge, so that
+    /// `stale-if-error` (RFC 5861 §4) and a disconnected cache's allowance (RFC 9111 §4.2.4)
+    /// still cover an origin failure right after it. `stale-while-revalidate` (RFC 5861 §3)
+    /// is dropped: the purge asks for the origin's answer, not for one more stale answer
+    /// while it comes. `no-cache` and `must-revalidate` are kept as they are, so a response
+    /// that may never be served stale still is not.
+    #[must_use]
+    pub(crate) fn marked_stale(mut self, now: SystemTime) -> Self {
+        self.freshness_lifetime = self.freshness_lifetime.min(self.age(now));
+        self.stale_while_revalidate = None;
+        self
+    }
 }
 
 #[cfg(test)]
@@ -949,5 +967,47 @@ mod tests {
         let _ = p.is_fresh(at(u64::from(u32::MAX) * 100));
         let _ = p.age(UNIX_EPOCH);
         let _ = p.ttl(at(T0));
+    }
+
+    /// A soft purge: stale from the purge on (staleness counted from it), never made fresher,
+    /// without `stale-while-revalidate`, with `no-cache`, `must-revalidate` and
+    /// `stale-if-error` kept.
+    #[test]
+    fn marked_stale_is_stale_from_the_purge_on() {
+        use crate::policy::reuse::{Reuse, may_serve_stale_if_error, reuse};
+        let policy =
+            ResponsePolicy::from_parts(Duration::from_secs(60), Duration::from_secs(5), at(T0))
+                .with_stale_while_revalidate(Some(Duration::from_secs(30)))
+                .with_stale_if_error(Some(Duration::from_secs(100)));
+        let purged = policy.marked_stale(at(T0 + 10));
+        assert!(policy.is_fresh(at(T0 + 10)));
+        assert!(!purged.is_fresh(at(T0 + 10)));
+        assert_eq!(purged.freshness_lifetime(), Duration::from_secs(15));
+        assert_eq!(purged.staleness(at(T0 + 10)), Duration::ZERO);
+        assert_eq!(purged.staleness(at(T0 + 50)), Duration::from_secs(40));
+        assert_eq!(purged.stale_while_revalidate(), None);
+        assert_eq!(purged.stale_if_error(), Some(Duration::from_secs(100)));
+        assert_eq!(purged.age(at(T0 + 50)), policy.age(at(T0 + 50)));
+        let none = HeaderMap::new();
+        // Within the old stale-while-revalidate window, yet revalidated at once.
+        assert_eq!(reuse(&purged, &none, at(T0 + 11)), Reuse::Revalidate);
+        assert!(may_serve_stale_if_error(&purged, &none, at(T0 + 110)));
+        assert!(!may_serve_stale_if_error(&purged, &none, at(T0 + 111)));
+
+        // Already stale: unchanged staleness.
+        let stale = policy.marked_stale(at(T0 + 200));
+        assert_eq!(stale.freshness_lifetime(), Duration::from_secs(60));
+        assert_eq!(
+            stale.staleness(at(T0 + 200)),
+            policy.staleness(at(T0 + 200))
+        );
+
+        // RFC 9111 §5.2.2.2, §5.2.2.4: never served stale, before or after the purge.
+        let strict = policy
+            .with_must_revalidate(true)
+            .with_no_cache(true)
+            .marked_stale(at(T0 + 10));
+        assert!(strict.must_revalidate() && strict.no_cache());
+        assert!(!may_serve_stale_if_error(&strict, &none, at(T0 + 11)));
     }
 }

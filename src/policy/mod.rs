@@ -23,6 +23,7 @@ pub(crate) mod range;
 pub(crate) mod reuse;
 pub(crate) mod revalidate;
 pub(crate) mod storable;
+pub(crate) mod tags;
 pub(crate) mod vary;
 
 #[cfg(test)]

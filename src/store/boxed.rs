@@ -67,6 +67,7 @@ trait ErasedStore: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<(), StoreError>>;
     fn remove<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<bool, StoreError>>;
     fn clear(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+    fn remove_tagged<'a>(&'a self, tag: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
     fn body_sink(&self, key: &CacheKey, length: Option<u64>) -> Option<Box<dyn BodySink>>;
 }
 
@@ -108,6 +109,10 @@ impl<S: Store> ErasedStore for S {
         Box::pin(Store::clear(self))
     }
 
+    fn remove_tagged<'a>(&'a self, tag: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(Store::remove_tagged(self, tag))
+    }
+
     fn body_sink(&self, key: &CacheKey, length: Option<u64>) -> Option<Box<dyn BodySink>> {
         Store::body_sink(self, key, length)
     }
@@ -146,6 +151,10 @@ impl Store for BoxStore {
 
     fn clear(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
         self.inner.clear()
+    }
+
+    async fn remove_tagged(&self, tag: &str) -> Result<u64, StoreError> {
+        self.inner.remove_tagged(tag).await
     }
 
     fn body_sink(&self, key: &CacheKey, length: Option<u64>) -> Option<Box<dyn BodySink>> {

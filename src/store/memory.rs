@@ -58,6 +58,24 @@ impl MemoryStore {
     pub async fn run_pending_tasks(&self) {
         self.cache.run_pending_tasks();
     }
+
+    /// The keys of the entries any of whose variants carries `tag` (see
+    /// [`Store::remove_tagged`]), found by scanning every entry.
+    pub(crate) fn keys_tagged(&self, tag: &str) -> Vec<CacheKey> {
+        if !crate::policy::tags::is_valid_tag(tag) {
+            return Vec::new();
+        }
+        self.cache
+            .iter()
+            .filter(|(_, held)| {
+                held.entry
+                    .variants()
+                    .iter()
+                    .any(|response| crate::policy::tags::has_tag(&response.headers, tag))
+            })
+            .map(|(key, _)| CacheKey::clone(&key))
+            .collect()
+    }
 }
 
 impl Default for MemoryStore {
@@ -109,6 +127,17 @@ impl Store for MemoryStore {
         self.cache.invalidate_all();
         self.cache.run_pending_tasks();
         Ok(count)
+    }
+
+    /// Scans every entry (moka's `iter`): the time it takes grows with the number of entries.
+    async fn remove_tagged(&self, tag: &str) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for key in self.keys_tagged(tag) {
+            if self.cache.remove(&key).is_some() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 }
 

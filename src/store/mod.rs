@@ -187,6 +187,24 @@ pub trait Store: Send + Sync + 'static {
         let _ = (key, length);
         None
     }
+
+    /// Removes every entry any of whose variants carries the tag `tag`; returns how many were
+    /// removed. Used by [`CacheHandle::purge_tagged`](crate::CacheHandle::purge_tagged).
+    ///
+    /// A response's tags are the space-separated values of its `Surrogate-Key` fields (Fastly,
+    /// Varnish xkey) and the comma-separated values of its `Cache-Tag` fields (Cloudflare),
+    /// as stored in [`StoredResponse::headers`]; a tag matches exactly, case-sensitively, as
+    /// Fastly matches surrogate keys. No RFC defines these fields.
+    ///
+    /// # Errors
+    ///
+    /// The provided implementation always fails: a store must be able to find entries by
+    /// their tags to purge by tag, and a plain key-value store cannot. [`MemoryStore`]
+    /// implements it.
+    fn remove_tagged(&self, tag: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let _ = tag;
+        std::future::ready(Err(StoreError::new("this store cannot purge by tag")))
+    }
 }
 
 /// An error from a [`Store`] backend.

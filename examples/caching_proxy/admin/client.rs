@@ -1,4 +1,4 @@
-//! The `--clear-cache` client.
+//! The `--clear-cache` and `--purge` client.
 
 use std::io::{self};
 use std::net::SocketAddr;
@@ -12,6 +12,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::ADMIN_TIMEOUT;
+use super::query::PurgeQuery;
 use super::secret::{ReadError, default_secret_path, read_secret};
 
 /// `--clear-cache`: finds the proxy's admin listener through its secret file (`secret_path`,
@@ -21,6 +22,28 @@ use super::secret::{ReadError, default_secret_path, read_secret};
 pub(crate) async fn clear_remote(
     port: u16,
     secret_path: Option<PathBuf>,
+) -> Result<(u64, Option<SocketAddr>), String> {
+    admin_post(port, secret_path, "/clear".to_owned(), "clear the cache").await
+}
+
+/// `--purge`, `--purge-tag`: as [`clear_remote`], asks the proxy to purge what `query`
+/// names and returns the number of purged entries.
+pub(crate) async fn purge_remote(
+    port: u16,
+    secret_path: Option<PathBuf>,
+    query: &PurgeQuery,
+) -> Result<(u64, Option<SocketAddr>), String> {
+    let target = format!("/purge?{}", query.to_query());
+    admin_post(port, secret_path, target, "purge").await
+}
+
+/// Sends `POST target` to the admin listener named by the secret file and reads the count
+/// it answers; `action` says what was asked, for the error message.
+async fn admin_post(
+    port: u16,
+    secret_path: Option<PathBuf>,
+    target: String,
+    action: &str,
 ) -> Result<(u64, Option<SocketAddr>), String> {
     let explicit = secret_path.is_some();
     let path = match secret_path {
@@ -61,7 +84,7 @@ pub(crate) async fn clear_remote(
             .await
             .map_err(|e| format!("cannot talk HTTP to the admin address {admin} ({e})"))?;
         tokio::spawn(conn);
-        let request = Request::post("/clear")
+        let request = Request::post(target)
             .header(header::HOST, admin.to_string())
             .header(header::AUTHORIZATION, format!("Bearer {}", secret.token))
             .body(Empty::<Bytes>::new())
@@ -88,7 +111,8 @@ pub(crate) async fn clear_remote(
             )
         })??;
     let text = String::from_utf8_lossy(&body);
-    let text = text.trim();
+    // One line, whatever answered.
+    let text = text.lines().next().unwrap_or("").trim();
     match status {
         StatusCode::OK => text
             .parse()
@@ -103,7 +127,7 @@ pub(crate) async fn clear_remote(
             path.display()
         )),
         _ => Err(format!(
-            "the admin listener at {admin} did not clear the cache: {status} {text}"
+            "the admin listener at {admin} did not {action}: {status} {text}"
         )),
     }
 }

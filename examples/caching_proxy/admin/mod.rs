@@ -1,5 +1,5 @@
 //! The admin interface: a separate HTTP listener on loopback, its secret file, and the
-//! `--clear-cache` client.
+//! `--clear-cache` and `--purge` client.
 //!
 //! The public listener serves no admin function at all. The admin listener binds
 //! `127.0.0.1:--admin-port` (default 0: a port the OS picks) and answers:
@@ -7,6 +7,14 @@
 //! | route | needs the token | answer |
 //! |---|---|---|
 //! | `POST /clear` | yes | `200`, the number of removed entries |
+//! | `POST /purge?url=<path or URL>` | yes | `200`, the number of removed entries |
+//! | `POST /purge?tag=<tag>` | yes | `200`, the number of removed entries |
+//!
+//! `/purge` takes `&soft=1` to mark the entries stale instead of removing them (the next
+//! request revalidates). A path (`/x?y`) is resolved to the key the public listener gives a
+//! request for it ([`FrontDoor::purge_target`]); an absolute URL's scheme does not matter
+//! (both `http` and `https` keys are purged). A tag is matched against the `Surrogate-Key`
+//! and `Cache-Tag` response fields. A missing or bad parameter is a `400` with the reason.
 //!
 //! Every answer is one line of plain text with `Cache-Control: no-store`. Requests that change
 //! anything need `Authorization: Bearer <token>` (compared in constant time); without it, or
@@ -47,13 +55,18 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower_cache_layer::CacheHandle;
 
+use crate::front::FrontDoor;
+
 mod client;
+mod query;
 mod secret;
 
-pub(crate) use self::client::clear_remote;
+pub(crate) use self::client::{clear_remote, purge_remote};
+use self::query::parse_purge_query;
+pub(crate) use self::query::{PurgeQuery, PurgeTarget};
 use self::secret::{Secret, default_secret_path, new_token, read_secret, write_secret};
 
-/// How long `--clear-cache` waits for the running proxy to answer.
+/// How long `--clear-cache` and `--purge` wait for the running proxy to answer.
 pub(crate) const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Admin connections served at once; more wait in the listen backlog.
@@ -77,6 +90,8 @@ const TOKEN_BYTES: usize = 32;
 enum Route {
     /// `POST /clear`: empties the cache.
     Clear,
+    /// `POST /purge?url=…` or `?tag=…`, optionally `&soft=1`: purges entries.
+    Purge,
 }
 
 impl Route {
@@ -84,6 +99,7 @@ impl Route {
     fn for_path(path: &str) -> Option<Self> {
         match path {
             "/clear" => Some(Self::Clear),
+            "/purge" => Some(Self::Purge),
             _ => None,
         }
     }
@@ -91,14 +107,14 @@ impl Route {
     /// The one method the route answers, as `Allow` lists it.
     fn method(self) -> Method {
         match self {
-            Self::Clear => Method::POST,
+            Self::Clear | Self::Purge => Method::POST,
         }
     }
 
     /// Whether the route changes anything, and therefore needs the token.
     fn needs_token(self) -> bool {
         match self {
-            Self::Clear => true,
+            Self::Clear | Self::Purge => true,
         }
     }
 }
@@ -106,6 +122,8 @@ impl Route {
 /// What the admin listener's handler needs.
 struct State {
     cache: CacheHandle,
+    /// Resolves a purge's path to the key the public listener gives it.
+    front: Arc<FrontDoor>,
     /// The token as hex text, as clients send it.
     token: String,
 }
@@ -203,6 +221,48 @@ async fn respond(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>>
                 )
             }
         },
+        Route::Purge => purge(state, req.uri().query()).await,
+    }
+}
+
+/// `POST /purge`: purges what the query names.
+async fn purge(state: &State, query: Option<&str>) -> Response<Full<Bytes>> {
+    let query = match parse_purge_query(query) {
+        Ok(query) => query,
+        Err(reason) => return plain(StatusCode::BAD_REQUEST, reason),
+    };
+    let soft = query.soft;
+    let result = match &query.target {
+        PurgeTarget::Url(target) => {
+            let uri = match state.front.purge_target(target) {
+                Ok(uri) => uri,
+                Err(reason) => return plain(StatusCode::BAD_REQUEST, reason),
+            };
+            let purged = if soft {
+                state.cache.soft_purge(&uri).await
+            } else {
+                state.cache.purge(&uri).await
+            };
+            purged.inspect(|count| tracing::info!(%uri, count, soft, "purged by URL"))
+        }
+        PurgeTarget::Tag(tag) => {
+            let purged = if soft {
+                state.cache.soft_purge_tagged(tag).await
+            } else {
+                state.cache.purge_tagged(tag).await
+            };
+            purged.inspect(|count| tracing::info!(tag, count, soft, "purged by tag"))
+        }
+    };
+    match result {
+        Ok(count) => plain(StatusCode::OK, count.to_string()),
+        Err(err) => {
+            tracing::error!(error = %err, "purging failed");
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("internal server error: cannot purge ({err})"),
+            )
+        }
     }
 }
 
@@ -228,6 +288,7 @@ impl AdminServer {
     /// the port of the `public` listener) and serves admin requests in a task.
     pub(crate) async fn start(
         cache: CacheHandle,
+        front: Arc<FrontDoor>,
         port: u16,
         secret_path: Option<PathBuf>,
         public: SocketAddr,
@@ -258,6 +319,7 @@ impl AdminServer {
         let (stop, stopped) = watch::channel(false);
         let state = Arc::new(State {
             cache,
+            front,
             token: token.clone(),
         });
         tokio::spawn(accept_loop(listener, state, stopped));
@@ -361,5 +423,8 @@ mod tests {
         assert_eq!(Route::for_path("/clear/"), None);
         assert_eq!(Route::Clear.method(), Method::POST);
         assert!(Route::Clear.needs_token());
+        assert_eq!(Route::for_path("/purge"), Some(Route::Purge));
+        assert_eq!(Route::Purge.method(), Method::POST);
+        assert!(Route::Purge.needs_token());
     }
 }

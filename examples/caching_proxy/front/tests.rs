@@ -283,3 +283,63 @@ fn a_request_that_went_through_this_proxy_is_a_loop() {
         .unwrap();
     assert!(admit(&other, chained).is_ok());
 }
+
+/// The admin interface's purge resolves its target to the key a request for it gets.
+#[test]
+fn purge_targets_are_keyed_as_requests_are() {
+    let plain = door("http://127.0.0.1:8000", false);
+    let based = door("https://origin.example/api", false);
+    let preserving = door("http://127.0.0.1:8000", true);
+    let forward = forward_door(None);
+    let target = |door: &FrontDoor, t: &str| door.purge_target(t).map(|uri| uri.to_string());
+
+    assert_eq!(
+        target(&plain, "/x?y=1").unwrap(),
+        "http://127.0.0.1:8000/x?y=1"
+    );
+    // A reverse proxy keys by the origin whatever authority a client names.
+    assert_eq!(
+        target(&plain, "http://localhost:3000/x").unwrap(),
+        "http://127.0.0.1:8000/x"
+    );
+    assert_eq!(
+        target(&based, "/x").unwrap(),
+        "https://origin.example/api/x"
+    );
+    // The same key as a request for the same target.
+    let req = Request::get("/x?y=1")
+        .header("host", "localhost:3000")
+        .body(())
+        .unwrap();
+    let admitted = admit(&plain, req).unwrap();
+    assert_eq!(
+        admitted.request.uri().to_string(),
+        target(&plain, "/x?y=1").unwrap()
+    );
+
+    assert_eq!(
+        target(&preserving, "http://www.example/x").unwrap(),
+        "http://www.example/x"
+    );
+    assert!(
+        target(&preserving, "/x")
+            .unwrap_err()
+            .contains("--preserve-host")
+    );
+    assert_eq!(
+        target(&forward, "https://www.example/x").unwrap(),
+        "https://www.example/x"
+    );
+    assert!(target(&forward, "/x").is_err());
+
+    for bad in [
+        "",
+        "x",
+        "ftp://www.example/x",
+        "http://user@www.example/",
+        "/a b",
+    ] {
+        let reason = target(&plain, bad).unwrap_err();
+        assert!(reason.starts_with("bad request: "), "{bad:?}: {reason}");
+    }
+}
