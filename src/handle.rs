@@ -135,10 +135,16 @@ impl<St: Store> CacheHandle<St> {
     ///
     /// # Errors
     ///
-    /// When the store fails, or cannot purge by tag ([`Store::remove_tagged`]; the in-memory
-    /// store can).
+    /// When the store fails, or cannot find entries by tag ([`Store::keys_tagged`]; the
+    /// in-memory store can).
     pub async fn purge_tagged(&self, tag: &str) -> Result<u64, StoreError> {
-        self.shared.store.remove_tagged(tag).await
+        let mut removed = 0;
+        for key in self.shared.store.keys_tagged(tag).await? {
+            if self.shared.store.remove(&key).await? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Soft-purges the entry for the absolute URI `uri`: every variant stays stored but is
@@ -202,22 +208,19 @@ impl<St: Store> CacheHandle<St> {
     }
 }
 
-impl CacheHandle<MemoryStore> {
+impl<St: Store> CacheHandle<St> {
     /// Soft-purges every entry any of whose variants carries the tag `tag` (as
     /// [`purge_tagged`](Self::purge_tagged) finds them): its variants stay stored but are
     /// marked stale, as [`soft_purge`](Self::soft_purge) marks them. Returns how many entries
     /// were marked.
     ///
-    /// Only for the in-memory store, which can find entries by tag; the [`Store`] trait can
-    /// only remove them ([`Store::remove_tagged`]).
-    ///
     /// # Errors
     ///
-    /// Never, in fact: the in-memory store does not fail.
+    /// When the store fails, or cannot find entries by tag ([`Store::keys_tagged`]).
     pub async fn soft_purge_tagged(&self, tag: &str) -> Result<u64, StoreError> {
         let now = self.shared.clock.now();
         let mut marked = 0;
-        for key in self.shared.store.keys_tagged(tag) {
+        for key in self.shared.store.keys_tagged(tag).await? {
             if self.mark_stale(key, now).await? {
                 marked += 1;
             }

@@ -314,11 +314,11 @@ async fn soft_purge_tagged_marks_only_the_tagged_entries() {
     assert_eq!(origin.calls(), 4);
 }
 
-/// A store that does not implement `remove_tagged` reports that it cannot purge by tag.
+/// A store that does not implement `keys_tagged` reports that it cannot purge by tag.
 #[tokio::test]
 async fn a_store_without_tags_cannot_purge_by_tag() {
     type Slot = Option<(CacheKey, Arc<StoredEntry>)>;
-    /// A store of one entry, without `remove_tagged`.
+    /// A store of one entry, without `keys_tagged`.
     #[derive(Clone, Default)]
     struct Single(Arc<Mutex<Slot>>);
     impl Store for Single {

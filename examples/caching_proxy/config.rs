@@ -31,7 +31,15 @@ pub(crate) struct Config {
     #[arg(long, value_name = "URL", value_parser = parse_origin)]
     pub(crate) origin: Option<Origin>,
 
-    /// Total size of the cache in bytes; accepts suffixes K, M, G (powers of 1024), e.g. 256M.
+    /// Where the cache keeps responses: `memory` (this process), `disk:PATH` (a directory
+    /// that survives restarts; cargo feature `disk`) or `redis://HOST:PORT/DB` / `rediss://…`
+    /// (shared by several proxies; cargo feature `redis`). Disk and Redis have a memory tier
+    /// of --max-capacity in front.
+    #[arg(long, value_name = "STORE", default_value = "memory", value_parser = crate::store::parse_store)]
+    pub(crate) store: crate::store::StoreSpec,
+
+    /// Total size of the cache in bytes (of the memory tier in front of a disk or Redis
+    /// store); accepts suffixes K, M, G (powers of 1024), e.g. 256M.
     #[arg(long, value_name = "BYTES", default_value = "256M", value_parser = parse_size)]
     pub(crate) max_capacity: u64,
 

@@ -60,6 +60,7 @@ mod forward;
 mod front;
 mod log;
 mod server;
+mod store;
 mod tls;
 mod tunnel;
 mod wire;

@@ -23,6 +23,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_cache_layer::policy::CacheOptions;
+use tower_cache_layer::store::BoxStore;
 use tower_cache_layer::{Cache, CacheLayer, ResponseBody};
 
 use crate::admin::AdminServer;
@@ -38,7 +39,7 @@ use crate::wire::Explained;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The cache over the proxy, as built by `ServiceBuilder::new().layer(cache).service(proxy)`.
-type CachedProxy = Cache<Proxy>;
+type CachedProxy = Cache<Proxy, BoxStore>;
 
 /// The body of every response the server writes: the cache's body, or the proxy's own
 /// answer (a refusal, a tunnel's `200`).
@@ -89,9 +90,10 @@ async fn handle(
 pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
     let mut options = CacheOptions::default();
     options.store_set_cookie = config.store_set_cookie;
+    let store = crate::store::open(&config).await?;
     let mut cache = CacheLayer::builder()
+        .store(store)
         .options(options)
-        .max_capacity(config.max_capacity)
         .max_entry_size(usize::try_from(config.max_entry_size).unwrap_or(usize::MAX))
         .max_stale_if_unreachable(Duration::from_secs(config.max_stale_if_unreachable));
     if config.origin.is_some() {

@@ -67,7 +67,7 @@ trait ErasedStore: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<(), StoreError>>;
     fn remove<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<bool, StoreError>>;
     fn clear(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
-    fn remove_tagged<'a>(&'a self, tag: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
+    fn keys_tagged<'a>(&'a self, tag: &'a str) -> BoxFuture<'a, Result<Vec<CacheKey>, StoreError>>;
     fn body_sink(&self, key: &CacheKey, length: Option<u64>) -> Option<Box<dyn BodySink>>;
 }
 
@@ -109,8 +109,8 @@ impl<S: Store> ErasedStore for S {
         Box::pin(Store::clear(self))
     }
 
-    fn remove_tagged<'a>(&'a self, tag: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(Store::remove_tagged(self, tag))
+    fn keys_tagged<'a>(&'a self, tag: &'a str) -> BoxFuture<'a, Result<Vec<CacheKey>, StoreError>> {
+        Box::pin(Store::keys_tagged(self, tag))
     }
 
     fn body_sink(&self, key: &CacheKey, length: Option<u64>) -> Option<Box<dyn BodySink>> {
@@ -153,8 +153,8 @@ impl Store for BoxStore {
         self.inner.clear()
     }
 
-    async fn remove_tagged(&self, tag: &str) -> Result<u64, StoreError> {
-        self.inner.remove_tagged(tag).await
+    async fn keys_tagged(&self, tag: &str) -> Result<Vec<CacheKey>, StoreError> {
+        self.inner.keys_tagged(tag).await
     }
 
     fn body_sink(&self, key: &CacheKey, length: Option<u64>) -> Option<Box<dyn BodySink>> {

@@ -60,8 +60,8 @@ impl MemoryStore {
     }
 
     /// The keys of the entries any of whose variants carries `tag` (see
-    /// [`Store::remove_tagged`]), found by scanning every entry.
-    pub(crate) fn keys_tagged(&self, tag: &str) -> Vec<CacheKey> {
+    /// [`Store::keys_tagged`]), found by scanning every entry.
+    fn tagged(&self, tag: &str) -> Vec<CacheKey> {
         if !crate::policy::tags::is_valid_tag(tag) {
             return Vec::new();
         }
@@ -130,14 +130,8 @@ impl Store for MemoryStore {
     }
 
     /// Scans every entry (moka's `iter`): the time it takes grows with the number of entries.
-    async fn remove_tagged(&self, tag: &str) -> Result<u64, StoreError> {
-        let mut removed = 0;
-        for key in self.keys_tagged(tag) {
-            if self.cache.remove(&key).is_some() {
-                removed += 1;
-            }
-        }
-        Ok(removed)
+    async fn keys_tagged(&self, tag: &str) -> Result<Vec<CacheKey>, StoreError> {
+        Ok(self.tagged(tag))
     }
 }
 

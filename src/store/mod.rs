@@ -13,6 +13,7 @@ mod boxed;
 pub mod codec;
 mod memory;
 mod response;
+mod tiered;
 
 use std::fmt;
 use std::future::Future;
@@ -31,6 +32,8 @@ pub use self::boxed::BoxStore;
 pub use self::memory::MemoryStore;
 #[doc(inline)]
 pub use self::response::{StoredEntry, StoredResponse};
+#[doc(inline)]
+pub use self::tiered::Tiered;
 
 /// A backend that keeps [`StoredEntry`]s under [`CacheKey`]s.
 ///
@@ -188,8 +191,9 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
-    /// Removes every entry any of whose variants carries the tag `tag`; returns how many were
-    /// removed. Used by [`CacheHandle::purge_tagged`](crate::CacheHandle::purge_tagged).
+    /// The keys of the entries any of whose variants carries the tag `tag`, for
+    /// [`CacheHandle::purge_tagged`](crate::CacheHandle::purge_tagged) and
+    /// [`soft_purge_tagged`](crate::CacheHandle::soft_purge_tagged).
     ///
     /// A response's tags are the space-separated values of its `Surrogate-Key` fields (Fastly,
     /// Varnish xkey) and the comma-separated values of its `Cache-Tag` fields (Cloudflare),
@@ -201,7 +205,10 @@ pub trait Store: Send + Sync + 'static {
     /// The provided implementation always fails: a store must be able to find entries by
     /// their tags to purge by tag, and a plain key-value store cannot. [`MemoryStore`]
     /// implements it.
-    fn remove_tagged(&self, tag: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+    fn keys_tagged(
+        &self,
+        tag: &str,
+    ) -> impl Future<Output = Result<Vec<CacheKey>, StoreError>> + Send {
         let _ = tag;
         std::future::ready(Err(StoreError::new("this store cannot purge by tag")))
     }

@@ -54,6 +54,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower_cache_layer::CacheHandle;
+use tower_cache_layer::store::BoxStore;
 
 use crate::front::FrontDoor;
 
@@ -121,7 +122,7 @@ impl Route {
 
 /// What the admin listener's handler needs.
 struct State {
-    cache: CacheHandle,
+    cache: CacheHandle<BoxStore>,
     /// Resolves a purge's path to the key the public listener gives it.
     front: Arc<FrontDoor>,
     /// The token as hex text, as clients send it.
@@ -287,7 +288,7 @@ impl AdminServer {
     /// Binds `127.0.0.1:port`, writes the secret file (`secret_path`, or the default path for
     /// the port of the `public` listener) and serves admin requests in a task.
     pub(crate) async fn start(
-        cache: CacheHandle,
+        cache: CacheHandle<BoxStore>,
         front: Arc<FrontDoor>,
         port: u16,
         secret_path: Option<PathBuf>,
