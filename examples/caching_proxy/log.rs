@@ -1,8 +1,11 @@
 //! The request log: one line per request, with method, path, status, `X-Cache`, time taken
 //! and client. A request the client abandoned before its answer was ready (it closed the
-//! connection) is logged too, with status 499 as nginx does.
+//! connection) is logged too, with status 499 as nginx does. Lines are written to stdout by a
+//! thread of their own ([`LogWriter`]), not by the request.
 
+use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::Instant;
 
 use http::{Method, Request, Response};
@@ -72,6 +75,108 @@ impl Drop for RequestLog {
     fn drop(&mut self) {
         if !self.finished {
             self.write(CLIENT_CLOSED, "-");
+        }
+    }
+}
+
+/// Where log lines go: a thread that writes them to stdout, so that a request's line costs a
+/// copy into a channel rather than a `write` system call. Lines are written in order and in
+/// batches (one `write` for all the lines that arrived meanwhile). The channel is bounded: when
+/// stdout cannot keep up, logging waits rather than dropping lines or growing without bound.
+#[derive(Clone, Debug)]
+pub(crate) struct LogWriter {
+    lines: SyncSender<Vec<u8>>,
+}
+
+/// Dropping it writes out every line sent so far (waiting a second at most).
+#[derive(Debug)]
+pub(crate) struct LogFlush {
+    lines: SyncSender<Vec<u8>>,
+    flushed: Receiver<()>,
+}
+
+/// Lines held in the channel at most (about 200 bytes each).
+const QUEUED_LINES: usize = 16 * 1024;
+
+impl LogWriter {
+    /// Starts the thread writing to stdout.
+    pub(crate) fn stdout() -> (Self, LogFlush) {
+        let (lines, queue) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUED_LINES);
+        let (flush_done, flushed) = std::sync::mpsc::channel();
+        let _ = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || write_lines(&queue, &flush_done));
+        let flush = LogFlush {
+            lines: lines.clone(),
+            flushed,
+        };
+        (Self { lines }, flush)
+    }
+}
+
+/// Writes what arrives on `queue` to stdout, flushing whenever the queue is empty. An empty
+/// line is [`LogFlush`] asking to be told once everything before it is written.
+fn write_lines(queue: &Receiver<Vec<u8>>, flush_done: &std::sync::mpsc::Sender<()>) {
+    // Not `stdout().lock()`: held here for good, it would block every `println!` elsewhere.
+    let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout());
+    while let Ok(mut line) = queue.recv() {
+        loop {
+            if line.is_empty() {
+                let _ = out.flush();
+                let _ = flush_done.send(());
+            } else {
+                let _ = out.write_all(&line);
+            }
+            match queue.try_recv() {
+                Ok(next) => line = next,
+                Err(_) => break,
+            }
+        }
+        let _ = out.flush();
+    }
+}
+
+impl Drop for LogFlush {
+    fn drop(&mut self) {
+        if self.lines.send(Vec::new()).is_ok() {
+            let _ = self.flushed.recv_timeout(std::time::Duration::from_secs(1));
+        }
+    }
+}
+
+/// One event's bytes, sent as one line when the event is formatted.
+#[derive(Debug)]
+pub(crate) struct LineBuf {
+    buf: Vec<u8>,
+    lines: SyncSender<Vec<u8>>,
+}
+
+impl Write for LineBuf {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LineBuf {
+    fn drop(&mut self) {
+        if !self.buf.is_empty() {
+            let _ = self.lines.send(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LineBuf;
+
+    fn make_writer(&'a self) -> LineBuf {
+        LineBuf {
+            buf: Vec::new(),
+            lines: self.lines.clone(),
         }
     }
 }

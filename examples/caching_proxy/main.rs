@@ -124,8 +124,14 @@ fn main() -> ExitCode {
         .ok()
         .and_then(|spec| spec.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    // Lines are written by a thread of their own; `_flush` writes out the last ones on exit.
+    let (log_writer, _flush) = log::LogWriter::stdout();
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal()))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::stdout().is_terminal())
+                .with_writer(log_writer),
+        )
         .with(filter)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
