@@ -254,7 +254,7 @@ impl<St: Store> CacheLayerBuilder<St> {
     /// key's first request; [`DEFAULT_MIN_USES_WINDOW`], 10 minutes, is a good start).
     /// Default: off (`uses` of 0 or 1 is the same: every storable response is stored).
     ///
-    /// Only requests for keys with nothing stored count: once stored, a URL's later variants
+    /// Only `GET` requests for keys with nothing stored count: once stored, a URL's later variants
     /// and refreshes are stored as usual. A request not yet admitted goes forward on its own
     /// (it does not wait for, nor lead, other requests for its key) and its response is passed
     /// on unstored, marked `Cache-Status: <name>; fwd=miss; …; detail=min-uses` (`X-Cache:
