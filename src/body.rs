@@ -13,6 +13,7 @@ use pin_project_lite::pin_project;
 
 use crate::flight::{FlightGuard, Flights, Reservation};
 use crate::key::CacheKey;
+use crate::metrics::ByteCount;
 use crate::policy::range::ContentRange;
 use crate::policy::{ResponsePolicy, VaryKey};
 use crate::shared::Commit;
@@ -42,8 +43,9 @@ pin_project! {
         Source { body: Option<SourceBody> },
         // `prefix`: stored bytes sent before the inner body (a stored part completed by the
         // origin's rest, RFC 9111 §3.4); never captured.
-        Miss { prefix: Option<Bytes>, #[pin] body: B, tee: Option<Tee> },
-        Pass { prefix: Option<Bytes>, #[pin] body: B },
+        // `counted`: counts the inner body's bytes (the metrics' bytes from the origin).
+        Miss { prefix: Option<Bytes>, #[pin] body: B, tee: Option<Tee>, counted: ByteCount },
+        Pass { prefix: Option<Bytes>, #[pin] body: B, counted: ByteCount },
     }
 }
 
@@ -72,14 +74,27 @@ impl<B> ResponseBody<B> {
                 prefix: None,
                 body,
                 tee: Some(tee),
+                counted: ByteCount::default(),
             },
         }
     }
 
     pub(crate) fn pass(body: B) -> Self {
         Self {
-            kind: Kind::Pass { prefix: None, body },
+            kind: Kind::Pass {
+                prefix: None,
+                body,
+                counted: ByteCount::default(),
+            },
         }
+    }
+
+    /// This body with the inner body's bytes counted by `count` as they pass.
+    pub(crate) fn counted(mut self, count: ByteCount) -> Self {
+        if let Kind::Miss { counted, .. } | Kind::Pass { counted, .. } = &mut self.kind {
+            *counted = count;
+        }
+        self
     }
 
     /// This body with `data` sent first (not captured for the store).
@@ -109,14 +124,25 @@ where
         match self.project().kind.project() {
             KindProj::Full { data } => Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
             KindProj::Source { body } => poll_source(body, cx),
-            KindProj::Pass { prefix, body } => match prefix.take() {
+            KindProj::Pass {
+                prefix,
+                body,
+                counted,
+            } => match prefix.take() {
                 Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
-                None => body.poll_frame(cx),
+                None => {
+                    let frame = ready!(body.poll_frame(cx));
+                    if let Some(data) = frame.as_ref().and_then(|f| f.as_ref().ok()?.data_ref()) {
+                        counted.add(data.len());
+                    }
+                    Poll::Ready(frame)
+                }
             },
             KindProj::Miss {
                 prefix,
                 mut body,
                 tee,
+                counted,
             } => {
                 if let Some(data) = prefix.take() {
                     return Poll::Ready(Some(Ok(Frame::data(data))));
@@ -124,6 +150,7 @@ where
                 let frame = ready!(body.as_mut().poll_frame(cx));
                 match &frame {
                     Some(Ok(frame)) => {
+                        counted.add(frame.data_ref().map_or(0, Bytes::len));
                         if let (Some(data), Some(capture)) = (frame.data_ref(), tee.as_mut()) {
                             match capture.push(data) {
                                 Captured::Kept => {}
@@ -166,7 +193,7 @@ where
         match &self.kind {
             Kind::Full { data } => data.is_none(),
             Kind::Source { body } => body.as_ref().is_none_or(|body| body.is_end_stream()),
-            Kind::Miss { prefix, body, .. } | Kind::Pass { prefix, body } => {
+            Kind::Miss { prefix, body, .. } | Kind::Pass { prefix, body, .. } => {
                 prefix.is_none() && body.is_end_stream()
             }
         }
@@ -180,7 +207,7 @@ where
             Kind::Source { body } => body
                 .as_ref()
                 .map_or_else(|| SizeHint::with_exact(0), |body| body.size_hint()),
-            Kind::Miss { prefix, body, .. } | Kind::Pass { prefix, body } => {
+            Kind::Miss { prefix, body, .. } | Kind::Pass { prefix, body, .. } => {
                 let extra = prefix.as_ref().map_or(0, |p| p.len() as u64);
                 let inner = body.size_hint();
                 let mut hint = SizeHint::new();

@@ -10,6 +10,7 @@ use http::Response;
 use pin_project_lite::pin_project;
 
 use crate::body::ResponseBody;
+use crate::metrics::ByteCount;
 use crate::status::{Forward, StatusHeaders};
 
 /// The boxed future of a request that goes through the store.
@@ -35,6 +36,7 @@ pin_project! {
             future: F,
             status: Arc<StatusHeaders>,
             forward: Forward,
+            counted: ByteCount,
         },
         Cached {
             future: CachedFuture<B, E>,
@@ -46,12 +48,18 @@ pin_project! {
 }
 
 impl<F, B, E> ResponseFuture<F, B, E> {
-    pub(crate) fn forward(future: F, status: Arc<StatusHeaders>, forward: Forward) -> Self {
+    pub(crate) fn forward(
+        future: F,
+        status: Arc<StatusHeaders>,
+        forward: Forward,
+        counted: ByteCount,
+    ) -> Self {
         Self {
             kind: Kind::Forward {
                 future,
                 status,
                 forward,
+                counted,
             },
         }
     }
@@ -84,11 +92,13 @@ where
                 future,
                 status,
                 forward,
+                counted,
             } => {
                 let response = ready!(future.poll(cx))?;
                 let (mut parts, body) = response.into_parts();
                 status.forwarded_parts(&mut parts, *forward, None);
-                Poll::Ready(Ok(Response::from_parts(parts, ResponseBody::pass(body))))
+                let body = ResponseBody::pass(body).counted(std::mem::take(counted));
+                Poll::Ready(Ok(Response::from_parts(parts, body)))
             }
             KindProj::Cached { future } => future.as_mut().poll(cx),
             KindProj::Ready { response } => Poll::Ready(Ok(response

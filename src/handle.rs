@@ -192,12 +192,15 @@ impl<St: Store> CacheHandle<St> {
         Ok(true)
     }
 
-    /// The cache's counters since it was built.
+    /// The cache's counters since it was built. (With the `metrics` feature, this also
+    /// updates the gauges of what the store holds.)
     pub fn stats(&self) -> CacheStats {
+        self.shared.update_gauges();
         let stats = &self.shared.stats;
         CacheStats {
             hits: stats.hits.load(Ordering::Relaxed),
             misses: stats.misses.load(Ordering::Relaxed),
+            passes: stats.passes.load(Ordering::Relaxed),
             stores: stats.stores.load(Ordering::Relaxed),
         }
     }
@@ -259,22 +262,40 @@ impl<St> fmt::Debug for CacheHandle<St> {
 }
 
 /// Counters of a cache, from [`CacheHandle::stats`].
+///
+/// Every request counts once: as a hit, a miss or a pass. The hit ratio of the requests the
+/// cache handles is `hits / (hits + misses)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
     hits: u64,
     misses: u64,
+    passes: u64,
     stores: u64,
 }
 
 impl CacheStats {
-    /// Responses served from the cache.
+    /// Requests answered from the cache: fresh, stale where allowed, revalidated with the
+    /// origin (a 304), or stored by a request they waited for.
     pub fn hits(&self) -> u64 {
         self.hits
     }
 
-    /// Requests forwarded to the inner service (every request that was not a hit).
+    /// Cacheable requests (`GET`, `HEAD`) answered by the inner service's response, stored or
+    /// not (including the 504 of an `only-if-cached` request with nothing stored).
     pub fn misses(&self) -> u64 {
         self.misses
+    }
+
+    /// Requests the cache does not handle, passed to the inner service: other methods, those
+    /// picked by the [`bypass`](crate::CacheLayerBuilder::bypass) predicate, and those it
+    /// cannot key (no authority).
+    pub fn passes(&self) -> u64 {
+        self.passes
+    }
+
+    /// All requests counted: hits, misses and passes.
+    pub fn requests(&self) -> u64 {
+        self.hits + self.misses + self.passes
     }
 
     /// Responses written to the store.

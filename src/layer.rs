@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
+use crate::admission::Admission;
 use crate::clock::{Clock, SystemClock};
 use crate::flight::{CaptureBudget, Flights};
 use crate::handle::CacheHandle;
+use crate::metrics::Metrics;
 use crate::policy::CacheOptions;
 use crate::service::Cache;
-use crate::shared::{Shared, Stats};
+use crate::shared::{Bypass, Shared, Stats};
 use crate::status::{StatusHeaders, is_sf_token};
 use crate::store::{MemoryStore, Store};
 
@@ -99,7 +101,13 @@ pub struct CacheLayerBuilder<St = MemoryStore> {
     targeted: Option<HeaderName>,
     collapse: Option<Duration>,
     max_capture_bytes: Option<usize>,
+    min_uses: Option<(u32, Duration)>,
+    key_headers: Vec<HeaderName>,
+    bypass: Option<Bypass>,
 }
+
+/// Default window of [`CacheLayerBuilder::min_uses`]: 10 minutes.
+pub const DEFAULT_MIN_USES_WINDOW: Duration = Duration::from_secs(600);
 
 /// Default wait of a collapsed request for the one it follows.
 const DEFAULT_COLLAPSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -127,6 +135,9 @@ impl<St: Store> CacheLayerBuilder<St> {
             targeted: None,
             collapse: Some(DEFAULT_COLLAPSE_TIMEOUT),
             max_capture_bytes: None,
+            min_uses: None,
+            key_headers: Vec::new(),
+            bypass: None,
         }
     }
 
@@ -142,6 +153,9 @@ impl<St: Store> CacheLayerBuilder<St> {
             targeted: self.targeted,
             collapse: self.collapse,
             max_capture_bytes: self.max_capture_bytes,
+            min_uses: self.min_uses,
+            key_headers: self.key_headers,
+            bypass: self.bypass,
         }
     }
 
@@ -235,7 +249,118 @@ impl<St: Store> CacheLayerBuilder<St> {
         self
     }
 
+    /// Admission after `uses` requests, as nginx's `proxy_cache_min_uses`: a response is
+    /// stored only once its key was requested `uses` times within `window` (counted from the
+    /// key's first request; [`DEFAULT_MIN_USES_WINDOW`], 10 minutes, is a good start).
+    /// Default: off (`uses` of 0 or 1 is the same: every storable response is stored).
+    ///
+    /// Only `GET` requests for keys with nothing stored count: once stored, a URL's later variants
+    /// and refreshes are stored as usual. A request not yet admitted goes forward on its own
+    /// (it does not wait for, nor lead, other requests for its key) and its response is passed
+    /// on unstored, marked `Cache-Status: <name>; fwd=miss; …; detail=min-uses` (`X-Cache:
+    /// MISS`). Keeping one-off URLs out saves the store for the ones requested again.
+    ///
+    /// The counters are bounded: at most 100 000 keys are counted at once (a few MiB; the
+    /// least used counters are dropped first, which only delays those keys' admission), each
+    /// for `window`.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::Duration;
+    ///
+    /// use http::{Request, Response};
+    /// use http_body_util::{BodyExt, Full};
+    /// use tower::{Service, ServiceBuilder, ServiceExt};
+    /// use tower_cache_layer::CacheLayer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_cache_layer::BoxError> {
+    /// let cache = CacheLayer::builder()
+    ///     .min_uses(2, Duration::from_secs(600))
+    ///     .build();
+    /// let origin = tower::service_fn(|_req: Request<Full<bytes::Bytes>>| async {
+    ///     let response = Response::builder().header("cache-control", "max-age=60");
+    ///     Ok::<_, Infallible>(response.body(Full::from("hello")).unwrap())
+    /// });
+    /// let mut service = ServiceBuilder::new().layer(cache).service(origin);
+    /// let mut seen = Vec::new();
+    /// for _ in 0..3 {
+    ///     let request = Request::get("http://example.com/").body(Full::default())?;
+    ///     let response = service.ready().await?.call(request).await?;
+    ///     seen.push(response.headers()["x-cache"].clone());
+    ///     response.into_body().collect().await?;
+    /// }
+    /// assert_eq!(seen, ["MISS", "MISS", "HIT"]); // stored on the second request
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn min_uses(mut self, uses: u32, window: Duration) -> Self {
+        self.min_uses = (uses > 1).then_some((uses, window));
+        self
+    }
+
+    /// Request header fields whose values select a stored response besides the URL, such as
+    /// a tenant header: each listed field is treated as if every response named it in `Vary`
+    /// (RFC 9111 §4.1), in addition to the response's own `Vary`. A URL's responses for
+    /// different values live under its one key, each as a variant, so a request is served
+    /// only a response stored for the same values (a request without the field, only one
+    /// stored for a request without it), and purging the URL removes them all. Default: none.
+    ///
+    /// The fields are compared as `Vary` compares them (all lines combined, whitespace
+    /// normalised). A 304 from the origin only freshens a stored response of the request's
+    /// own values.
+    ///
+    /// ```
+    /// use http::HeaderName;
+    /// use tower_cache_layer::CacheLayer;
+    ///
+    /// let cache = CacheLayer::builder()
+    ///     .key_headers([HeaderName::from_static("x-tenant")])
+    ///     .build();
+    /// ```
+    pub fn key_headers(mut self, fields: impl IntoIterator<Item = HeaderName>) -> Self {
+        for field in fields {
+            if !self.key_headers.contains(&field) {
+                self.key_headers.push(field);
+            }
+        }
+        self
+    }
+
+    /// A predicate over each `GET` and `HEAD` request's head: when it returns `true`, the
+    /// request goes straight to the inner service, is not answered from the store and its
+    /// response is not stored, and the response is marked `Cache-Status: <name>; fwd=bypass`
+    /// (RFC 9211 §2.2) and `X-Cache: MISS`. Other methods are never answered from the store
+    /// anyway, and unsafe ones still invalidate (RFC 9111 §4.4), so the predicate is not
+    /// asked about them. Default: none.
+    ///
+    /// It runs on every `GET` and `HEAD` request, before the lookup: keep it cheap.
+    ///
+    /// ```
+    /// use tower_cache_layer::CacheLayer;
+    ///
+    /// // Logged-in users (a session cookie) get their pages from the origin.
+    /// let cache = CacheLayer::builder()
+    ///     .bypass(|head: &http::request::Parts| {
+    ///         head.headers
+    ///             .get_all(http::header::COOKIE)
+    ///             .iter()
+    ///             .any(|value| value.as_bytes().windows(8).any(|w| w == b"session="))
+    ///     })
+    ///     .build();
+    /// ```
+    pub fn bypass<F>(mut self, predicate: F) -> Self
+    where
+        F: Fn(&http::request::Parts) -> bool + Send + Sync + 'static,
+    {
+        self.bypass = Some(Arc::new(predicate));
+        self
+    }
+
     /// Builds the layer.
+    ///
+    /// With the `metrics` feature, the cache's metrics are registered here, with the
+    /// recorder installed at this moment (see [`metrics`](crate::metrics)).
     pub fn build(self) -> CacheLayer<St> {
         CacheLayer {
             shared: Arc::new(Shared {
@@ -251,6 +376,12 @@ impl<St: Store> CacheLayerBuilder<St> {
                     DEFAULT_CAPTURE_BYTES.max(self.max_entry_size.saturating_mul(2)),
                 ))),
                 collapse: self.collapse,
+                admission: self
+                    .min_uses
+                    .map(|(uses, window)| Admission::new(uses, window)),
+                key_headers: self.key_headers,
+                bypass: self.bypass,
+                metrics: Arc::new(Metrics::register()),
             }),
         }
     }
@@ -267,6 +398,9 @@ impl<St> fmt::Debug for CacheLayerBuilder<St> {
             .field("targeted", &self.targeted)
             .field("collapse", &self.collapse)
             .field("max_capture_bytes", &self.max_capture_bytes)
+            .field("min_uses", &self.min_uses)
+            .field("key_headers", &self.key_headers)
+            .field("bypass", &self.bypass.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -250,6 +250,18 @@
 //! wait on one another. Waiting is bounded ([`CacheLayerBuilder::collapse_requests`]), and
 //! background revalidations (`stale-while-revalidate`) are single-flight per key too.
 //!
+//! # Operating it
+//!
+//! - [`CacheLayerBuilder::key_headers`]: request fields (a tenant header) that select a stored
+//!   response besides the URL, as an implicit `Vary`.
+//! - [`CacheLayerBuilder::bypass`]: a predicate that sends chosen requests past the cache
+//!   (`Cache-Status: …; fwd=bypass`).
+//! - [`CacheLayerBuilder::min_uses`]: store a response only once its key was requested a
+//!   number of times within a window (nginx's `proxy_cache_min_uses`).
+//! - [`CacheHandle::stats`]: hits, misses, passes (requests the cache does not handle) and
+//!   stores; with the `metrics` feature, counters, gauges and a histogram through the
+//!   `metrics` facade, listed in [`metrics`].
+//!
 //! # Memory
 //!
 //! The store is bounded in bytes ([`CacheLayerBuilder::max_capacity`]), headers included;
@@ -273,6 +285,7 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod admission;
 mod body;
 pub mod clock;
 mod flight;
@@ -280,6 +293,7 @@ mod future;
 mod handle;
 mod key;
 mod layer;
+pub mod metrics;
 pub mod policy;
 mod service;
 mod shared;
@@ -296,7 +310,7 @@ pub use self::handle::{CacheHandle, CacheStats};
 #[doc(inline)]
 pub use self::key::CacheKey;
 #[doc(inline)]
-pub use self::layer::{CacheLayer, CacheLayerBuilder};
+pub use self::layer::{CacheLayer, CacheLayerBuilder, DEFAULT_MIN_USES_WINDOW};
 #[doc(inline)]
 pub use self::service::Cache;
 #[doc(inline)]

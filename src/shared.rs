@@ -10,13 +10,18 @@ use std::time::Duration;
 use http::header::{CONTENT_LENGTH, CONTENT_RANGE};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use crate::admission::Admission;
 use crate::clock::Clock;
 use crate::flight::{CaptureBudget, FlightGuard, Flights, Outcome};
 use crate::key::CacheKey;
+use crate::metrics::{Metrics, RequestOutcome};
 use crate::policy::range::{ContentRange, combine_parts, content_range};
 use crate::policy::{CacheOptions, lifetime};
 use crate::status::StatusHeaders;
 use crate::store::{Store, StoreError, StoredEntry, StoredResponse};
+
+/// A predicate that sends a request past the cache (`CacheLayerBuilder::bypass`).
+pub(crate) type Bypass = Arc<dyn Fn(&http::request::Parts) -> bool + Send + Sync>;
 
 /// State shared by the layer, every service it made and every handle: one cache.
 pub(crate) struct Shared<St> {
@@ -36,13 +41,55 @@ pub(crate) struct Shared<St> {
     pub(crate) capture: Arc<CaptureBudget>,
     /// Collapsed forwarding on, and how long a request waits for the one it follows.
     pub(crate) collapse: Option<Duration>,
+    /// Store a key's response only after it was requested this often (`min_uses`).
+    pub(crate) admission: Option<Admission>,
+    /// Request fields that select a stored response besides its `Vary` (`key_headers`).
+    pub(crate) key_headers: Vec<HeaderName>,
+    /// Requests this predicate picks go past the cache (`bypass`).
+    pub(crate) bypass: Option<Bypass>,
+    /// The metrics' handles (no-ops without the `metrics` feature).
+    pub(crate) metrics: Arc<Metrics>,
 }
 
+/// The counters behind [`CacheStats`](crate::CacheStats).
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
+    /// Answered from the store.
     pub(crate) hits: AtomicU64,
+    /// Cacheable requests answered by the inner service.
     pub(crate) misses: AtomicU64,
+    /// Requests the cache does not handle.
+    pub(crate) passes: AtomicU64,
+    /// Responses written to the store.
     pub(crate) stores: AtomicU64,
+}
+
+impl<St> Shared<St> {
+    /// Counts a request answered with `outcome`, in the stats and the metrics.
+    #[inline]
+    pub(crate) fn count(&self, outcome: RequestOutcome) {
+        let counter = match outcome {
+            RequestOutcome::Hit
+            | RequestOutcome::Stale
+            | RequestOutcome::Revalidated
+            | RequestOutcome::Collapsed => &self.stats.hits,
+            RequestOutcome::Miss => &self.stats.misses,
+            RequestOutcome::Bypass | RequestOutcome::Method => &self.stats.passes,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.metrics.request(outcome);
+    }
+}
+
+impl<St: Store> Shared<St> {
+    /// Sets the gauges of what the store holds, when it can say ([`Store::size`]); done when
+    /// the stats are read (a metrics scrape reads them), not on every write.
+    pub(crate) fn update_gauges(&self) {
+        #[cfg(feature = "metrics")]
+        if let Some((entries, bytes)) = self.store.size() {
+            self.metrics.held(entries, bytes);
+        }
+    }
 }
 
 /// Receives complete responses captured from misses. Implemented by [`Shared`], which hands
@@ -122,6 +169,7 @@ impl<St: Store> Shared<St> {
             None => self.store.get(key).await,
         };
         result.unwrap_or_else(|error| {
+            self.metrics.store_error();
             tracing::warn!(%key, %error, "cache lookup failed; forwarding");
             None
         })
@@ -171,7 +219,10 @@ impl<St: Store> Shared<St> {
                     flight.release(Outcome::Stored);
                 }
             }
-            Err(error) => tracing::warn!(%error, "cache store failed"),
+            Err(error) => {
+                self.metrics.store_error();
+                tracing::warn!(%error, "cache store failed");
+            }
         }
     }
 }

@@ -23,10 +23,14 @@ const MISS: HeaderValue = HeaderValue::from_static("MISS");
 /// Why a request went forward to the inner service (RFC 9211 §2.2 `fwd`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Forward {
-    /// The cache could not key the request (no authority).
+    /// The cache could not key the request (no authority), or the configured bypass
+    /// predicate sent it past the cache.
     Bypass,
     /// The method is not cacheable.
     Method,
+    /// The cache did not look for a stored response to use (its key is not yet admitted,
+    /// see `CacheLayerBuilder::min_uses`).
+    Miss,
     /// Nothing was stored for the URI.
     UriMiss,
     /// Something was stored, but for other `Vary` values.
@@ -44,6 +48,7 @@ impl Forward {
         match self {
             Forward::Bypass => "bypass",
             Forward::Method => "method",
+            Forward::Miss => "miss",
             Forward::UriMiss => "uri-miss",
             Forward::VaryMiss => "vary-miss",
             Forward::Request => "request",

@@ -81,4 +81,8 @@ async fn axum_router_layer_caches_every_route_in_one_cache() {
     )
     .await;
     assert_eq!((echoed.x_cache(), &echoed.body[..]), ("MISS", &b"ping"[..]));
+    // The POST is a pass, not a miss: the cache does not handle it.
+    let stats = handle.stats();
+    assert_eq!((stats.misses(), stats.passes()), (5, 1));
+    assert_eq!(stats.requests(), stats.hits() + 5 + 1);
 }

@@ -54,6 +54,28 @@ pub(crate) struct Config {
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) default_ttl: Option<u64>,
 
+    /// Store a response only once its URL was requested this many times within
+    /// --min-uses-window (nginx's proxy_cache_min_uses); earlier requests are forwarded and
+    /// passed on unstored (`Cache-Status: …; fwd=miss; …; detail=min-uses`). 1 (the default)
+    /// stores every storable response.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub(crate) min_uses: u32,
+
+    /// The window, in seconds, within which --min-uses requests must arrive, counted from a
+    /// URL's first request.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 600,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub(crate) min_uses_window: u64,
+
     /// Store responses that carry Set-Cookie, as RFC 9111 allows. Off by default: a shared
     /// cache would hand one user's cookie to the next, so such responses pass through
     /// uncached unless the origin names the cookie in `private="set-cookie"`.
@@ -213,8 +235,10 @@ pub(crate) struct Config {
 
 /// The flags that only make sense when serving: `--clear-cache`, `--purge` and `--purge-tag`
 /// conflict with them.
-const SERVING_FLAGS: [&str; 16] = [
+const SERVING_FLAGS: [&str; 18] = [
     "origin",
+    "min_uses",
+    "min_uses_window",
     "max_capacity",
     "max_entry_size",
     "default_ttl",

@@ -27,8 +27,10 @@
 //! `/.well-known/tower-cache-layer/clear`, goes to the origin. A separate admin listener on
 //! `127.0.0.1:--admin-port` (default: a port the system picks) answers `POST /clear` with the
 //! number of removed entries, and `POST /purge?url=<path or URL>` or `?tag=<tag>` (with
-//! `&soft=1` to mark stale instead) with the number of purged ones, for requests carrying
-//! `Authorization: Bearer <token>`. At startup
+//! `&soft=1` to mark stale instead) with the number of purged ones, and `GET /metrics` with
+//! the cache's metrics in the Prometheus text format, for requests carrying
+//! `Authorization: Bearer <token>`. Every minute with requests, one log line gives that
+//! minute's hit ratio. At startup
 //! the proxy writes the admin address and a random token to a 0600 admin file derived from its
 //! public port (`$XDG_RUNTIME_DIR/tower-cache-layer/proxy-<port>.admin`, …; or `--admin-file`),
 //! removed on graceful shutdown. `caching_proxy --clear-cache --port <PORT>` (or `--purge
@@ -59,6 +61,7 @@ mod conns;
 mod forward;
 mod front;
 mod log;
+mod metrics;
 mod server;
 mod store;
 mod tls;

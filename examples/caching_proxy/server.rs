@@ -104,7 +104,13 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
     if let Some(secs) = config.default_ttl {
         cache = cache.default_ttl(Duration::from_secs(secs));
     }
+    if config.min_uses > 1 {
+        cache = cache.min_uses(config.min_uses, Duration::from_secs(config.min_uses_window));
+    }
+    // Before the layer is built: it registers its metrics with the recorder installed then.
+    let metrics = crate::metrics::install();
     let cache_layer = cache.build();
+    crate::metrics::spawn_hit_ratio_log(cache_layer.handle());
     let proxy = Proxy::new(
         config.origin.clone(),
         ForwardLimits {
@@ -134,6 +140,7 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
     // file of the proxy that has it.
     let admin = AdminServer::start(
         cache_layer.handle(),
+        metrics,
         Arc::clone(&front),
         config.admin_port,
         config.admin_file.clone(),

@@ -253,17 +253,77 @@ pub(crate) enum Keep {
     Store,
     /// Passed on without being stored.
     PassOn {
-        /// Why, for `Cache-Status; detail=` (RFC 9211 §2.8).
-        reason: &'static str,
+        /// Why, for `Cache-Status; detail=` (RFC 9211 §2.8) and the metrics.
+        reason: Unstored,
         /// The reason comes from the request alone: the next request for the key may get a
         /// storable response, so it is worth waiting for (collapsed forwarding).
         worth_waiting: bool,
     },
 }
 
+/// Why a forwarded response was not stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unstored {
+    /// RFC 9111 §3 forbids it.
+    Rule(NotStorable),
+    /// Its body is larger than the largest the cache stores (configuration, not RFC).
+    TooLarge,
+    /// Its key was not yet requested often enough (`min_uses`, configuration, not RFC).
+    NotAdmitted,
+}
+
+impl Unstored {
+    /// Every reason, in the order of [`index`](Self::index).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) const ALL: [Unstored; 11] = [
+        Unstored::Rule(NotStorable::Method),
+        Unstored::Rule(NotStorable::Status),
+        Unstored::Rule(NotStorable::NoStore),
+        Unstored::Rule(NotStorable::Private),
+        Unstored::Rule(NotStorable::Authorization),
+        Unstored::Rule(NotStorable::NoFreshnessOrValidator),
+        Unstored::Rule(NotStorable::VaryStar),
+        Unstored::Rule(NotStorable::SetCookie),
+        Unstored::Rule(NotStorable::MustUnderstand),
+        Unstored::TooLarge,
+        Unstored::NotAdmitted,
+    ];
+
+    /// The reason's token, for `Cache-Status; detail=` and the metrics' `reason` label.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Unstored::Rule(rule) => rule.as_str(),
+            Unstored::TooLarge => "too-large",
+            Unstored::NotAdmitted => "min-uses",
+        }
+    }
+
+    /// The reason's position in [`ALL`](Self::ALL).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Unstored::Rule(rule) => match rule {
+                NotStorable::Method => 0,
+                NotStorable::Status => 1,
+                NotStorable::NoStore => 2,
+                NotStorable::Private => 3,
+                NotStorable::Authorization => 4,
+                NotStorable::NoFreshnessOrValidator => 5,
+                NotStorable::VaryStar => 6,
+                NotStorable::SetCookie => 7,
+                NotStorable::MustUnderstand => 8,
+            },
+            Unstored::TooLarge => 9,
+            Unstored::NotAdmitted => 10,
+        }
+    }
+}
+
 /// Decides whether a forwarded response is stored, from what [`is_storable_with`]
 /// (RFC 9111 §3) said of it (`storable`), its parsed `Cache-Control` `resp_cc`, the least
-/// size of its body and the largest the cache stores.
+/// size of its body and the largest the cache stores, and whether its key is `admitted`
+/// (requested often enough, when the cache counts uses; checked last, so that a response RFC
+/// 9111 forbids to store says so).
 ///
 /// [`is_storable_with`]: super::storable::is_storable_with
 pub(crate) fn keep(
@@ -271,16 +331,23 @@ pub(crate) fn keep(
     resp_cc: &CacheControl,
     body_at_least: u64,
     max_entry_size: usize,
+    admitted: bool,
 ) -> Keep {
     match storable {
         Err(reason) => Keep::PassOn {
-            reason: reason.as_str(),
+            reason: Unstored::Rule(reason),
             worth_waiting: !reason.holds_for_later_requests(resp_cc),
         },
         // Configuration (not RFC): larger bodies stream through uncached.
         Ok(()) if body_at_least > max_entry_size as u64 => Keep::PassOn {
-            reason: "too-large",
+            reason: Unstored::TooLarge,
             worth_waiting: false,
+        },
+        // Configuration (not RFC): a later request for the key may be admitted; such
+        // requests never lead a flight, so there is nobody to wait for anyway.
+        Ok(()) if !admitted => Keep::PassOn {
+            reason: Unstored::NotAdmitted,
+            worth_waiting: true,
         },
         Ok(()) => Keep::Store,
     }
@@ -522,13 +589,24 @@ mod tests {
     #[test]
     fn keep_decides_storing() {
         let cc = CacheControl::default();
-        assert_eq!(keep(Ok(()), &cc, 10, 100), Keep::Store);
+        assert_eq!(keep(Ok(()), &cc, 10, 100, true), Keep::Store);
         let too_large = Keep::PassOn {
-            reason: "too-large",
+            reason: Unstored::TooLarge,
             worth_waiting: false,
         };
-        assert_eq!(keep(Ok(()), &cc, 101, 100), too_large);
-        let auth = keep(Err(NotStorable::Authorization), &cc, 0, 100);
+        assert_eq!(keep(Ok(()), &cc, 101, 100, true), too_large);
+        let not_admitted = keep(Ok(()), &cc, 10, 100, false);
+        assert_eq!(
+            not_admitted,
+            Keep::PassOn {
+                reason: Unstored::NotAdmitted,
+                worth_waiting: true
+            }
+        );
+        // RFC 9111 §3 says it first.
+        let no_store = keep(Err(NotStorable::NoStore), &cc, 0, 100, false);
+        assert!(matches!(no_store, Keep::PassOn { reason, .. } if reason.as_str() == "no-store"));
+        let auth = keep(Err(NotStorable::Authorization), &cc, 0, 100, true);
         assert!(matches!(
             auth,
             Keep::PassOn {
@@ -536,7 +614,7 @@ mod tests {
                 ..
             }
         ));
-        let private = keep(Err(NotStorable::Private), &cc, 0, 100);
+        let private = keep(Err(NotStorable::Private), &cc, 0, 100, true);
         assert!(matches!(
             private,
             Keep::PassOn {
@@ -544,6 +622,17 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn unstored_reasons_are_indexed_in_order() {
+        for (i, reason) in Unstored::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i);
+        }
+        let mut names: Vec<_> = Unstored::ALL.iter().map(|r| r.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Unstored::ALL.len());
     }
 
     // RFC 9111 §3.1, §5.2.2.7: hop-by-hop fields and those named by `private` are not stored.

@@ -137,6 +137,15 @@ impl VaryKey {
             .all(|(name, value)| normalized_value(name, req_headers) == *value)
     }
 
+    /// Does `req_headers` have the captured values of each of `fields`? A field this key did
+    /// not capture does not match (the response was not stored by it).
+    pub(crate) fn matches_on(&self, fields: &[HeaderName], req_headers: &HeaderMap) -> bool {
+        fields.iter().all(|field| match self.value(field) {
+            Some(value) => normalized_value(field, req_headers).as_deref() == value,
+            None => false,
+        })
+    }
+
     /// The captured field names, sorted and deduplicated.
     pub fn fields(&self) -> impl ExactSizeIterator<Item = &HeaderName> + '_ {
         self.entries.iter().map(|(name, _)| name)

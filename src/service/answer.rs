@@ -1,7 +1,6 @@
 //! Answers from stored responses: fresh, stale, byte ranges, the client's preconditions.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -10,6 +9,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 
 use super::{Exchange, FromStore};
 use crate::body::ResponseBody;
+use crate::metrics::RequestOutcome;
 use crate::policy::CacheControl;
 use crate::policy::conditional::{
     Precondition, evaluate_preconditions, has_preconditions, not_modified_headers,
@@ -123,12 +123,20 @@ impl<St> Shared<St> {
             _ => None,
         };
         let (status, mut headers, body) = stored_reply(method, req_headers, stored, part)?;
-        self.stats.hits.fetch_add(1, Ordering::Relaxed);
+        self.count(match served {
+            Served::Fresh => RequestOutcome::Hit,
+            Served::Revalidated => RequestOutcome::Revalidated,
+            Served::Collapsed(_) => RequestOutcome::Collapsed,
+            Served::StaleWhileRevalidate | Served::StaleIfError(_) | Served::StaleIfUnreachable => {
+                RequestOutcome::Stale
+            }
+        });
         headers.insert(AGE, HeaderValue::from(age.as_secs()));
         self.status.served(&mut headers, served, ttl);
         let body = if method == Method::HEAD {
             ResponseBody::full(Bytes::new())
         } else {
+            self.metrics.served_from_cache(body.len());
             ResponseBody::stored(&body)
         };
         let mut response = Response::new(body);

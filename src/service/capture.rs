@@ -12,6 +12,7 @@ use super::Exchange;
 use crate::OriginUnreachable;
 use crate::body::{ResponseBody, Tee};
 use crate::flight::{FlightGuard, Reservation};
+use crate::metrics::RequestOutcome;
 use crate::policy::decide::{self, Keep};
 use crate::policy::storable::is_storable_with;
 use crate::policy::{CacheControl, ResponsePolicy, Vary, VaryKey, targeted_cache_control};
@@ -42,12 +43,16 @@ impl<St: Store> Shared<St> {
         B: Body<Data = Bytes>,
     {
         let (mut parts, body) = response.into_parts();
+        if exchange.for_client {
+            self.count(RequestOutcome::Miss);
+        }
         // Made by the inner service, not the origin: never stored. `flight` is dropped, so
         // the requests waiting for it go forward themselves.
         if parts.extensions.get::<OriginUnreachable>().is_some() {
             self.status
                 .forwarded_parts(&mut parts, exchange.forward, None);
-            return Response::from_parts(parts, ResponseBody::pass(body));
+            let body = ResponseBody::pass(body).counted(self.metrics.origin_bytes());
+            return Response::from_parts(parts, body);
         }
         // RFC 9110 §6.6.1: a cache adds `Date` to a response that lacks one.
         if !parts.headers.contains_key(DATE) {
@@ -64,17 +69,19 @@ impl<St: Store> Shared<St> {
                 reason,
                 worth_waiting,
             } => {
-                tracing::trace!(key = %exchange.key, reason, "response not stored");
+                let reason_text = reason.as_str();
+                tracing::trace!(key = %exchange.key, reason = reason_text, "response not stored");
+                self.metrics.not_stored(reason);
                 if !worth_waiting {
                     self.flights.not_storable(&exchange.key, flight);
                 }
                 // Otherwise `flight` is dropped here (`Outcome::Failed`): the requests waiting
                 // for it go forward themselves.
-                (ResponseBody::pass(body), Some(reason))
+                (ResponseBody::pass(body), Some(reason_text))
             }
         };
         self.status.forwarded_parts(&mut parts, forward, detail);
-        Response::from_parts(parts, body)
+        Response::from_parts(parts, body.counted(self.metrics.origin_bytes()))
     }
 
     /// Is the response (`parts`, its `Cache-Control` `cc`, `body`) to a forwarded request
@@ -96,7 +103,14 @@ impl<St: Store> Shared<St> {
             &self.options,
             exchange.response_time,
         );
-        decide::keep(storable, cc, body.size_hint().lower(), self.max_entry_size)
+        let at_least = body.size_hint().lower();
+        decide::keep(
+            storable,
+            cc,
+            at_least,
+            self.max_entry_size,
+            exchange.admitted,
+        )
     }
 
     /// The body of a storable response, teed into the store as it streams (committed at
@@ -121,9 +135,15 @@ impl<St: Store> Shared<St> {
             exchange.request_time,
             exchange.response_time,
         );
+        // RFC 9111 §4.1: the request fields the response varies on, and the configured key
+        // fields as if it named them too.
         let vary = match Vary::from_headers(&headers) {
-            Vary::Fields(fields) => VaryKey::capture(&fields, &exchange.req_headers),
-            _ => VaryKey::default(),
+            Vary::Fields(mut fields) => {
+                fields.extend(self.key_headers.iter().cloned());
+                VaryKey::capture(&fields, &exchange.req_headers)
+            }
+            _ if self.key_headers.is_empty() => VaryKey::default(),
+            _ => VaryKey::capture(&self.key_headers, &exchange.req_headers),
         };
         let expected = body.size_hint().exact();
         // A store that keeps bodies outside memory takes this one in as it streams.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use http::header::{AUTHORIZATION, IF_RANGE, RANGE};
-use http::{HeaderMap, Method, Request, Response};
+use http::{HeaderMap, HeaderName, Method, Request, Response};
 
 use crate::body::ResponseBody;
 use crate::flight::{FlightGuard, Join, Outcome};
@@ -28,24 +28,31 @@ pub(super) enum Collapse<B> {
 
 /// Adds to `req` the validators of what is stored for it ([`decide::add_stored_validators`]):
 /// the selected response's first, then the other variants'; returns the stored responses a
-/// 304 may then select.
+/// 304 may then select. Variants stored for other values of the configured `key_headers`
+/// are left out: a 304 must never hand one key's response to another.
 pub(super) fn add_stored_validators<ReqBody>(
     stored: Option<&StoredEntry>,
     selected: Option<&Arc<StoredResponse>>,
+    key_headers: &[HeaderName],
     req: &mut Request<ReqBody>,
 ) -> Vec<Arc<StoredResponse>> {
+    let same_key = |variant: &StoredResponse, req: &Request<ReqBody>| {
+        key_headers.is_empty() || variant.vary.matches_on(key_headers, req.headers())
+    };
     let mut validating = Vec::new();
-    let outgoing = req.headers_mut();
     if let Some(stored) = selected {
+        let outgoing = req.headers_mut();
         if decide::add_stored_validators(stored.status, &stored.headers, true, outgoing) {
             validating.push(Arc::clone(stored));
         }
     }
     for variant in stored.map(StoredEntry::variants).unwrap_or_default() {
         let is_selected = selected.is_some_and(|s| Arc::ptr_eq(s, variant));
-        if !is_selected
-            && decide::add_stored_validators(variant.status, &variant.headers, false, outgoing)
-        {
+        if is_selected || !same_key(variant, req) {
+            continue;
+        }
+        let outgoing = req.headers_mut();
+        if decide::add_stored_validators(variant.status, &variant.headers, false, outgoing) {
             validating.push(Arc::clone(variant));
         }
     }

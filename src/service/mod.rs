@@ -17,9 +17,8 @@ mod unsafe_method;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response};
@@ -33,6 +32,7 @@ use crate::BoxError;
 use crate::body::ResponseBody;
 use crate::future::ResponseFuture;
 use crate::key::CacheKey;
+use crate::metrics::RequestOutcome;
 use crate::policy::CacheControl;
 use crate::policy::decide::{self, Lookup};
 use crate::policy::invalidate::is_safe_method;
@@ -112,11 +112,24 @@ where
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
         let shared = &self.shared;
-        let method = req.method();
+        let cacheable = req.method() == Method::GET || req.method() == Method::HEAD;
+        let (req, bypassed) = match &shared.bypass {
+            Some(bypass) if cacheable => {
+                let (parts, body) = req.into_parts();
+                let bypassed = bypass(&parts);
+                (Request::from_parts(parts, body), bypassed)
+            }
+            _ => (req, false),
+        };
 
-        let forward = match CacheKey::from_parts(req.uri(), req.headers()) {
+        let key = if bypassed {
+            None
+        } else {
+            CacheKey::from_parts(req.uri(), req.headers())
+        };
+        let forward = match key {
             // RFC 9111 §3: this cache stores responses to GET; HEAD is answered from them.
-            Some(key) if method == Method::GET || method == Method::HEAD => {
+            Some(key) if cacheable => {
                 // RFC 9111 §5.2.1: the request's directives, parsed once for the request.
                 let req_cc = CacheControl::from_headers(req.headers());
                 let found = match shared.hit_now(&key, &req, &req_cc) {
@@ -128,16 +141,21 @@ where
                 return ResponseFuture::cached(Box::pin(future));
             }
             // RFC 9111 §4.4: unsafe methods invalidate what is stored for their target.
-            Some(key) if !is_safe_method(method) => {
+            Some(key) if !is_safe_method(req.method()) => {
                 let future = unsafe_call(Arc::clone(shared), inner, req, key);
                 return ResponseFuture::cached(Box::pin(future));
             }
             Some(_) => Forward::Method,
-            None if method == Method::GET || method == Method::HEAD => Forward::Bypass,
+            None if cacheable => Forward::Bypass,
             None => Forward::Method,
         };
-        shared.stats.misses.fetch_add(1, Ordering::Relaxed);
-        ResponseFuture::forward(inner.call(req), Arc::clone(&shared.status), forward)
+        shared.count(match forward {
+            Forward::Bypass => RequestOutcome::Bypass,
+            _ => RequestOutcome::Method,
+        });
+        let status = Arc::clone(&shared.status);
+        let counted = shared.metrics.origin_bytes();
+        ResponseFuture::forward(inner.call(req), status, forward, counted)
     }
 }
 
@@ -178,29 +196,42 @@ where
             return Ok(response);
         }
         FromStore::OnlyIfCachedMiss => {
-            shared.stats.misses.fetch_add(1, Ordering::Relaxed);
+            shared.count(RequestOutcome::Miss);
             return Ok(shared.only_if_cached_miss());
         }
         FromStore::Forward(forward) => forward,
     };
 
-    let flight = match shared
-        .collapse(&key, req.method(), req.headers(), &req_cc, forward)
-        .await
-    {
-        Collapse::Answered(answer) => return Ok(answer),
-        Collapse::Forward(flight) => flight,
+    // Admission after a number of uses: only keys with nothing stored are counted; one not
+    // yet admitted goes forward alone (no collapsed forwarding) and is not stored.
+    let admitted = match &shared.admission {
+        Some(admission) if stored.is_none() && req.method() == Method::GET => admission.admit(&key),
+        _ => true,
+    };
+    let (forward, flight) = if admitted {
+        match shared
+            .collapse(&key, req.method(), req.headers(), &req_cc, forward)
+            .await
+        {
+            Collapse::Answered(answer) => return Ok(answer),
+            Collapse::Forward(flight) => (forward, flight),
+        }
+    } else {
+        (Forward::Miss, None)
     };
 
-    shared.stats.misses.fetch_add(1, Ordering::Relaxed);
     let method = req.method().clone();
     let req_headers = req.headers().clone();
-    let validating = add_stored_validators(stored.as_deref(), selected.as_ref(), &mut req);
+    let key_headers = &shared.key_headers;
+    let validating =
+        add_stored_validators(stored.as_deref(), selected.as_ref(), key_headers, &mut req);
     let completing = selected
         .as_ref()
         .is_some_and(|part| ask_for_rest(part, &method, &req_headers, &mut req));
     let request_time = shared.clock.now();
+    let started = Instant::now();
     let result = inner.call(req).await;
+    shared.metrics.origin_latency(started.elapsed());
     let exchange = Exchange {
         key,
         forward,
@@ -210,6 +241,8 @@ where
         request_time,
         response_time: shared.clock.now(),
         completing,
+        admitted,
+        for_client: true,
     };
     match result {
         Ok(response) => Ok(shared
@@ -217,10 +250,15 @@ where
             .await),
         // RFC 5861 §4, RFC 9111 §4.2.4: an origin that cannot be reached may be covered by a
         // stale response.
-        Err(error) => selected
-            .as_ref()
-            .and_then(|stored| shared.stale_answer(&exchange, stored, None))
-            .ok_or(error),
+        Err(error) => {
+            let stale = selected
+                .as_ref()
+                .and_then(|stored| shared.stale_answer(&exchange, stored, None));
+            if stale.is_none() {
+                shared.count(RequestOutcome::Miss);
+            }
+            stale.ok_or(error)
+        }
     }
 }
 
@@ -262,4 +300,9 @@ struct Exchange {
     response_time: SystemTime,
     /// The request asked for the rest of the selected stored part (RFC 9111 §3.4).
     completing: bool,
+    /// Its key was requested often enough for the response to be stored (`min_uses`).
+    admitted: bool,
+    /// A client's GET or HEAD, counted as a miss when the response is passed on (not a
+    /// background revalidation, nor an unsafe method, counted as it came).
+    for_client: bool,
 }

@@ -136,6 +136,7 @@ impl<St: Store> Shared<St> {
         if head_freshens(&stored.headers, head) {
             self.freshen(exchange, stored, head).await;
         } else if let Err(error) = self.store.remove(&exchange.key).await {
+            self.metrics.store_error();
             tracing::warn!(key = %exchange.key, %error, "cache invalidation failed");
         }
     }
@@ -169,6 +170,7 @@ impl<St: Store> Shared<St> {
         if let Some(entry) = self.lookup(&exchange.key).await {
             let entry = entry.with_replaced(stored, Arc::clone(&updated));
             if let Err(error) = self.put(exchange.key.clone(), Arc::new(entry)).await {
+                self.metrics.store_error();
                 tracing::warn!(key = %exchange.key, %error, "cache update failed");
             }
         }
@@ -227,9 +229,11 @@ impl<St: Store> Shared<St> {
         let req_headers = req.headers().clone();
         add_validators(&stored.headers, req.headers_mut());
         let request_time = self.clock.now();
+        let started = std::time::Instant::now();
         let Ok(response) = inner.call(req).await else {
             return;
         };
+        self.metrics.origin_latency(started.elapsed());
         let exchange = Exchange {
             key,
             forward: Forward::Stale,
@@ -239,6 +243,8 @@ impl<St: Store> Shared<St> {
             request_time,
             response_time: self.clock.now(),
             completing: false,
+            admitted: true,
+            for_client: false,
         };
         if response.status() == StatusCode::NOT_MODIFIED {
             let (client, update) = (&exchange.req_headers, response.headers());

@@ -1,7 +1,7 @@
 //! Requests with unsafe methods: forwarded, then what they change is invalidated.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, Uri};
@@ -11,6 +11,7 @@ use tower_service::Service;
 use super::Exchange;
 use crate::body::ResponseBody;
 use crate::key::CacheKey;
+use crate::metrics::RequestOutcome;
 use crate::policy::CacheControl;
 use crate::policy::invalidate::invalidation_uris;
 use crate::policy::storable::post_response_answers_get;
@@ -33,11 +34,13 @@ where
     St: Store,
     ResBody: Body<Data = Bytes>,
 {
-    shared.stats.misses.fetch_add(1, Ordering::Relaxed);
+    shared.count(RequestOutcome::Method);
     let method = req.method().clone();
     let req_headers = (method == Method::POST).then(|| req.headers().clone());
     let request_time = shared.clock.now();
+    let started = Instant::now();
     let response = inner.call(req).await?;
+    shared.metrics.origin_latency(started.elapsed());
     let response_time = shared.clock.now();
     if let Ok(target) = key.as_str().parse::<Uri>() {
         let uris = invalidation_uris(&method, response.status(), &target, response.headers());
@@ -65,6 +68,8 @@ where
                     request_time,
                     response_time,
                     completing: false,
+                    admitted: true,
+                    for_client: false,
                 };
                 return Ok(shared.forwarded(response, exchange, None));
             }
@@ -74,7 +79,8 @@ where
     shared
         .status
         .forwarded_parts(&mut parts, Forward::Method, None);
-    Ok(Response::from_parts(parts, ResponseBody::pass(body)))
+    let body = ResponseBody::pass(body).counted(shared.metrics.origin_bytes());
+    Ok(Response::from_parts(parts, body))
 }
 
 impl<St: Store> Shared<St> {
@@ -82,6 +88,7 @@ impl<St: Store> Shared<St> {
     async fn invalidate(&self, uris: impl IntoIterator<Item = Uri>) {
         for key in uris.into_iter().filter_map(|uri| CacheKey::from_uri(&uri)) {
             if let Err(error) = self.store.remove(&key).await {
+                self.metrics.store_error();
                 tracing::warn!(%key, %error, "cache invalidation failed");
             }
         }

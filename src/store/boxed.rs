@@ -69,6 +69,7 @@ trait ErasedStore: Send + Sync + 'static {
     fn clear(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
     fn keys_tagged<'a>(&'a self, tag: &'a str) -> BoxFuture<'a, Result<Vec<CacheKey>, StoreError>>;
     fn body_sink(&self, key: &CacheKey, length: Option<u64>) -> Option<Box<dyn BodySink>>;
+    fn size(&self) -> Option<(u64, u64)>;
 }
 
 impl<S: Store> ErasedStore for S {
@@ -116,6 +117,10 @@ impl<S: Store> ErasedStore for S {
     fn body_sink(&self, key: &CacheKey, length: Option<u64>) -> Option<Box<dyn BodySink>> {
         Store::body_sink(self, key, length)
     }
+
+    fn size(&self) -> Option<(u64, u64)> {
+        Store::size(self)
+    }
 }
 
 impl Store for BoxStore {
@@ -159,5 +164,9 @@ impl Store for BoxStore {
 
     fn body_sink(&self, key: &CacheKey, length: Option<u64>) -> Option<Box<dyn BodySink>> {
         self.inner.body_sink(key, length)
+    }
+
+    fn size(&self) -> Option<(u64, u64)> {
+        self.inner.size()
     }
 }

@@ -130,6 +130,12 @@ impl Store for MemoryStore {
     }
 
     /// Scans every entry (moka's `iter`): the time it takes grows with the number of entries.
+    /// Runs moka's pending maintenance first, so that the counts include recent writes.
+    fn size(&self) -> Option<(u64, u64)> {
+        self.cache.run_pending_tasks();
+        Some((self.cache.entry_count(), self.cache.weighted_size()))
+    }
+
     async fn keys_tagged(&self, tag: &str) -> Result<Vec<CacheKey>, StoreError> {
         Ok(self.tagged(tag))
     }

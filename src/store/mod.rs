@@ -54,7 +54,7 @@ pub use self::tiered::Tiered;
 /// outside the process saves them through the accessors of [`StoredEntry`],
 /// [`StoredResponse`], [`ResponsePolicy`](crate::policy::ResponsePolicy) and
 /// [`VaryKey`](crate::policy::VaryKey) and rebuilds them with their constructors (or, with the
-/// `serde` feature, through [`codec`]); one that keeps bodies outside memory takes them in
+/// `serde` feature, through the `codec` module); one that keeps bodies outside memory takes them in
 /// through [`body_sink`](Self::body_sink) and serves them from a [`BodySource`].
 ///
 /// # Example
@@ -182,6 +182,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes every entry; returns how many were removed.
     fn clear(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// How many entries and bytes the store holds, when it can tell without waiting (as
+    /// eventually consistent counts); `None` (the default) when it cannot. Reported as the
+    /// `cache_entries` and `cache_size_bytes` gauges (feature `metrics`).
+    fn size(&self) -> Option<(u64, u64)> {
+        None
+    }
 
     /// Where the body of a miss for `key` (of `length` bytes, when known) is written as it
     /// streams, for a store that keeps bodies outside memory; `None` (the default) when the

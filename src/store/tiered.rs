@@ -98,4 +98,9 @@ impl<B: Store> Store for Tiered<B> {
     fn body_sink(&self, key: &CacheKey, length: Option<u64>) -> Option<Box<dyn BodySink>> {
         self.back.body_sink(key, length)
     }
+
+    /// What the back store holds, when it can say; else the memory tier.
+    fn size(&self) -> Option<(u64, u64)> {
+        self.back.size().or_else(|| self.front.size())
+    }
 }

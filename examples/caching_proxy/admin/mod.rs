@@ -9,6 +9,7 @@
 //! | `POST /clear` | yes | `200`, the number of removed entries |
 //! | `POST /purge?url=<path or URL>` | yes | `200`, the number of removed entries |
 //! | `POST /purge?tag=<tag>` | yes | `200`, the number of removed entries |
+//! | `GET /metrics` | yes | `200`, the cache's metrics in the Prometheus text format |
 //!
 //! `/purge` takes `&soft=1` to mark the entries stale instead of removing them (the next
 //! request revalidates). A path (`/x?y`) is resolved to the key the public listener gives a
@@ -16,8 +17,8 @@
 //! (both `http` and `https` keys are purged). A tag is matched against the `Surrogate-Key`
 //! and `Cache-Tag` response fields. A missing or bad parameter is a `400` with the reason.
 //!
-//! Every answer is one line of plain text with `Cache-Control: no-store`. Requests that change
-//! anything need `Authorization: Bearer <token>` (compared in constant time); without it, or
+//! Every answer but `/metrics` is one line of plain text, and every one has
+//! `Cache-Control: no-store`. Every route needs `Authorization: Bearer <token>` (compared in constant time); without it, or
 //! with another token: `401` and `WWW-Authenticate: Bearer`. Unknown paths get `404`, other
 //! methods `405` with `Allow`. The listener serves at most [`MAX_CONNECTIONS`] connections at
 //! once (more wait in the backlog), each must send its request head within
@@ -51,6 +52,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower_cache_layer::CacheHandle;
@@ -93,6 +95,8 @@ enum Route {
     Clear,
     /// `POST /purge?url=…` or `?tag=…`, optionally `&soft=1`: purges entries.
     Purge,
+    /// `GET /metrics`: the metrics, in the Prometheus text format.
+    Metrics,
 }
 
 impl Route {
@@ -101,6 +105,7 @@ impl Route {
         match path {
             "/clear" => Some(Self::Clear),
             "/purge" => Some(Self::Purge),
+            "/metrics" => Some(Self::Metrics),
             _ => None,
         }
     }
@@ -109,13 +114,15 @@ impl Route {
     fn method(self) -> Method {
         match self {
             Self::Clear | Self::Purge => Method::POST,
+            Self::Metrics => Method::GET,
         }
     }
 
-    /// Whether the route changes anything, and therefore needs the token.
+    /// Whether the route needs the token: those that change anything, and the metrics (which
+    /// tell how the cache is used).
     fn needs_token(self) -> bool {
         match self {
-            Self::Clear | Self::Purge => true,
+            Self::Clear | Self::Purge | Self::Metrics => true,
         }
     }
 }
@@ -123,6 +130,8 @@ impl Route {
 /// What the admin listener's handler needs.
 struct State {
     cache: CacheHandle<BoxStore>,
+    /// Renders the metrics; `None` when the recorder could not be installed.
+    metrics: Option<PrometheusHandle>,
     /// Resolves a purge's path to the key the public listener gives it.
     front: Arc<FrontDoor>,
     /// The token as hex text, as clients send it.
@@ -223,7 +232,25 @@ async fn respond(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>>
             }
         },
         Route::Purge => purge(state, req.uri().query()).await,
+        Route::Metrics => metrics(state).await,
     }
+}
+
+/// `GET /metrics`: the Prometheus text format (version 0.0.4).
+async fn metrics(state: &State) -> Response<Full<Bytes>> {
+    let Some(handle) = &state.metrics else {
+        return plain(StatusCode::NOT_FOUND, "not found: metrics are off");
+    };
+    // Reading the stats updates the gauges of what the store holds.
+    let _ = state.cache.stats();
+    let mut response = Response::new(Full::new(Bytes::from(handle.render())));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// `POST /purge`: purges what the query names.
@@ -289,6 +316,7 @@ impl AdminServer {
     /// the port of the `public` listener) and serves admin requests in a task.
     pub(crate) async fn start(
         cache: CacheHandle<BoxStore>,
+        metrics: Option<PrometheusHandle>,
         front: Arc<FrontDoor>,
         port: u16,
         secret_path: Option<PathBuf>,
@@ -320,6 +348,7 @@ impl AdminServer {
         let (stop, stopped) = watch::channel(false);
         let state = Arc::new(State {
             cache,
+            metrics,
             front,
             token: token.clone(),
         });
