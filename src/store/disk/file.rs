@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::Inner;
 use super::format::{self, BLOCK, INLINE_MAX, Unusable};
-use crate::store::{BodySink, BodySource, SourceBody, StoredBody, StoreError};
+use crate::store::{BodySink, BodySource, SourceBody, StoreError, StoredBody};
 
 /// Writes a body file in blocks, to a temporary path (removed if dropped unfinished).
 pub(crate) struct BodyWriter {

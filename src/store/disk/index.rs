@@ -19,7 +19,12 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    pub(crate) fn new(key: Box<str>, tags: Box<[Box<str>]>, head_len: u64, bodies: Box<[u64]>) -> Self {
+    pub(crate) fn new(
+        key: Box<str>,
+        tags: Box<[Box<str>]>,
+        head_len: u64,
+        bodies: Box<[u64]>,
+    ) -> Self {
         Self {
             key,
             tags,
@@ -84,7 +89,10 @@ impl Index {
     /// uses any more (to delete).
     pub(crate) fn insert(&mut self, hash: u128, mut slot: Slot, sizes: &[(u64, u64)]) -> Vec<u64> {
         for &id in slot.bodies.iter() {
-            let size = sizes.iter().find(|(of, _)| *of == id).map_or(0, |(_, size)| *size);
+            let size = sizes
+                .iter()
+                .find(|(of, _)| *of == id)
+                .map_or(0, |(_, size)| *size);
             let body = self.bodies.entry(id).or_insert_with(|| {
                 self.bytes += size;
                 BodyFile { refs: 0, size }

@@ -52,11 +52,15 @@ pub(crate) fn fan(byte: u8) -> String {
 impl Inner {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // Every update of the state is complete before anything that can panic.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn head_path(&self, hash: u128) -> PathBuf {
-        self.root.join(fan(hash as u8)).join(format!("{hash:032x}.h"))
+        self.root
+            .join(fan(hash as u8))
+            .join(format!("{hash:032x}.h"))
     }
 
     pub(crate) fn body_path(&self, id: u64) -> PathBuf {
@@ -64,7 +68,9 @@ impl Inner {
     }
 
     pub(crate) fn temp_path(&self) -> PathBuf {
-        self.root.join("tmp").join(format!("{:016x}.tmp", self.new_id()))
+        self.root
+            .join("tmp")
+            .join(format!("{:016x}.tmp", self.new_id()))
     }
 
     /// A body file id (and temporary name) never used in this directory.
@@ -228,7 +234,12 @@ impl Inner {
 
     /// Writes `entry` under `key`, then evicts down to the capacity. A failing disk is logged
     /// and the entry is not stored.
-    pub(crate) fn write(self: &Arc<Self>, key: &CacheKey, entry: &StoredEntry, ttl: Option<Duration>) {
+    pub(crate) fn write(
+        self: &Arc<Self>,
+        key: &CacheKey,
+        entry: &StoredEntry,
+        ttl: Option<Duration>,
+    ) {
         let hash = format::key_hash(key.as_str());
         // Bodies kept alive (and their new files with them) until the index holds them.
         let mut held = Vec::new();
@@ -279,7 +290,10 @@ impl Inner {
     /// Puts `head` (of `meta`) in place under `hash` and updates the index.
     fn commit(&self, hash: u128, meta: &Meta, head: &[u8]) {
         let bodies: Vec<_> = meta.bodies.iter().flatten().copied().collect();
-        let sizes: Vec<_> = bodies.iter().map(|b| (b.id, format::body_file_len(b.len))).collect();
+        let sizes: Vec<_> = bodies
+            .iter()
+            .map(|b| (b.id, format::body_file_len(b.len)))
+            .collect();
         let size = head.len() as u64 + sizes.iter().map(|(_, size)| size).sum::<u64>();
         if size > self.capacity {
             self.remove(hash);

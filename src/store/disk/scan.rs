@@ -43,9 +43,12 @@ pub(crate) fn open(root: PathBuf, capacity: u64) -> io::Result<Arc<Inner>> {
     let (mut heads, bodies) = scan(&root)?;
     // A head whose body file is missing or cut short is unusable.
     heads.retain(|found| {
-        let usable = found.meta.bodies.iter().flatten().all(|body| {
-            bodies.get(&body.id) == Some(&format::body_file_len(body.len))
-        });
+        let usable = found
+            .meta
+            .bodies
+            .iter()
+            .flatten()
+            .all(|body| bodies.get(&body.id) == Some(&format::body_file_len(body.len)));
         if !usable {
             let _ = fs::remove_file(head_path(&root, found.hash));
         }

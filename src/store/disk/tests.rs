@@ -56,7 +56,8 @@ fn response_time() -> SystemTime {
 }
 
 fn entry(body: impl Into<StoredBody>) -> Arc<StoredEntry> {
-    let policy = ResponsePolicy::from_parts(Duration::from_secs(60), Duration::ZERO, response_time());
+    let policy =
+        ResponsePolicy::from_parts(Duration::from_secs(60), Duration::ZERO, response_time());
     let mut headers = HeaderMap::new();
     headers.insert("surrogate-key", "t1 t2".parse().unwrap());
     let response = StoredResponse::new(StatusCode::OK, headers, body, policy, VaryKey::default());
@@ -118,7 +119,10 @@ async fn a_large_body_streams_from_its_file_in_checked_blocks() {
     let part = body.slice(65_000..=200_000).unwrap();
     assert_eq!(read(&part).await.unwrap(), bytes.slice(65_000..=200_000));
     // Put again, with the same body: one body file, still in use.
-    store.put(key("/big"), Arc::clone(&found), None).await.unwrap();
+    store
+        .put(key("/big"), Arc::clone(&found), None)
+        .await
+        .unwrap();
     assert_eq!(dir.files("b").len(), 1);
     assert_eq!(read(body).await.unwrap(), bytes);
 }
@@ -171,7 +175,10 @@ async fn a_damaged_block_fails_the_stream_and_removes_the_entry() {
     let dir = Dir::new("block");
     let store = DiskStore::open(&dir.0, 1 << 24).unwrap();
     let bytes = data(300_000);
-    store.put(key("/big"), entry(sunk(&store, &bytes)), None).await.unwrap();
+    store
+        .put(key("/big"), entry(sunk(&store, &bytes)), None)
+        .await
+        .unwrap();
     let file = dir.files("b").pop().unwrap();
     let mut raw = std::fs::read(&file).unwrap();
     raw[200_000] ^= 1;
@@ -179,7 +186,10 @@ async fn a_damaged_block_fails_the_stream_and_removes_the_entry() {
     let found = store.get(&key("/big")).await.unwrap().expect("found");
     let body = found.variants()[0].body();
     // The first blocks are good; the damaged one is never sent.
-    assert_eq!(read(&body.slice(0..=1000).unwrap()).await.unwrap(), bytes.slice(0..=1000));
+    assert_eq!(
+        read(&body.slice(0..=1000).unwrap()).await.unwrap(),
+        bytes.slice(0..=1000)
+    );
     assert!(read(body).await.is_err());
     assert!(store.get(&key("/big")).await.unwrap().is_none());
     drop(found);
@@ -191,17 +201,37 @@ async fn the_least_recently_used_entries_are_evicted() {
     let dir = Dir::new("evict");
     let store = DiskStore::open(&dir.0, 50_000).unwrap();
     for i in 0..5 {
-        store.put(key(&format!("/{i}")), entry(data(9_000)), None).await.unwrap();
+        store
+            .put(key(&format!("/{i}")), entry(data(9_000)), None)
+            .await
+            .unwrap();
     }
     assert!(store.get(&key("/0")).await.unwrap().is_some());
-    store.put(key("/5"), entry(data(9_000)), None).await.unwrap();
+    store
+        .put(key("/5"), entry(data(9_000)), None)
+        .await
+        .unwrap();
     assert!(store.disk_size() <= 50_000, "{}", store.disk_size());
-    assert!(store.get(&key("/0")).await.unwrap().is_some(), "used recently");
-    assert!(store.get(&key("/1")).await.unwrap().is_none(), "least recently used");
+    assert!(
+        store.get(&key("/0")).await.unwrap().is_some(),
+        "used recently"
+    );
+    assert!(
+        store.get(&key("/1")).await.unwrap().is_none(),
+        "least recently used"
+    );
     // Larger than the whole store: not kept.
-    store.put(key("/huge"), entry(sunk(&store, &data(60_000))), None).await.unwrap();
+    store
+        .put(key("/huge"), entry(sunk(&store, &data(60_000))), None)
+        .await
+        .unwrap();
     assert!(store.get(&key("/huge")).await.unwrap().is_none());
-    let size: u64 = dir.files("h").iter().chain(&dir.files("b")).map(|f| f.metadata().unwrap().len()).sum();
+    let size: u64 = dir
+        .files("h")
+        .iter()
+        .chain(&dir.files("b"))
+        .map(|f| f.metadata().unwrap().len())
+        .sum();
     assert!(size <= 50_000, "{size}");
     // Reopened with less room: evicted at open.
     let store = DiskStore::open(&dir.0, 20_000).unwrap();
@@ -212,7 +242,10 @@ async fn the_least_recently_used_entries_are_evicted() {
 async fn open_removes_what_a_crash_left() {
     let dir = Dir::new("crash");
     let store = DiskStore::open(&dir.0, 1 << 24).unwrap();
-    store.put(key("/a"), entry(sunk(&store, &data(100_000))), None).await.unwrap();
+    store
+        .put(key("/a"), entry(sunk(&store, &data(100_000))), None)
+        .await
+        .unwrap();
     // A body written but never named by a head, a temporary file, a head cut short.
     let orphan = sunk(&store, &data(100_000));
     std::mem::forget(orphan);
@@ -224,7 +257,10 @@ async fn open_removes_what_a_crash_left() {
     drop(store);
     let store = DiskStore::open(&dir.0, 1 << 24).unwrap();
     assert_eq!(store.entry_count(), 1);
-    assert!(dir.files("b").is_empty(), "the orphan and the cut entry's body");
+    assert!(
+        dir.files("b").is_empty(),
+        "the orphan and the cut entry's body"
+    );
     assert_eq!(std::fs::read_dir(dir.0.join("tmp")).unwrap().count(), 0);
     assert!(store.get(&key("/b")).await.unwrap().is_some());
     assert_eq!(store.clear().await.unwrap(), 1);
@@ -235,8 +271,14 @@ async fn open_removes_what_a_crash_left() {
 async fn expired_entries_are_misses() {
     let dir = Dir::new("expired");
     let store = DiskStore::open(&dir.0, 1 << 20).unwrap();
-    store.put(key("/a"), entry(data(10)), Some(Duration::ZERO)).await.unwrap();
-    store.put(key("/b"), entry(data(10)), Some(Duration::from_secs(60))).await.unwrap();
+    store
+        .put(key("/a"), entry(data(10)), Some(Duration::ZERO))
+        .await
+        .unwrap();
+    store
+        .put(key("/b"), entry(data(10)), Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     std::thread::sleep(Duration::from_millis(1000));
     assert!(store.get(&key("/a")).await.unwrap().is_none());
@@ -251,9 +293,16 @@ async fn a_failing_disk_stores_nothing_and_fails_nothing() {
     std::fs::remove_dir(dir.0.join("tmp")).unwrap();
     std::fs::write(dir.0.join("tmp"), b"").unwrap();
     let body = sunk(&store, &data(100_000));
-    assert_ne!(body.len(), 100_000, "the cache does not store a body of the wrong length");
+    assert_ne!(
+        body.len(),
+        100_000,
+        "the cache does not store a body of the wrong length"
+    );
     store.put(key("/a"), entry(data(100)), None).await.unwrap();
-    store.put(key("/b"), entry(data(100_000)), None).await.unwrap();
+    store
+        .put(key("/b"), entry(data(100_000)), None)
+        .await
+        .unwrap();
     assert_eq!(store.entry_count(), 0);
     assert!(store.get(&key("/a")).await.unwrap().is_none());
 }
@@ -263,11 +312,20 @@ async fn only_entries_held_in_memory_go_in_front() {
     let dir = Dir::new("tiered");
     let disk = DiskStore::open(&dir.0, 1 << 24).unwrap();
     let tiered = Tiered::new(MemoryStore::new(1 << 24), disk.clone());
-    tiered.put(key("/small"), entry(data(100)), None).await.unwrap();
-    tiered.put(key("/big"), entry(sunk(&disk, &data(100_000))), None).await.unwrap();
+    tiered
+        .put(key("/small"), entry(data(100)), None)
+        .await
+        .unwrap();
+    tiered
+        .put(key("/big"), entry(sunk(&disk, &data(100_000))), None)
+        .await
+        .unwrap();
     assert!(tiered.get_now(&key("/small")).is_some());
     assert!(tiered.get_now(&key("/big")).is_none());
     let big = tiered.get(&key("/big")).await.unwrap().expect("from disk");
     assert_eq!(read(big.variants()[0].body()).await.unwrap(), data(100_000));
-    assert!(tiered.get_now(&key("/big")).is_none(), "not filled in front");
+    assert!(
+        tiered.get_now(&key("/big")).is_none(),
+        "not filled in front"
+    );
 }
