@@ -185,7 +185,7 @@ impl DiskBody {
             file: Arc::new(file),
             store: Arc::downgrade(store),
         });
-        store.register(address(&*body), id);
+        store.register(address(&body), id);
         body
     }
 }

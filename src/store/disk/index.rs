@@ -103,11 +103,10 @@ impl Index {
         self.tick += 1;
         slot.tick = self.tick;
         self.order.insert(slot.tick, hash);
-        let freed = match self.entries.insert(hash, slot) {
+        match self.entries.insert(hash, slot) {
             Some(old) => self.release(&old),
             None => Vec::new(),
-        };
-        freed
+        }
     }
 
     /// Removes the entry under `hash`: the body files no entry uses any more (to delete),
