@@ -329,3 +329,50 @@ async fn eviction_keeps_the_directory_under_the_disk_capacity() {
     assert_eq!(fetch(&proxy, "/300000/9").await.x_cache(), "HIT");
     assert_eq!(fetch(&proxy, "/300000/0").await.x_cache(), "MISS");
 }
+
+#[tokio::test]
+async fn a_failing_disk_is_a_miss_never_an_error_and_logged_once() {
+    if !disk_proxy_available() {
+        return;
+    }
+    let (origin, dir) = (Origin::start().await, Dir::new("failing"));
+    // Started here, to read its log (on stdout) from a file.
+    let log = std::env::temp_dir().join(format!("tcl-disk-it-{}-failing.log", std::process::id()));
+    let port = free_port();
+    let child = Command::new(proxy_binary())
+        .args(["--port", &port.to_string(), "--origin", &origin.url()])
+        .args(["--store", &dir.spec(), "--max-capacity", "0"])
+        .env("RUST_LOG", "warn")
+        .env("XDG_RUNTIME_DIR", test_runtime_dir())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let proxy = Proxy {
+        child,
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+    };
+    while tokio::net::TcpStream::connect(proxy.addr).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // No file can be created any more (even by root): every write fails.
+    std::fs::remove_dir_all(dir.0.join("tmp")).unwrap();
+    std::fs::write(dir.0.join("tmp"), b"").unwrap();
+    for round in 0..3 {
+        for path in ["/1024/small", "/300000/large"] {
+            let seen = fetch(&proxy, path).await;
+            assert_eq!(seen.status, http::StatusCode::OK, "{path} {round}");
+            assert_eq!(
+                (seen.x_cache(), seen.body.clone()),
+                ("MISS", body_for(path))
+            );
+        }
+    }
+    settle().await;
+    drop(proxy);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    for what in ["cannot write an entry", "cannot write a body file"] {
+        assert_eq!(logged.matches(what).count(), 1, "{what}: {logged}");
+    }
+    assert!(!logged.contains("cache store failed"), "{logged}");
+}

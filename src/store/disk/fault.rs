@@ -25,8 +25,8 @@ impl Faults {
         if first {
             tracing::warn!(
                 %error,
-                "disk cache store cannot {what}: answering as a miss (further {:?} errors of \
-                 this kind are logged at debug level)",
+                "disk cache store cannot {what}: not kept, requests go to the origin as misses \
+                 (further {:?} errors of this kind are logged at debug level)",
                 error.kind()
             );
         } else {
