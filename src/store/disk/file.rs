@@ -293,21 +293,17 @@ impl http_body::Body for BlockStream {
         if this.next >= this.end {
             return Poll::Ready(None);
         }
+        if this.pending.is_none() {
+            this.pending = this.start(this.next);
+        }
         let read = match &mut this.pending {
             Some(handle) => {
                 let joined = ready!(Pin::new(handle).poll(cx));
                 this.pending = None;
                 joined.unwrap_or_else(|error| Err(Failure::Io(io::Error::other(error))))
             }
-            None => match this.start(this.next) {
-                Some(handle) => {
-                    this.pending = Some(handle);
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                // No runtime to read on: read here.
-                None => read_block(&this.file, this.len, this.next / BLOCK as u64),
-            },
+            // No runtime to read on: read here.
+            None => read_block(&this.file, this.len, this.next / BLOCK as u64),
         };
         let block = match read {
             Ok(block) => block,

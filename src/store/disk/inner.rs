@@ -143,8 +143,12 @@ impl Inner {
         let bytes = match std::fs::read(self.head_path(hash)) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                // Removed behind the index's back (a clear from another process).
-                self.lock().index.remove(hash);
+                // Removed behind the index's back (a clear from another process), unless a
+                // put has just renamed a new head into place.
+                let mut state = self.lock();
+                if !self.head_path(hash).exists() {
+                    self.remove_locked(&mut state, hash);
+                }
                 return None;
             }
             Err(error) => {
