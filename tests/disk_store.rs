@@ -9,6 +9,7 @@ mod proxy_process;
 mod sized_origin;
 mod support;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -76,7 +77,9 @@ fn disk_proxy_available() -> bool {
     if output.status.success() {
         return true;
     }
-    eprintln!(
+    // Straight to stderr, past the test harness's capture: shown in every run.
+    let _ = writeln!(
+        std::io::stderr(),
         "skipped: {} lacks the disk store ({}); build it with \
          `cargo build --features disk --example caching_proxy`",
         proxy_binary().display(),
@@ -310,6 +313,34 @@ async fn clear_cache_empties_the_directory_with_no_proxy_running() {
     assert!(dir.files("h").is_empty() && dir.files("b").is_empty());
     let second = proxy(&origin, &dir, &[]).await;
     assert_eq!(fetch(&second, "/100/a").await.x_cache(), "MISS");
+}
+
+/// With a proxy on `--port`, `--clear-cache --store disk:PATH` asks it: its memory tier is
+/// emptied too.
+#[tokio::test]
+async fn clear_cache_goes_through_the_running_proxy() {
+    if !disk_proxy_available() {
+        return;
+    }
+    let (origin, dir) = (Origin::start().await, Dir::new("clear-running"));
+    let running = proxy(&origin, &dir, &[]).await;
+    fetch(&running, "/100/a").await;
+    settle().await;
+    assert_eq!(fetch(&running, "/100/a").await.x_cache(), "HIT");
+    let output = Command::new(proxy_binary())
+        .args(["--clear-cache", "--store", &dir.spec()])
+        .args(["--port", &running.addr.port().to_string()])
+        .env("XDG_RUNTIME_DIR", test_runtime_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains(&format!("cache at {}", running.addr)),
+        "{stdout}"
+    );
+    assert!(dir.files("h").is_empty());
+    assert_eq!(fetch(&running, "/100/a").await.x_cache(), "MISS");
 }
 
 #[tokio::test]
