@@ -329,3 +329,26 @@ async fn only_entries_held_in_memory_go_in_front() {
         "not filled in front"
     );
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_body_removed_while_it_streams_still_reads_right() {
+    let dir = Dir::new("unlinked");
+    let store = DiskStore::open(&dir.0, 1 << 24).unwrap();
+    let bytes = data(300_000);
+    store
+        .put(key("/big"), entry(sunk(&store, &bytes)), None)
+        .await
+        .unwrap();
+    let found = store.get(&key("/big")).await.unwrap().expect("kept");
+    // Evicted (here: cleared) while a hit holds the body open: the store keeps the file until
+    // the hit is done (a later put may still use it); unlinked anyway, it reads the same.
+    assert_eq!(store.clear().await.unwrap(), 1);
+    assert_eq!(dir.files("b").len(), 1, "kept while open");
+    for file in dir.files("b") {
+        std::fs::remove_file(file).unwrap();
+    }
+    assert_eq!(read(found.variants()[0].body()).await.unwrap(), bytes);
+    drop(found);
+    assert!(dir.files("b").is_empty());
+}
