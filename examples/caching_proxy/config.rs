@@ -43,6 +43,12 @@ pub(crate) struct Config {
     #[arg(long, value_name = "BYTES", default_value = "256M", value_parser = parse_size)]
     pub(crate) max_capacity: u64,
 
+    /// With --store disk:PATH: the most bytes of files the disk store keeps in PATH (suffixes
+    /// K, M, G, T); the least recently used entries are evicted beyond it. The default, 10G,
+    /// fits most servers' free space while holding far more than the memory tier.
+    #[arg(long, value_name = "BYTES", default_value = "10G", value_parser = parse_size)]
+    pub(crate) disk_capacity: u64,
+
     /// Largest response body the cache stores, in bytes (suffixes K, M, G); larger ones are
     /// streamed through uncached.
     #[arg(long, value_name = "BYTES", default_value = "8M", value_parser = parse_size)]
@@ -180,7 +186,7 @@ pub(crate) struct Config {
 
     /// Do not start a proxy: ask the proxy this user runs on --port to empty its cache (through
     /// the admin address and token in its admin file), print how many entries it removed and
-    /// exit.
+    /// exit. With --store disk:PATH and no proxy listening on --port, empties PATH directly.
     #[arg(long, conflicts_with_all = SERVING_FLAGS)]
     pub(crate) clear_cache: bool,
 
@@ -235,11 +241,12 @@ pub(crate) struct Config {
 
 /// The flags that only make sense when serving: `--clear-cache`, `--purge` and `--purge-tag`
 /// conflict with them.
-const SERVING_FLAGS: [&str; 18] = [
+const SERVING_FLAGS: [&str; 19] = [
     "origin",
     "min_uses",
     "min_uses_window",
     "max_capacity",
+    "disk_capacity",
     "max_entry_size",
     "default_ttl",
     "origin_timeout",

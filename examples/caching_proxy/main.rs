@@ -117,6 +117,19 @@ fn shown_address(config: &Config, proxy: Option<SocketAddr>) -> SocketAddr {
     SocketAddr::new(ip, addr.port())
 }
 
+/// Whether something accepts connections on the proxy's address (`--bind`, `--port`): with
+/// `--clear-cache --store disk:PATH`, a running proxy must empty its own cache (its memory
+/// tier too), else the directory is emptied directly.
+#[cfg(feature = "disk")]
+async fn proxy_listening(config: &Config) -> bool {
+    let addr = shown_address(config, None);
+    let connect = tokio::net::TcpStream::connect(addr);
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(2), connect).await,
+        Ok(Ok(_))
+    )
+}
+
 /// Entry point: `--clear-cache`, `--purge` and `--purge-tag` talk to a running proxy,
 /// otherwise runs one.
 fn main() -> ExitCode {
@@ -145,6 +158,22 @@ fn main() -> ExitCode {
         }
     };
 
+    #[cfg(feature = "disk")]
+    if let (true, store::StoreSpec::Disk(path)) = (config.clear_cache, &config.store) {
+        if !runtime.block_on(proxy_listening(&config)) {
+            return match runtime.block_on(store::clear_disk(path)) {
+                Ok(removed) => {
+                    let noun = if removed == 1 { "entry" } else { "entries" };
+                    println!("cleared {removed} {noun} from disk:{}", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
     if config.clear_cache {
         let result = runtime.block_on(admin::clear_remote(config.port, config.admin_file.clone()));
         return match result {

@@ -73,18 +73,41 @@ pub(crate) async fn open(config: &Config) -> Result<BoxStore, String> {
     }
 }
 
-/// A disk store under `path`, behind `memory`.
+/// A disk store under `path` of `--disk-capacity` bytes, behind `memory`. Opening scans the
+/// directory, on the blocking pool.
 #[cfg(feature = "disk")]
 async fn disk(
     memory: MemoryStore,
     path: &std::path::Path,
     config: &Config,
 ) -> Result<BoxStore, String> {
-    let _ = (memory, config);
-    Err(format!(
-        "disk:{}: the disk store is not built yet",
-        path.display()
-    ))
+    use tower_cache_layer::store::{DiskStore, Tiered};
+    let (dir, capacity) = (path.to_path_buf(), config.disk_capacity);
+    let disk = tokio::task::spawn_blocking(move || DiskStore::open(dir, capacity))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        "disk store at {}: {} entries, {} of {} bytes",
+        path.display(),
+        disk.entry_count(),
+        disk.disk_size(),
+        disk.capacity()
+    );
+    Ok(BoxStore::new(Tiered::new(memory, disk)))
+}
+
+/// `--clear-cache --store disk:PATH` with no proxy on `--port`: empties the directory directly
+/// and returns how many entries it held.
+#[cfg(feature = "disk")]
+pub(crate) async fn clear_disk(path: &std::path::Path) -> Result<u64, String> {
+    use tower_cache_layer::store::{DiskStore, Store};
+    let dir = path.to_path_buf();
+    let disk = tokio::task::spawn_blocking(move || DiskStore::open(dir, u64::MAX))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    disk.clear().await.map_err(|e| e.to_string())
 }
 
 /// A Redis store at `url`, behind `memory`.

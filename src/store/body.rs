@@ -94,6 +94,16 @@ impl StoredBody {
         Some(Self { repr })
     }
 
+    /// The source this body streams from, with the offset and length of its bytes in it;
+    /// `None` when it is held in memory.
+    #[cfg(feature = "disk")]
+    pub(crate) fn source(&self) -> Option<(&Arc<dyn BodySource>, u64, u64)> {
+        match &self.repr {
+            Repr::Bytes(_) => None,
+            Repr::Source { source, first, len } => Some((source, *first, *len)),
+        }
+    }
+
     /// The body to send: the bytes, or a stream opened on the source.
     pub(crate) fn open(&self) -> Opened {
         match &self.repr {

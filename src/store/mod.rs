@@ -11,6 +11,8 @@ mod body;
 mod boxed;
 #[cfg(feature = "serde")]
 pub mod codec;
+#[cfg(feature = "disk")]
+mod disk;
 mod memory;
 mod response;
 mod tiered;
@@ -28,6 +30,9 @@ pub(crate) use self::body::Opened;
 pub use self::body::{BodySink, BodySource, SourceBody, StoredBody};
 #[doc(inline)]
 pub use self::boxed::BoxStore;
+#[cfg(feature = "disk")]
+#[doc(inline)]
+pub use self::disk::DiskStore;
 #[doc(inline)]
 pub use self::memory::MemoryStore;
 #[doc(inline)]

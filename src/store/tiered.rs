@@ -18,6 +18,14 @@ use crate::key::CacheKey;
 /// An entry filled in front from the back store has no `ttl` of its own; it is dropped when
 /// the front is full, and whether it may be served is decided on every read, as always.
 ///
+/// Only entries whose bodies are all in memory ([`StoredBody::as_bytes`]) are kept in front:
+/// one with a body the back store streams (a [`BodySource`], which may hold an open file) is
+/// always read from the back, so that the front neither holds files open nor weighs an
+/// entry by less than it costs. Putting such an entry drops any older copy from the front.
+///
+/// [`StoredBody::as_bytes`]: super::StoredBody::as_bytes
+/// [`BodySource`]: super::BodySource
+///
 /// ```
 /// use tower_cache_layer::CacheLayer;
 /// use tower_cache_layer::store::{MemoryStore, Tiered};
@@ -64,7 +72,7 @@ impl<B: Store> Store for Tiered<B> {
             return Ok(Some(entry));
         }
         let found = self.back.get(key).await?;
-        if let Some(entry) = &found {
+        if let Some(entry) = found.as_ref().filter(|entry| in_memory(entry)) {
             self.front.put_now(key, entry, None);
         }
         Ok(found)
@@ -77,7 +85,11 @@ impl<B: Store> Store for Tiered<B> {
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
         // In front at once, so that the next request is a hit while the back store writes.
-        self.front.put_now(&key, &value, ttl);
+        if in_memory(&value) {
+            self.front.put_now(&key, &value, ttl);
+        } else {
+            self.front.remove(&key).await?;
+        }
         self.back.put(key, value, ttl).await
     }
 
@@ -103,4 +115,12 @@ impl<B: Store> Store for Tiered<B> {
     fn size(&self) -> Option<(u64, u64)> {
         self.back.size().or_else(|| self.front.size())
     }
+}
+
+/// Whether every body of `entry` is held in memory, so that it may be kept in front.
+fn in_memory(entry: &StoredEntry) -> bool {
+    entry
+        .variants()
+        .iter()
+        .all(|variant| variant.body().as_bytes().is_some())
 }
