@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BodySink, Store, StoreError, StoredEntry};
+use super::{BodySink, FillLock, Store, StoreError, StoredEntry};
 use crate::key::CacheKey;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -69,6 +69,7 @@ trait ErasedStore: Send + Sync + 'static {
     fn clear(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
     fn keys_tagged<'a>(&'a self, tag: &'a str) -> BoxFuture<'a, Result<Vec<CacheKey>, StoreError>>;
     fn body_sink(&self, key: &CacheKey, length: Option<u64>) -> Option<Box<dyn BodySink>>;
+    fn fill_lock<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, FillLock>;
 }
 
 impl<S: Store> ErasedStore for S {
@@ -116,6 +117,10 @@ impl<S: Store> ErasedStore for S {
     fn body_sink(&self, key: &CacheKey, length: Option<u64>) -> Option<Box<dyn BodySink>> {
         Store::body_sink(self, key, length)
     }
+
+    fn fill_lock<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, FillLock> {
+        Box::pin(Store::fill_lock(self, key))
+    }
 }
 
 impl Store for BoxStore {
@@ -159,5 +164,9 @@ impl Store for BoxStore {
 
     fn body_sink(&self, key: &CacheKey, length: Option<u64>) -> Option<Box<dyn BodySink>> {
         self.inner.body_sink(key, length)
+    }
+
+    async fn fill_lock(&self, key: &CacheKey) -> FillLock {
+        self.inner.fill_lock(key).await
     }
 }

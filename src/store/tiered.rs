@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BodySink, MemoryStore, Store, StoreError, StoredEntry};
+use super::{BodySink, FillLock, MemoryStore, Store, StoreError, StoredEntry};
 use crate::key::CacheKey;
 
 /// A [`MemoryStore`] in front of another store: hot entries are answered from memory at once
@@ -97,5 +97,9 @@ impl<B: Store> Store for Tiered<B> {
 
     fn body_sink(&self, key: &CacheKey, length: Option<u64>) -> Option<Box<dyn BodySink>> {
         self.back.body_sink(key, length)
+    }
+
+    async fn fill_lock(&self, key: &CacheKey) -> FillLock {
+        self.back.fill_lock(key).await
     }
 }

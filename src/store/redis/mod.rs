@@ -1,0 +1,454 @@
+//! [`RedisStore`]: entries in Redis, shared by several processes (feature `redis`).
+
+mod conn;
+mod invalidate;
+mod lock;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use self::conn::{Conn, Health};
+use self::invalidate::Invalidations;
+use super::{FillLock, MemoryStore, Store, StoreError, StoredEntry, codec};
+use crate::key::CacheKey;
+use crate::policy::tags;
+
+/// Default key prefix.
+const DEFAULT_PREFIX: &str = "tcl:";
+/// Default time limit of one command on the request path.
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+/// Time limit of each command of a clear or a purge by tag.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default lifetime of a fill lock.
+const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(5);
+/// Default interval between two looks at another process's fill lock.
+const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(15);
+/// Default bound of one encoded entry (all its `Vary` variants).
+const DEFAULT_MAX_VALUE_SIZE: usize = 32 * 1024 * 1024;
+/// Keys deleted by one `UNLINK` of a clear.
+const CLEAR_BATCH: usize = 1000;
+
+/// A store in Redis, shared by every process that uses the same Redis database and key
+/// prefix: a response stored through one of them is a hit in all of them.
+///
+/// Under the prefix (default `tcl:`): an entry (every `Vary` variant of a URL) is the string
+/// `<prefix>e:<key>`, encoded by [`codec`], written with `SET … PX <ttl>` from the `ttl` the
+/// cache gives each put (without one, no expiry: Redis's `maxmemory` policy evicts it, so set
+/// one such as `allkeys-lru` on a Redis that holds a cache); each tag (`Surrogate-Key`,
+/// `Cache-Tag`) is a set `<prefix>tag:<tag>` of keys, for [`Store::keys_tagged`] without
+/// `SCAN` (pruned of dead keys at each purge by tag); a fill lock is `<prefix>lock:<key>`
+/// ([`Store::fill_lock`]: one process at a time fetches a key from the origin, the others
+/// wait for what it stores).
+///
+/// Put a [`MemoryStore`] in front with [`Tiered`](super::Tiered), and give this store the same
+/// memory tier ([`RedisStoreBuilder::front`]): every put, remove and clear is published with
+/// the write on `<prefix>invalidate`, and each process drops what another one changed from
+/// its memory tier (everything, when its subscription was lost for a while).
+///
+/// Redis trouble is never an error for a client: each command on the request path is bounded
+/// ([`RedisStoreBuilder::timeout`], 50 ms by default), a lookup that fails is a miss and a
+/// write that fails is skipped; the connection is made again by itself, and the log says once
+/// when Redis stops answering and once when it is back. Removals and clears report their
+/// errors: an invalidation that did not reach Redis is worth knowing about.
+///
+/// ```no_run
+/// use tower_cache_layer::CacheLayer;
+/// use tower_cache_layer::store::{MemoryStore, RedisStore, Tiered};
+///
+/// # async fn run() -> Result<(), tower_cache_layer::store::StoreError> {
+/// let memory = MemoryStore::new(64 << 20);
+/// let redis = RedisStore::builder("redis://127.0.0.1:6379/0")
+///     .prefix("shop:")
+///     .front(memory.clone())
+///     .connect()
+///     .await?;
+/// let layer = CacheLayer::builder().store(Tiered::new(memory, redis)).build();
+/// # let _ = layer;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Conn,
+    keys: Keys,
+    timeout: Duration,
+    lock_ttl: Duration,
+    poll_interval: Duration,
+    max_value_size: usize,
+    invalidations: Arc<Invalidations>,
+    subscriber: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(subscriber) = &self.subscriber {
+            subscriber.abort();
+        }
+    }
+}
+
+/// The names of this store's Redis keys.
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn entry(&self, key: &CacheKey) -> String {
+        format!("{}e:{}", self.prefix, key.as_str())
+    }
+
+    fn tag(&self, tag: &str) -> String {
+        format!("{}tag:{tag}", self.prefix)
+    }
+
+    fn lock(&self, key: &CacheKey) -> String {
+        format!("{}lock:{}", self.prefix, key.as_str())
+    }
+
+    fn channel(&self) -> String {
+        format!("{}invalidate", self.prefix)
+    }
+
+    /// A `SCAN MATCH` pattern for every key under the prefix.
+    fn pattern(&self) -> String {
+        let mut pattern = String::with_capacity(self.prefix.len() + 1);
+        for c in self.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        pattern
+    }
+}
+
+/// Builds a [`RedisStore`]; from [`RedisStore::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    lock_ttl: Duration,
+    poll_interval: Duration,
+    max_value_size: usize,
+    front: Option<MemoryStore>,
+}
+
+impl RedisStore {
+    /// A builder for a store at `url`: `redis://[user:password@]host:port/db`, or `rediss://`
+    /// for TLS (with rustls: the process must have installed a rustls `CryptoProvider`).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            lock_ttl: DEFAULT_LOCK_TTL,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            front: None,
+        }
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.inner.keys.prefix
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The prefix of every key this store writes (default `tcl:`): processes share entries
+    /// when they share Redis and the prefix.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Time limit of each command on the request path (default 50 ms): past it, a lookup is
+    /// a miss and a write is skipped.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long a fill lock lives at most (default 5 s): other processes wait this long at
+    /// most for the one fetching a key.
+    pub fn lock_ttl(mut self, ttl: Duration) -> Self {
+        self.lock_ttl = ttl;
+        self
+    }
+
+    /// How often a process waiting for another's fill lock looks at it (default 15 ms).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The largest encoded entry (all its variants) written to Redis (default 32 MiB); a
+    /// larger one is not stored there (any older one is removed).
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
+    /// The memory tier in front of this store (the `front` of a [`Tiered`](super::Tiered),
+    /// a clone of it): what other processes change is dropped from it.
+    pub fn front(mut self, front: MemoryStore) -> Self {
+        self.front = Some(front);
+        self
+    }
+
+    /// The store. The connection is made on first use and made again after every failure, so
+    /// a store whose Redis is down can be built (its lookups miss until Redis is back); this
+    /// waits up to a second for a first answer, to log whether Redis is there. With a
+    /// [`front`](Self::front), starts the task that subscribes to invalidations (on the
+    /// current tokio runtime).
+    ///
+    /// # Errors
+    ///
+    /// When `url` is not a Redis URL.
+    pub async fn connect(self) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(self.url.as_str()).map_err(StoreError::new)?;
+        let health = Arc::new(Health::new(&self.url));
+        let conn = Conn::new(client.clone(), Arc::clone(&health))?;
+        let keys = Keys {
+            prefix: self.prefix,
+        };
+        let invalidations = Arc::new(Invalidations::new(self.front));
+        let subscriber = invalidations.has_front().then(|| {
+            invalidate::subscribe(
+                client,
+                keys.channel(),
+                Arc::clone(&invalidations),
+                Arc::clone(&health),
+            )
+        });
+        let ping: Result<String, _> = conn.cmd(&redis::cmd("PING"), Duration::from_secs(1)).await;
+        if ping.is_ok() {
+            tracing::debug!(prefix = %keys.prefix, "Redis store connected");
+        }
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                conn,
+                keys,
+                timeout: self.timeout,
+                lock_ttl: self.lock_ttl,
+                poll_interval: self.poll_interval,
+                max_value_size: self.max_value_size,
+                invalidations,
+                subscriber,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.inner.keys.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The distinct tags of `entry`'s variants.
+fn entry_tags(entry: &StoredEntry) -> Vec<&str> {
+    let mut found: Vec<&str> = Vec::new();
+    for response in entry.variants() {
+        for tag in tags::tags(response.headers()) {
+            if tags::is_valid_tag(tag) && !found.contains(&tag) {
+                found.push(tag);
+            }
+        }
+    }
+    found
+}
+
+impl RedisStore {
+    /// Writes `encoded` under `key` (or removes it when `None`), with its tags, and publishes
+    /// the change, in one transaction.
+    async fn write(
+        &self,
+        key: &CacheKey,
+        encoded: Option<(Vec<u8>, &[&str])>,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let entry = inner.keys.entry(key);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        match encoded {
+            Some((bytes, tags)) => {
+                let set = pipe.cmd("SET").arg(&entry).arg(bytes);
+                if let Some(ms) = ttl_ms {
+                    set.arg("PX").arg(ms);
+                }
+                set.ignore();
+                for tag in tags {
+                    pipe.cmd("SADD")
+                        .arg(inner.keys.tag(tag))
+                        .arg(key.as_str())
+                        .ignore();
+                }
+            }
+            None => {
+                pipe.cmd("DEL").arg(&entry).ignore();
+            }
+        }
+        pipe.cmd("PUBLISH")
+            .arg(inner.keys.channel())
+            .arg(inner.invalidations.drop_key(key))
+            .ignore();
+        inner.conn.pipe::<()>(&pipe, inner.timeout).await
+    }
+}
+
+impl Store for RedisStore {
+    /// A miss when Redis fails, or when `key` was invalidated by another process while the
+    /// lookup was under way.
+    async fn get(&self, key: &CacheKey) -> Result<Option<Arc<StoredEntry>>, StoreError> {
+        let inner = &self.inner;
+        let epoch = inner.invalidations.epoch(key);
+        let mut get = redis::cmd("GET");
+        get.arg(inner.keys.entry(key));
+        let Ok(bytes) = inner.conn.cmd::<Option<Vec<u8>>>(&get, inner.timeout).await else {
+            return Ok(None);
+        };
+        if inner.invalidations.epoch(key) != epoch {
+            return Ok(None);
+        }
+        Ok(bytes.and_then(|bytes| codec::decode(&bytes)).map(Arc::new))
+    }
+
+    /// Skipped (not an error) when Redis fails; an entry too large, or already expired, is
+    /// removed instead.
+    async fn put(
+        &self,
+        key: CacheKey,
+        value: Arc<StoredEntry>,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let ttl_ms = ttl.map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        let tags = entry_tags(&value);
+        let encoded = match codec::encode(&value) {
+            Ok(bytes) if bytes.len() <= self.inner.max_value_size && ttl_ms != Some(0) => {
+                Some((bytes, tags.as_slice()))
+            }
+            _ => None,
+        };
+        let _ = self.write(&key, encoded, ttl_ms).await;
+        Ok(())
+    }
+
+    async fn remove(&self, key: &CacheKey) -> Result<bool, StoreError> {
+        let inner = &self.inner;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("DEL")
+            .arg(inner.keys.entry(key))
+            .cmd("PUBLISH")
+            .arg(inner.keys.channel())
+            .arg(inner.invalidations.drop_key(key))
+            .ignore();
+        let (removed,): (u64,) = inner.conn.pipe(&pipe, inner.timeout).await?;
+        Ok(removed > 0)
+    }
+
+    /// Deletes every key under the prefix (`SCAN` and `UNLINK`), and tells every process to
+    /// drop its memory tier, before and after.
+    async fn clear(&self) -> Result<u64, StoreError> {
+        let inner = &self.inner;
+        let mut publish = redis::cmd("PUBLISH");
+        publish
+            .arg(inner.keys.channel())
+            .arg(inner.invalidations.drop_all());
+        inner.conn.cmd::<i64>(&publish, ADMIN_TIMEOUT).await?;
+        let (pattern, entries) = (inner.keys.pattern(), format!("{}e:", inner.keys.prefix));
+        let (mut cursor, mut removed) = (0_u64, 0_u64);
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(CLEAR_BATCH);
+            let (next, keys): (u64, Vec<String>) = inner.conn.cmd(&scan, ADMIN_TIMEOUT).await?;
+            if !keys.is_empty() {
+                let mut unlink = redis::cmd("UNLINK");
+                unlink.arg(&keys);
+                inner.conn.cmd::<i64>(&unlink, ADMIN_TIMEOUT).await?;
+                removed += keys.iter().filter(|k| k.starts_with(&entries)).count() as u64;
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        inner.conn.cmd::<i64>(&publish, ADMIN_TIMEOUT).await?;
+        Ok(removed)
+    }
+
+    /// The members of `<prefix>tag:<tag>` whose entries still exist; the others are removed
+    /// from the set.
+    async fn keys_tagged(&self, tag: &str) -> Result<Vec<CacheKey>, StoreError> {
+        if !tags::is_valid_tag(tag) {
+            return Ok(Vec::new());
+        }
+        let inner = &self.inner;
+        let set = inner.keys.tag(tag);
+        let mut members = redis::cmd("SMEMBERS");
+        members.arg(&set);
+        let members: Vec<String> = inner.conn.cmd(&members, ADMIN_TIMEOUT).await?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<CacheKey> = members.iter().map(|m| CacheKey::from_stored(m)).collect();
+        let mut exists = redis::pipe();
+        for key in &keys {
+            exists.cmd("EXISTS").arg(inner.keys.entry(key));
+        }
+        let alive: Vec<bool> = inner.conn.pipe(&exists, ADMIN_TIMEOUT).await?;
+        let dead: Vec<&String> = members
+            .iter()
+            .zip(&alive)
+            .filter_map(|(member, alive)| (!alive).then_some(member))
+            .collect();
+        if !dead.is_empty() {
+            let mut srem = redis::cmd("SREM");
+            srem.arg(&set).arg(dead);
+            inner.conn.cmd::<i64>(&srem, ADMIN_TIMEOUT).await?;
+        }
+        Ok(keys
+            .into_iter()
+            .zip(alive)
+            .filter_map(|(key, alive)| alive.then_some(key))
+            .collect())
+    }
+
+    async fn fill_lock(&self, key: &CacheKey) -> FillLock {
+        self.take_fill_lock(key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_names_and_the_scan_pattern() {
+        let keys = Keys {
+            prefix: "a*b:".to_owned(),
+        };
+        let key = CacheKey::from_uri(&"http://h/x?y".parse().unwrap()).unwrap();
+        assert_eq!(keys.entry(&key), "a*b:e:http://h/x?y");
+        assert_eq!(keys.tag("red"), "a*b:tag:red");
+        assert_eq!(keys.lock(&key), "a*b:lock:http://h/x?y");
+        assert_eq!(keys.channel(), "a*b:invalidate");
+        assert_eq!(keys.pattern(), "a\\*b:*");
+    }
+}
