@@ -424,3 +424,57 @@ async fn logging_proxy(
     }
     proxy
 }
+
+#[tokio::test]
+async fn a_stalled_redis_costs_bounded_time_and_no_errors() {
+    if !can_run("redis_store::stalled") {
+        return;
+    }
+    let (redis, origin) = (RedisServer::start().await, Origin::start().await);
+    let p = Arc::new(proxies(2, &origin, &redis, "stall:").await);
+    let pid = redis.child.id().to_string();
+    let signal = |name: &str| {
+        let status = Command::new("kill").args([name, &pid]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill {name} {pid}");
+    };
+
+    // Redis stops answering (SIGSTOP): each miss waits for its commands' time limits only.
+    signal("-STOP");
+    let client = client();
+    let mut tasks = Vec::new();
+    for c in 0..4 {
+        let (p, client) = (Arc::clone(&p), client.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut slowest = Duration::ZERO;
+            for i in 0..10 {
+                let started = Instant::now();
+                let (status, _) = send(&client, &p[0], "GET", &format!("/stalled/{c}/{i}"))
+                    .await
+                    .expect("an answer");
+                assert_eq!(status, StatusCode::OK);
+                slowest = slowest.max(started.elapsed());
+            }
+            slowest
+        }));
+    }
+    let mut slowest = Duration::ZERO;
+    for task in tasks {
+        slowest = slowest.max(task.await.expect("task"));
+    }
+    signal("-CONT");
+    eprintln!("Redis stalled: slowest of 40 misses took {slowest:?}");
+    assert!(slowest < Duration::from_secs(1), "{slowest:?}");
+
+    // Redis answers again: shared hits return.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for i in 0.. {
+        let path = format!("/resumed/{i}");
+        assert_eq!(get(&p[0], &path).await, "MISS");
+        settle().await;
+        if get(&p[1], &path).await == "HIT" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no hit on B within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
