@@ -40,6 +40,8 @@ pub(crate) struct Config {
 
     /// With a redis:// store: the prefix of every Redis key (entries, tags, locks, the
     /// invalidation channel). Proxies that share Redis and the prefix share their cache.
+    /// (Only in a build with the redis feature.)
+    #[cfg(feature = "redis")]
     #[arg(long, value_name = "PREFIX", default_value = "tcl:")]
     pub(crate) redis_prefix: String,
 

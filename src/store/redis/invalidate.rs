@@ -6,14 +6,15 @@
 //! already changed its memory tier).
 
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::Client;
 
 use super::conn::Health;
+use super::{Inner, RedisStore};
 use crate::key::CacheKey;
 use crate::store::{MemoryStore, Store};
 
@@ -24,6 +25,9 @@ const BUCKETS: usize = 256;
 /// lookup that read the old entry from Redis just before the invalidation may have put it in
 /// front just after it.
 const SECOND_DROP: Duration = Duration::from_millis(100);
+
+/// Removals that could not reach Redis kept to be tried again, at most.
+const MAX_PENDING: usize = 10_000;
 
 /// Wait before subscribing again after the subscription failed or ended.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(250);
@@ -39,6 +43,9 @@ pub(super) struct Invalidations {
     cleared: AtomicU64,
     hasher: RandomState,
     tokens: AtomicU64,
+    /// Removals that failed, to be tried again once Redis answers.
+    pending: Mutex<Vec<CacheKey>>,
+    has_pending: AtomicBool,
 }
 
 /// What was invalidated while a lookup was under way changes this.
@@ -55,7 +62,37 @@ impl Invalidations {
             cleared: AtomicU64::new(0),
             hasher,
             tokens: AtomicU64::new(0),
+            pending: Mutex::new(Vec::new()),
+            has_pending: AtomicBool::new(false),
         }
+    }
+
+    /// Keeps `keys`, whose removal did not reach Redis, to remove them again later.
+    pub(super) fn defer(&self, keys: impl IntoIterator<Item = CacheKey>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for key in keys {
+            if pending.len() >= MAX_PENDING {
+                tracing::warn!(%key, "too many removals waiting for Redis; this one is dropped");
+                continue;
+            }
+            if !pending.contains(&key) {
+                pending.push(key);
+            }
+        }
+        self.has_pending
+            .store(!pending.is_empty(), Ordering::Release);
+    }
+
+    /// Whether removals wait to be tried again.
+    pub(super) fn has_pending(&self) -> bool {
+        self.has_pending.load(Ordering::Acquire)
+    }
+
+    /// The removals to try again, taken.
+    pub(super) fn take_pending(&self) -> Vec<CacheKey> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        self.has_pending.store(false, Ordering::Release);
+        std::mem::take(&mut *pending)
     }
 
     /// Whether there is a memory tier to keep coherent.
@@ -132,12 +169,13 @@ impl Invalidations {
 
 /// Subscribes to `channel` and applies its messages, resubscribing whenever the
 /// subscription fails or ends; the memory tier is emptied each time, since messages may have
-/// been missed meanwhile.
+/// been missed meanwhile, and removals that failed meanwhile are tried again.
 pub(super) fn subscribe(
     client: Client,
     channel: String,
     invalidations: Arc<Invalidations>,
     health: Arc<Health>,
+    store: Weak<Inner>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -148,6 +186,9 @@ pub(super) fn subscribe(
                     Ok(()) => {
                         // Not `health.reachable()`: the commands say when Redis is back.
                         invalidations.reset().await;
+                        if let Some(inner) = store.upgrade() {
+                            RedisStore { inner }.retry_removals().await;
+                        }
                         let mut messages = pubsub.into_on_message();
                         while let Some(message) = messages.next().await {
                             invalidations.apply(message.get_payload_bytes()).await;
@@ -172,6 +213,18 @@ mod tests {
 
     fn key(s: &str) -> CacheKey {
         CacheKey::from_uri(&s.parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn failed_removals_are_kept_once_each_until_taken() {
+        let invalidations = Invalidations::new(None);
+        assert!(!invalidations.has_pending());
+        invalidations.defer([key("http://h/a"), key("http://h/b")]);
+        invalidations.defer([key("http://h/a")]);
+        assert!(invalidations.has_pending());
+        assert_eq!(invalidations.take_pending().len(), 2);
+        assert!(!invalidations.has_pending());
+        assert!(invalidations.take_pending().is_empty());
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! [`RedisStore`]: entries in Redis, shared by several processes (feature `redis`).
 
+mod builder;
 mod conn;
 mod invalidate;
 mod lock;
@@ -8,24 +9,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use self::conn::{Conn, Health};
+pub use self::builder::RedisStoreBuilder;
+use self::conn::Conn;
 use self::invalidate::Invalidations;
-use super::{FillLock, MemoryStore, Store, StoreError, StoredEntry, codec};
+use super::{FillLock, Store, StoreError, StoredEntry, codec};
 use crate::key::CacheKey;
 use crate::policy::tags;
 
-/// Default key prefix.
-const DEFAULT_PREFIX: &str = "tcl:";
-/// Default time limit of one command on the request path.
-const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
 /// Time limit of each command of a clear or a purge by tag.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default lifetime of a fill lock.
-const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(5);
-/// Default interval between two looks at another process's fill lock.
-const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(15);
-/// Default bound of one encoded entry (all its `Vary` variants).
-const DEFAULT_MAX_VALUE_SIZE: usize = 32 * 1024 * 1024;
 /// Keys deleted by one `UNLINK` of a clear.
 const CLEAR_BATCH: usize = 1000;
 
@@ -50,7 +42,9 @@ const CLEAR_BATCH: usize = 1000;
 /// ([`RedisStoreBuilder::timeout`], 50 ms by default), a lookup that fails is a miss and a
 /// write that fails is skipped; the connection is made again by itself, and the log says once
 /// when Redis stops answering and once when it is back. Removals and clears report their
-/// errors: an invalidation that did not reach Redis is worth knowing about.
+/// errors: an invalidation that did not reach Redis is worth knowing about; a failed removal
+/// is also sent again once Redis answers (on the next lookup, or when the invalidation
+/// subscription is made again), so that the entry does not outlive its invalidation.
 ///
 /// ```no_run
 /// use tower_cache_layer::CacheLayer;
@@ -128,123 +122,16 @@ impl Keys {
     }
 }
 
-/// Builds a [`RedisStore`]; from [`RedisStore::builder`].
-#[derive(Debug)]
-#[must_use]
-pub struct RedisStoreBuilder {
-    url: String,
-    prefix: String,
-    timeout: Duration,
-    lock_ttl: Duration,
-    poll_interval: Duration,
-    max_value_size: usize,
-    front: Option<MemoryStore>,
-}
-
 impl RedisStore {
     /// A builder for a store at `url`: `redis://[user:password@]host:port/db`, or `rediss://`
     /// for TLS (with rustls: the process must have installed a rustls `CryptoProvider`).
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
-        RedisStoreBuilder {
-            url: url.into(),
-            prefix: DEFAULT_PREFIX.to_owned(),
-            timeout: DEFAULT_TIMEOUT,
-            lock_ttl: DEFAULT_LOCK_TTL,
-            poll_interval: DEFAULT_POLL_INTERVAL,
-            max_value_size: DEFAULT_MAX_VALUE_SIZE,
-            front: None,
-        }
+        RedisStoreBuilder::new(url.into())
     }
 
     /// The key prefix.
     pub fn prefix(&self) -> &str {
         &self.inner.keys.prefix
-    }
-}
-
-impl RedisStoreBuilder {
-    /// The prefix of every key this store writes (default `tcl:`): processes share entries
-    /// when they share Redis and the prefix.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Time limit of each command on the request path (default 50 ms): past it, a lookup is
-    /// a miss and a write is skipped.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// How long a fill lock lives at most (default 5 s): other processes wait this long at
-    /// most for the one fetching a key.
-    pub fn lock_ttl(mut self, ttl: Duration) -> Self {
-        self.lock_ttl = ttl;
-        self
-    }
-
-    /// How often a process waiting for another's fill lock looks at it (default 15 ms).
-    pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval.max(Duration::from_millis(1));
-        self
-    }
-
-    /// The largest encoded entry (all its variants) written to Redis (default 32 MiB); a
-    /// larger one is not stored there (any older one is removed).
-    pub fn max_value_size(mut self, bytes: usize) -> Self {
-        self.max_value_size = bytes;
-        self
-    }
-
-    /// The memory tier in front of this store (the `front` of a [`Tiered`](super::Tiered),
-    /// a clone of it): what other processes change is dropped from it.
-    pub fn front(mut self, front: MemoryStore) -> Self {
-        self.front = Some(front);
-        self
-    }
-
-    /// The store. The connection is made on first use and made again after every failure, so
-    /// a store whose Redis is down can be built (its lookups miss until Redis is back); this
-    /// waits up to a second for a first answer, to log whether Redis is there. With a
-    /// [`front`](Self::front), starts the task that subscribes to invalidations (on the
-    /// current tokio runtime).
-    ///
-    /// # Errors
-    ///
-    /// When `url` is not a Redis URL.
-    pub async fn connect(self) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(self.url.as_str()).map_err(StoreError::new)?;
-        let health = Arc::new(Health::new(&self.url));
-        let conn = Conn::new(client.clone(), Arc::clone(&health))?;
-        let keys = Keys {
-            prefix: self.prefix,
-        };
-        let invalidations = Arc::new(Invalidations::new(self.front));
-        let subscriber = invalidations.has_front().then(|| {
-            invalidate::subscribe(
-                client,
-                keys.channel(),
-                Arc::clone(&invalidations),
-                Arc::clone(&health),
-            )
-        });
-        let ping: Result<String, _> = conn.cmd(&redis::cmd("PING"), Duration::from_secs(1)).await;
-        if ping.is_ok() {
-            tracing::debug!(prefix = %keys.prefix, "Redis store connected");
-        }
-        Ok(RedisStore {
-            inner: Arc::new(Inner {
-                conn,
-                keys,
-                timeout: self.timeout,
-                lock_ttl: self.lock_ttl,
-                poll_interval: self.poll_interval,
-                max_value_size: self.max_value_size,
-                invalidations,
-                subscriber,
-            }),
-        })
     }
 }
 
@@ -308,6 +195,23 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Removes again what could not be removed while Redis failed (each removal publishes its
+    /// invalidation, so every process's memory tier drops the key too).
+    async fn retry_removals(&self) {
+        let keys = self.inner.invalidations.take_pending();
+        for (i, key) in keys.iter().enumerate() {
+            // A failure defers the key again; the rest wait for the next try with it.
+            if self.remove(key).await.is_err() {
+                self.inner
+                    .invalidations
+                    .defer(keys[i + 1..].iter().cloned());
+                break;
+            }
+        }
+    }
+}
+
 impl Store for RedisStore {
     /// A miss when Redis fails, or when `key` was invalidated by another process while the
     /// lookup was under way.
@@ -319,6 +223,11 @@ impl Store for RedisStore {
         let Ok(bytes) = inner.conn.cmd::<Option<Vec<u8>>>(&get, inner.timeout).await else {
             return Ok(None);
         };
+        if inner.invalidations.has_pending() {
+            // Redis answers again: the removals that failed are tried again, in a task.
+            let store = self.clone();
+            tokio::spawn(async move { store.retry_removals().await });
+        }
         if inner.invalidations.epoch(key) != epoch {
             return Ok(None);
         }
@@ -355,8 +264,14 @@ impl Store for RedisStore {
             .arg(inner.keys.channel())
             .arg(inner.invalidations.drop_key(key))
             .ignore();
-        let (removed,): (u64,) = inner.conn.pipe(&pipe, inner.timeout).await?;
-        Ok(removed > 0)
+        match inner.conn.pipe::<(u64,)>(&pipe, inner.timeout).await {
+            Ok((removed,)) => Ok(removed > 0),
+            Err(error) => {
+                // Tried again once Redis answers: the entry must not outlive its invalidation.
+                inner.invalidations.defer([key.clone()]);
+                Err(error)
+            }
+        }
     }
 
     /// Deletes every key under the prefix (`SCAN` and `UNLINK`), and tells every process to
