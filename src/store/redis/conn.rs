@@ -4,12 +4,21 @@
 use std::fmt::Display;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisResult, ScriptInvocation};
 
 use crate::store::StoreError;
+
+/// Commands with a shorter time limit are the request path's: while Redis is down, one of
+/// them is sent every [`PROBE_INTERVAL`] and the others fail at once, so that a request does
+/// not wait for a Redis that is known not to answer.
+const GATED_BELOW: Duration = Duration::from_secs(1);
+
+/// While Redis is down, how often a request-path command is sent to find out whether it is
+/// back.
+const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A [`ConnectionManager`] (one multiplexed connection, re-established after an I/O error)
 /// with a time limit on each command and the health of Redis.
@@ -68,6 +77,11 @@ impl Conn {
         limit: Duration,
     ) -> Result<T, StoreError> {
         let seen = self.health.seen();
+        if limit < GATED_BELOW && !self.health.may_ask(seen) {
+            return Err(StoreError::new(
+                "Redis unreachable (not asked until the next probe)",
+            ));
+        }
         match tokio::time::timeout(limit, query).await {
             Ok(Ok(value)) => {
                 self.health.answered(seen);
@@ -95,6 +109,9 @@ impl Conn {
 #[derive(Debug)]
 pub(super) struct Health {
     state: AtomicU64,
+    /// While down: when the next probe may be sent, in milliseconds since `started`.
+    next_probe: AtomicU64,
+    started: Instant,
     /// Redis's address, without credentials, for the log.
     target: String,
 }
@@ -106,8 +123,26 @@ impl Health {
         let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
         Self {
             state: AtomicU64::new(0),
+            next_probe: AtomicU64::new(0),
+            started: Instant::now(),
             target: format!("{scheme}://{rest}"),
         }
+    }
+
+    /// Whether a request-path command may be sent in state `seen`: always while Redis is up;
+    /// while it is down, once per [`PROBE_INTERVAL`].
+    fn may_ask(&self, seen: u64) -> bool {
+        if seen & 1 == 0 {
+            return true;
+        }
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let due = self.next_probe.load(Ordering::Acquire);
+        let next = now.saturating_add(PROBE_INTERVAL.as_millis() as u64);
+        now >= due
+            && self
+                .next_probe
+                .compare_exchange(due, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
     }
 
     /// The state before a command.
@@ -176,5 +211,17 @@ mod tests {
         assert_eq!(up & 1, 0);
         health.failed(down, &"stuck behind the reconnection");
         assert_eq!(health.seen(), up);
+    }
+
+    #[test]
+    fn while_down_one_command_per_interval_is_sent() {
+        let health = Health::new("redis://h:1/0");
+        assert!(health.may_ask(health.seen()));
+        health.unreachable(&"down");
+        let down = health.seen();
+        assert!(health.may_ask(down), "the first probe");
+        assert!(!health.may_ask(down), "the others wait for the next one");
+        health.answered(down);
+        assert!(health.may_ask(health.seen()));
     }
 }

@@ -40,8 +40,10 @@ const CLEAR_BATCH: usize = 1000;
 ///
 /// Redis trouble is never an error for a client: each command on the request path is bounded
 /// ([`RedisStoreBuilder::timeout`], 50 ms by default), a lookup that fails is a miss and a
-/// write that fails is skipped; the connection is made again by itself, and the log says once
-/// when Redis stops answering and once when it is back. Removals and clears report their
+/// write that fails is skipped; while Redis is known to be down, one such command every
+/// 250 ms asks it whether it is back and the others fail at once. The connection is made
+/// again by itself, and the log says once when Redis stops answering and once when it is
+/// back. Removals and clears report their
 /// errors: an invalidation that did not reach Redis is worth knowing about; a failed removal
 /// is also sent again once Redis answers (on the next lookup, or when the invalidation
 /// subscription is made again), so that the entry does not outlive its invalidation.
