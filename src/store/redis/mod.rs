@@ -33,7 +33,7 @@ const CLEAR_BATCH: usize = 1000;
 /// ([`Store::fill_lock`]: one process at a time fetches a key from the origin, the others
 /// wait for what it stores).
 ///
-/// Put a [`MemoryStore`] in front with [`Tiered`](super::Tiered), and give this store the same
+/// Put a [`MemoryStore`](super::MemoryStore) in front with [`Tiered`](super::Tiered), and give this store the same
 /// memory tier ([`RedisStoreBuilder::front`]): every put, remove and clear is published with
 /// the write on `<prefix>invalidate`, and each process drops what another one changed from
 /// its memory tier (everything, when its subscription was lost for a while).
