@@ -256,7 +256,7 @@ async fn a_miss_on_one_proxy_is_a_hit_on_another_and_a_put_invalidates_both() {
 }
 
 #[tokio::test]
-async fn clear_and_purge_through_one_proxy_reach_every_proxy() {
+async fn clear_purge_and_purge_by_tag_through_one_proxy_reach_every_proxy() {
     if !can_run("redis_store::clear_and_purge") {
         return;
     }
@@ -275,6 +275,14 @@ async fn clear_and_purge_through_one_proxy_reach_every_proxy() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(get(&p[1], "/a").await, "MISS");
     assert_eq!(get(&p[1], "/b").await, "HIT");
+
+    // --purge-tag through A (every origin response carries `Surrogate-Key: all`): the tag's
+    // set in Redis names /a (stored again by B's miss) and /b; B's memory tier drops them.
+    let (_, out) = run_cli(&["--purge-tag", "all", "--port", &port]).await;
+    assert!(out.starts_with("purged 2 entries tagged all"), "{out}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(get(&p[1], "/b").await, "MISS");
+    settle().await;
 
     // --clear-cache through A: everything, everywhere.
     let (_, out) = run_cli(&["--clear-cache", "--port", &port]).await;
