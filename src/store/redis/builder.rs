@@ -46,7 +46,9 @@ impl RedisStoreBuilder {
     }
 
     /// The prefix of every key this store writes (default `tcl:`): processes share entries
-    /// when they share Redis and the prefix.
+    /// when they share Redis and the prefix. A clear deletes every key that starts with it,
+    /// so caches with their own prefixes in one Redis database must not have one prefix start
+    /// another (`a:` and `a:b:`).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self

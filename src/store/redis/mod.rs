@@ -33,20 +33,21 @@ const CLEAR_BATCH: usize = 1000;
 /// ([`Store::fill_lock`]: one process at a time fetches a key from the origin, the others
 /// wait for what it stores).
 ///
-/// Put a [`MemoryStore`](super::MemoryStore) in front with [`Tiered`](super::Tiered), and give this store the same
-/// memory tier ([`RedisStoreBuilder::front`]): every put, remove and clear is published with
-/// the write on `<prefix>invalidate`, and each process drops what another one changed from
-/// its memory tier (everything, when its subscription was lost for a while).
+/// Put a [`MemoryStore`](super::MemoryStore) in front with [`Tiered`](super::Tiered), and
+/// give this store the same memory tier ([`RedisStoreBuilder::front`]): every put, remove and
+/// clear is published with the write on `<prefix>invalidate`, and each process drops what
+/// another one changed from its memory tier (everything, when its subscription was lost for
+/// a while).
 ///
 /// Redis trouble is never an error for a client: each command on the request path is bounded
 /// ([`RedisStoreBuilder::timeout`], 50 ms by default), a lookup that fails is a miss and a
 /// write that fails is skipped; while Redis is known to be down, one such command every
 /// 250 ms asks it whether it is back and the others fail at once. The connection is made
 /// again by itself, and the log says once when Redis stops answering and once when it is
-/// back. Removals and clears report their
-/// errors: an invalidation that did not reach Redis is worth knowing about; a failed removal
-/// is also sent again once Redis answers (on the next lookup, or when the invalidation
-/// subscription is made again), so that the entry does not outlive its invalidation.
+/// back. Removals and clears report their errors: an invalidation that did not reach Redis is
+/// worth knowing about; a failed removal is also sent again once Redis answers (on the next
+/// lookup, or when the invalidation subscription is made again), so that the entry does not
+/// outlive its invalidation.
 ///
 /// ```no_run
 /// use tower_cache_layer::CacheLayer;
