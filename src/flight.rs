@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::key::CacheKey;
+use crate::store::FillGuard;
 
 /// How long a key whose response could not be stored is not waited on.
 const UNCACHEABLE_TTL: Duration = Duration::from_secs(30);
@@ -90,6 +91,7 @@ impl Flights {
             id,
             outcome: Outcome::Failed,
             sender,
+            fill: None,
         })
     }
 
@@ -135,9 +137,17 @@ pub(crate) struct FlightGuard {
     id: u64,
     outcome: Outcome,
     sender: watch::Sender<Option<Outcome>>,
+    /// The store's lock across processes on filling the key, released with the flight.
+    fill: Option<FillGuard>,
 }
 
 impl FlightGuard {
+    /// Holds the store's lock across processes (`Store::fill_lock`) until the flight is
+    /// released: after the response is stored, or when it is given up.
+    pub(crate) fn hold(&mut self, fill: FillGuard) {
+        self.fill = Some(fill);
+    }
+
     /// Releases the key, telling the followers `outcome`.
     pub(crate) fn release(mut self, outcome: Outcome) {
         self.outcome = outcome;

@@ -80,6 +80,13 @@ impl CacheKey {
         Self { uri: key.into() }
     }
 
+    /// A key from its text, as [`as_str`](Self::as_str) returned it (a store that keeps keys
+    /// outside the process reads them back with this).
+    #[cfg(feature = "redis")]
+    pub(crate) fn from_stored(text: &str) -> Self {
+        Self { uri: text.into() }
+    }
+
     /// The key as text: the normalised URI.
     pub fn as_str(&self) -> &str {
         &self.uri

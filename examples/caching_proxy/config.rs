@@ -38,6 +38,13 @@ pub(crate) struct Config {
     #[arg(long, value_name = "STORE", default_value = "memory", value_parser = crate::store::parse_store)]
     pub(crate) store: crate::store::StoreSpec,
 
+    /// With a redis:// store: the prefix of every Redis key (entries, tags, locks, the
+    /// invalidation channel). Proxies that share Redis and the prefix share their cache.
+    /// (Only in a build with the redis feature.)
+    #[cfg(feature = "redis")]
+    #[arg(long, value_name = "PREFIX", default_value = "tcl:")]
+    pub(crate) redis_prefix: String,
+
     /// Total size of the cache in bytes (of the memory tier in front of a disk or Redis
     /// store); accepts suffixes K, M, G (powers of 1024), e.g. 256M.
     #[arg(long, value_name = "BYTES", default_value = "256M", value_parser = parse_size)]
@@ -187,6 +194,8 @@ pub(crate) struct Config {
     /// Do not start a proxy: ask the proxy this user runs on --port to empty its cache (through
     /// the admin address and token in its admin file), print how many entries it removed and
     /// exit. With --store disk:PATH and no proxy listening on --port, empties PATH directly.
+    /// With --store redis://…, empty that Redis store directly instead (under
+    /// --redis-prefix), no proxy needed: every proxy sharing it drops its memory tier too.
     #[arg(long, conflicts_with_all = SERVING_FLAGS)]
     pub(crate) clear_cache: bool,
 

@@ -175,6 +175,19 @@ fn main() -> ExitCode {
         }
     }
     if config.clear_cache {
+        if let Some(result) = runtime.block_on(store::clear_direct(&config)) {
+            return match result {
+                Ok((removed, target)) => {
+                    let noun = if removed == 1 { "entry" } else { "entries" };
+                    println!("cleared {removed} {noun} from the cache in {target}");
+                    ExitCode::SUCCESS
+                }
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         let result = runtime.block_on(admin::clear_remote(config.port, config.admin_file.clone()));
         return match result {
             Ok((removed, proxy)) => {

@@ -110,11 +110,63 @@ pub(crate) async fn clear_disk(path: &std::path::Path) -> Result<u64, String> {
     disk.clear().await.map_err(|e| e.to_string())
 }
 
-/// A Redis store at `url`, behind `memory`.
+/// A Redis store at `url`, behind `memory`: entries under `--redis-prefix`, what other
+/// proxies change dropped from `memory`, and one entry (all its variants) at most four times
+/// `--max-entry-size` in Redis.
 #[cfg(feature = "redis")]
 async fn redis(memory: MemoryStore, url: &str, config: &Config) -> Result<BoxStore, String> {
-    let _ = (memory, config);
-    Err(format!("{url}: the Redis store is not built yet"))
+    use tower_cache_layer::store::Tiered;
+    let redis = redis_store(url, config)
+        .front(memory.clone())
+        .max_value_size(
+            usize::try_from(config.max_entry_size.saturating_mul(4)).unwrap_or(usize::MAX),
+        )
+        .connect()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    tracing::info!(prefix = %config.redis_prefix, "cache in Redis at {}", redis_target(url));
+    Ok(BoxStore::new(Tiered::new(memory, redis)))
+}
+
+/// The Redis store `url` names, with the prefix `config` gives.
+#[cfg(feature = "redis")]
+fn redis_store(url: &str, config: &Config) -> tower_cache_layer::store::RedisStoreBuilder {
+    if url.starts_with("rediss://") {
+        // redis-rs uses the process's default rustls provider; this proxy uses ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    tower_cache_layer::store::RedisStore::builder(url).prefix(config.redis_prefix.clone())
+}
+
+/// `url` without credentials, for messages.
+#[cfg(feature = "redis")]
+fn redis_target(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{rest}")
+}
+
+/// `--clear-cache --store redis://…`: empties the Redis store directly, and every proxy
+/// sharing it drops its memory tier. `None` when `config` names no Redis store.
+pub(crate) async fn clear_direct(config: &Config) -> Option<Result<(u64, String), String>> {
+    #[cfg(feature = "redis")]
+    if let StoreSpec::Redis(url) = &config.store {
+        use tower_cache_layer::store::Store as _;
+        let cleared = async {
+            let store = redis_store(url, config)
+                .connect()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            let removed = store
+                .clear()
+                .await
+                .map_err(|e| format!("cannot clear {}: {e}", redis_target(url)))?;
+            Ok((removed, redis_target(url)))
+        };
+        return Some(cleared.await);
+    }
+    let _ = config;
+    None
 }
 
 #[cfg(test)]

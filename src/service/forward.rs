@@ -14,7 +14,7 @@ use crate::policy::decide;
 use crate::policy::range::rest_request;
 use crate::shared::Shared;
 use crate::status::{Forward, Served};
-use crate::store::{Store, StoredEntry, StoredResponse};
+use crate::store::{FillLock, Store, StoredEntry, StoredResponse};
 
 /// What collapsed forwarding made of a request that goes forward.
 // Returned by value and matched at once, as `FastLookup`.
@@ -109,7 +109,11 @@ impl<St: Store> Shared<St> {
         // A bounded number of rounds: a follower whose leader failed may lead next.
         for _ in 0..3 {
             match self.flights.join(key) {
-                Join::Lead(guard) => return Collapse::Forward(Some(guard)),
+                Join::Lead(guard) => {
+                    return self
+                        .lead(key, method, req_headers, req_cc, forward, guard)
+                        .await;
+                }
                 Join::Follow(follower) => {
                     let Some(outcome) = follower.wait(timeout).await else {
                         break;
@@ -127,6 +131,35 @@ impl<St: Store> Shared<St> {
             }
         }
         Collapse::Forward(None)
+    }
+
+    /// Leading the key's flight in this process: across processes sharing the store, either
+    /// this one goes forward holding the store's lock, or another one did and what it stored
+    /// may answer (`Store::fill_lock`).
+    async fn lead<B>(
+        &self,
+        key: &CacheKey,
+        method: &Method,
+        req_headers: &HeaderMap,
+        req_cc: &CacheControl,
+        forward: Forward,
+        mut guard: FlightGuard,
+    ) -> Collapse<B> {
+        match self.store.fill_lock(key).await {
+            FillLock::Held(lock) => guard.hold(lock),
+            FillLock::Released => {
+                let answer = self
+                    .collapsed(key, method, req_headers, req_cc, forward)
+                    .await;
+                if let Some(answer) = answer {
+                    // This process's followers find it stored too.
+                    guard.release(Outcome::Stored);
+                    return Collapse::Answered(answer);
+                }
+            }
+            FillLock::Unlocked => {}
+        }
+        Collapse::Forward(Some(guard))
     }
 
     /// After waiting for the request it followed: the stored response, if one now serves

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BodySink, Store, StoreError, StoredEntry};
+use super::{BodySink, FillLock, Store, StoreError, StoredEntry};
 use crate::key::CacheKey;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -70,6 +70,7 @@ trait ErasedStore: Send + Sync + 'static {
     fn keys_tagged<'a>(&'a self, tag: &'a str) -> BoxFuture<'a, Result<Vec<CacheKey>, StoreError>>;
     fn body_sink(&self, key: &CacheKey, length: Option<u64>) -> Option<Box<dyn BodySink>>;
     fn size(&self) -> Option<(u64, u64)>;
+    fn fill_lock<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, FillLock>;
 }
 
 impl<S: Store> ErasedStore for S {
@@ -121,6 +122,10 @@ impl<S: Store> ErasedStore for S {
     fn size(&self) -> Option<(u64, u64)> {
         Store::size(self)
     }
+
+    fn fill_lock<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, FillLock> {
+        Box::pin(Store::fill_lock(self, key))
+    }
 }
 
 impl Store for BoxStore {
@@ -168,5 +173,9 @@ impl Store for BoxStore {
 
     fn size(&self) -> Option<(u64, u64)> {
         self.inner.size()
+    }
+
+    async fn fill_lock(&self, key: &CacheKey) -> FillLock {
+        self.inner.fill_lock(key).await
     }
 }

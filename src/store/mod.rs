@@ -13,7 +13,10 @@ mod boxed;
 pub mod codec;
 #[cfg(feature = "disk")]
 mod disk;
+mod fill;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 mod response;
 mod tiered;
 
@@ -34,7 +37,12 @@ pub use self::boxed::BoxStore;
 #[doc(inline)]
 pub use self::disk::DiskStore;
 #[doc(inline)]
+pub use self::fill::{FillGuard, FillLock};
+#[doc(inline)]
 pub use self::memory::MemoryStore;
+#[cfg(feature = "redis")]
+#[doc(inline)]
+pub use self::redis::{RedisStore, RedisStoreBuilder};
 #[doc(inline)]
 pub use self::response::{StoredEntry, StoredResponse};
 #[doc(inline)]
@@ -223,6 +231,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<CacheKey>, StoreError>> + Send {
         let _ = tag;
         std::future::ready(Err(StoreError::new("this store cannot purge by tag")))
+    }
+
+    /// Collapsed forwarding across processes: called when this process is about to fetch
+    /// `key` from the origin for a request others may wait for (it leads the key's flight
+    /// here), for a store shared by several processes to let one of them go forward
+    /// ([`FillLock`]).
+    ///
+    /// The provided implementation says [`FillLock::Unlocked`] at once: no lock across
+    /// processes. [`RedisStore`] takes a short lock in Redis, or waits for the process that
+    /// holds it.
+    fn fill_lock(&self, key: &CacheKey) -> impl Future<Output = FillLock> + Send {
+        let _ = key;
+        std::future::ready(FillLock::Unlocked)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BodySink, MemoryStore, Store, StoreError, StoredEntry};
+use super::{BodySink, FillLock, MemoryStore, Store, StoreError, StoredEntry};
 use crate::key::CacheKey;
 
 /// A [`MemoryStore`] in front of another store: hot entries are answered from memory at once
@@ -114,6 +114,10 @@ impl<B: Store> Store for Tiered<B> {
     /// What the back store holds, when it can say; else the memory tier.
     fn size(&self) -> Option<(u64, u64)> {
         self.back.size().or_else(|| self.front.size())
+    }
+
+    async fn fill_lock(&self, key: &CacheKey) -> FillLock {
+        self.back.fill_lock(key).await
     }
 }
 
