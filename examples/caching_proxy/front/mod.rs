@@ -20,6 +20,8 @@ use tower_cache_layer::policy::remove_hop_by_hop;
 
 use crate::config::{IpNet, Origin};
 
+mod fields;
+mod purge;
 mod target;
 
 use self::target::{
@@ -324,60 +326,6 @@ impl FrontDoor {
         }))
     }
 
-    /// The absolute URI the cache keys `target` by, as [`admit_from`](Self::admit_from) would
-    /// key a request for it: for the admin interface's purge, where `target` is a path
-    /// (`/x?y`) or an absolute `http://` or `https://` URL.
-    ///
-    /// A reverse proxy keys by its origin's scheme and authority and prepends the base path,
-    /// whatever authority the client named, so a path is enough and an absolute URL counts
-    /// for its path and query only; with `--preserve-host` the key holds the client's
-    /// authority, so the URL must be absolute. A forward proxy keys by the URL itself.
-    ///
-    /// # Errors
-    ///
-    /// A one-line reason, for a `400`.
-    pub(crate) fn purge_target(&self, target: &str) -> Result<Uri, &'static str> {
-        let uri: Uri = target
-            .parse()
-            .map_err(|_| "bad request: `url` is neither a path nor an absolute URL")?;
-        let absolute = match uri.scheme_str() {
-            Some("http" | "https") => {
-                let authority = uri
-                    .authority()
-                    .and_then(|a| parse_authority(a.as_str().as_bytes()))
-                    .ok_or("bad request: `url` has no valid host")?;
-                Some(authority)
-            }
-            Some(_) => return Err("bad request: `url` must be an http:// or https:// URL"),
-            None if target.starts_with('/') => None,
-            None => {
-                return Err("bad request: `url` must be a path (/x) or an absolute URL");
-            }
-        };
-        match &self.mode {
-            Mode::Reverse {
-                origin,
-                preserve_host,
-                ..
-            } => {
-                let authority = match (absolute, *preserve_host) {
-                    (_, false) => origin.authority.clone(),
-                    (Some(authority), true) => authority,
-                    (None, true) => {
-                        return Err("bad request: with --preserve-host the cache keys by the \
-                                    client's host: give an absolute URL");
-                    }
-                };
-                reverse_target(origin, &authority, uri.path_and_query())
-                    .map_err(|_| "bad request: `url` is not a valid request target")
-            }
-            Mode::Forward { .. } => match absolute {
-                Some(_) => Ok(uri),
-                None => Err("bad request: a forward proxy keys by absolute URLs: give one"),
-            },
-        }
-    }
-
     /// The authority a `CONNECT` request may open a tunnel to.
     fn tunnel(&self, target: &Uri) -> Result<Authority, Refusal> {
         let Mode::Forward { connect_ports } = &self.mode else {
@@ -404,95 +352,6 @@ impl FrontDoor {
             });
         }
         Ok(authority)
-    }
-
-    /// Whether this proxy's own `Via` entry is in `headers`.
-    fn is_loop(&self, headers: &HeaderMap) -> bool {
-        headers.get_all(VIA).iter().any(|value| {
-            value
-                .to_str()
-                .is_ok_and(|text| text.contains(self.via.as_str()))
-        })
-    }
-
-    /// RFC 9110 §7.6.3: "A proxy MUST send an appropriate Via header field ... in each
-    /// message that it forwards", and so must a gateway in each inbound request.
-    fn add_via(&self, headers: &mut HeaderMap, version: Version) {
-        let entry = match version {
-            Version::HTTP_10 => &self.via_values[0],
-            Version::HTTP_2 => &self.via_values[2],
-            _ => &self.via_values[1],
-        };
-        headers.append(VIA, entry.clone());
-    }
-
-    /// Replaces whatever forwarding fields the client sent with the proxy's own.
-    fn set_forwarding_fields(&self, headers: &mut HeaderMap, peer: &Peer, authority: &Authority) {
-        // Only a trusted proxy in front of us may say whom it forwards for.
-        let previous = if peer.trusted {
-            joined(headers, &X_FORWARDED_FOR)
-        } else {
-            None
-        };
-        for name in [
-            header::FORWARDED,
-            X_FORWARDED_FOR,
-            X_FORWARDED_HOST,
-            X_FORWARDED_PROTO,
-            X_FORWARDED_PORT,
-            X_REAL_IP,
-        ] {
-            headers.remove(name);
-        }
-        let forwarded_for = match previous {
-            Some(previous) => HeaderValue::try_from(format!("{previous}, {}", peer.ip)).ok(),
-            None => peer.forwarded_for.clone(),
-        };
-        if let Some(value) = forwarded_for {
-            headers.insert(X_FORWARDED_FOR, value);
-        }
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-        let forwarded = if self.sends_client_host() {
-            // The origin sees the client's host in `Host` anyway, and the key holds it.
-            headers.insert(X_FORWARDED_HOST, authority_value(authority));
-            peer.forwarded.as_ref().and_then(|value| {
-                let value = value.to_str().ok()?;
-                HeaderValue::try_from(format!("{value};host=\"{}\"", authority.as_str())).ok()
-            })
-        } else {
-            peer.forwarded.clone()
-        };
-        if let Some(value) = forwarded {
-            headers.insert(header::FORWARDED, value);
-        }
-    }
-
-    /// Whether the origin receives the host the client addressed (forward proxy, or
-    /// `--preserve-host`), which then goes in `X-Forwarded-Host` and `Forwarded` too.
-    fn sends_client_host(&self) -> bool {
-        match &self.mode {
-            Mode::Reverse { preserve_host, .. } => *preserve_host,
-            Mode::Forward { .. } => true,
-        }
-    }
-
-    /// Rewrites `Location` and `Content-Location` fields that point at the origin's own URL
-    /// back to the authority the client used, as nginx's `proxy_redirect default` does, so
-    /// that following a redirect does not bypass the proxy.
-    pub(crate) fn rewrite_redirects(&self, headers: &mut HeaderMap, client_authority: &Authority) {
-        let Mode::Reverse { origin_prefix, .. } = &self.mode else {
-            return;
-        };
-        for name in [header::LOCATION, header::CONTENT_LOCATION] {
-            let Some(value) = headers.get(&name) else {
-                continue;
-            };
-            if let Some(rewritten) =
-                rewrite_location(origin_prefix, value.as_bytes(), client_authority)
-            {
-                headers.insert(name, rewritten);
-            }
-        }
     }
 }
 
