@@ -5,7 +5,7 @@
 
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::time::Instant;
 
 use http::{Method, Request, Response};
@@ -114,27 +114,37 @@ impl LogWriter {
     }
 }
 
-/// Writes what arrives on `queue` to stdout, flushing whenever the queue is empty. An empty
-/// line is [`LogFlush`] asking to be told once everything before it is written.
+/// Writes what arrives on `queue` to stdout. The thread polls: it drains the queue, writes
+/// the batch with one `write`, then sleeps [`WRITE_INTERVAL`], so that a request's line never
+/// wakes it (a blocked receiver would cost a futex wake and a context switch per line). An
+/// empty line is [`LogFlush`] asking to be told once everything before it is written.
 fn write_lines(queue: &Receiver<Vec<u8>>, flush_done: &std::sync::mpsc::Sender<()>) {
     // Not `stdout().lock()`: held here for good, it would block every `println!` elsewhere.
     let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout());
-    while let Ok(mut line) = queue.recv() {
+    loop {
         loop {
-            if line.is_empty() {
-                let _ = out.flush();
-                let _ = flush_done.send(());
-            } else {
-                let _ = out.write_all(&line);
-            }
             match queue.try_recv() {
-                Ok(next) => line = next,
-                Err(_) => break,
+                Ok(line) if line.is_empty() => {
+                    let _ = out.flush();
+                    let _ = flush_done.send(());
+                }
+                Ok(line) => {
+                    let _ = out.write_all(&line);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    let _ = out.flush();
+                    return;
+                }
             }
         }
         let _ = out.flush();
+        std::thread::sleep(WRITE_INTERVAL);
     }
 }
+
+/// How often the writer thread looks for lines: the most a line waits before it is written.
+const WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl Drop for LogFlush {
     fn drop(&mut self) {
