@@ -142,6 +142,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     // Lines are written by a thread of their own; `_flush` writes out the last ones on exit.
     let (log_writer, _flush) = log::LogWriter::stdout();
+    log_writer.direct();
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
