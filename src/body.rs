@@ -305,7 +305,8 @@ impl Tee {
             return match spool.write(data) {
                 Ok(()) => Captured::Kept,
                 Err(error) => {
-                    tracing::warn!(key = %self.key, %error, "cache store failed to take a body in");
+                    // The store reports its own failures (`BodySink`): only a trace here.
+                    tracing::debug!(key = %self.key, %error, "cache store failed to take a body in");
                     Captured::OverBudget
                 }
             };
@@ -326,7 +327,7 @@ impl Tee {
                 Ok(body) if body.len() == self.len as u64 => body,
                 Ok(_) => return,
                 Err(error) => {
-                    tracing::warn!(key = %self.key, %error, "cache store failed to keep a body");
+                    tracing::debug!(key = %self.key, %error, "cache store failed to keep a body");
                     return;
                 }
             },

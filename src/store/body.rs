@@ -197,6 +197,11 @@ pub trait BodySource: fmt::Debug + Send + Sync + 'static {
 /// storable, [`finish`](Self::finish) is called and its [`StoredBody`] is what the stored
 /// response holds; a sink dropped without `finish` (the body failed, was too large or was
 /// abandoned) must discard what it wrote.
+///
+/// An error from either method keeps the response out of the store (it is still served).
+/// The cache logs it at debug level only: the sink's store says what failed, as often as is
+/// useful (a disk store, once per kind of failure until the disk works again), so that a
+/// failing disk is not one warning per request.
 pub trait BodySink: Send + 'static {
     /// Writes the next bytes of the body. Called while the response streams to the client,
     /// so it should not block for long (a write to the page cache, not an fsync).

@@ -96,7 +96,6 @@ pub(crate) struct DiskSink {
     store: Arc<Inner>,
     buffered: Vec<u8>,
     writer: Option<BodyWriter>,
-    failed: bool,
 }
 
 impl DiskSink {
@@ -105,7 +104,6 @@ impl DiskSink {
             store,
             buffered: Vec::new(),
             writer: None,
-            failed: false,
         }
     }
 
@@ -121,31 +119,20 @@ impl DiskSink {
 
 impl BodySink for DiskSink {
     fn write(&mut self, data: &Bytes) -> Result<(), StoreError> {
-        if self.failed {
-            return Ok(());
-        }
         if self.writer.is_none() && self.buffered.len() + data.len() <= INLINE_MAX {
             self.buffered.extend_from_slice(data);
             return Ok(());
         }
-        if let Err(error) = self.write_file(data) {
-            // Logged once per kind by the store; the body is not kept (see `finish`).
+        self.write_file(data).map_err(|error| {
+            // Logged once per kind by the store; the cache drops this sink, which removes
+            // the temporary file.
             self.store.faults.report("write a body file", &error);
-            self.failed = true;
-            self.writer = None;
-            self.buffered = Vec::new();
-        }
-        Ok(())
+            StoreError::new(error)
+        })
     }
 
     fn finish(self: Box<Self>) -> Result<StoredBody, StoreError> {
         let this = *self;
-        if this.failed {
-            // The disk failed, and the store logged it (once per kind, not per request). An
-            // empty body is shorter than the bytes that were written, so the cache does not
-            // store it and logs nothing (it checks a finished body's length).
-            return Ok(StoredBody::default());
-        }
         let Some(writer) = this.writer else {
             return Ok(Bytes::copy_from_slice(&this.buffered).into());
         };
@@ -161,7 +148,7 @@ impl BodySink for DiskSink {
             }
             Err(error) => {
                 this.store.faults.report("write a body file", &error);
-                Ok(StoredBody::default())
+                Err(StoreError::new(error))
             }
         }
     }
