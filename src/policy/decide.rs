@@ -8,7 +8,7 @@
 use std::time::{Duration, SystemTime};
 
 use http::header::ETAG;
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 
 use super::reuse::{
     Reuse, is_stale_if_error_status, may_serve_stale_if_error_with,
@@ -357,17 +357,13 @@ pub(crate) fn keep(
 /// fields (RFC 9111 §3.1) and without those named by a qualified `no-cache` / `private`
 /// (RFC 9111 §5.2.2.4, §5.2.2.7) in `resp_cc`.
 ///
-/// The copy's values own their bytes: values parsed by hyper are slices of its read buffer;
-/// stored as they are, they would keep that whole buffer alive, unaccounted.
+/// The copy's values own their bytes, all in one buffer: values parsed by hyper are slices of
+/// its read buffer; stored as they are, they would keep that whole buffer alive, unaccounted.
 pub(crate) fn stored_fields(headers: &HeaderMap, resp_cc: &CacheControl) -> HeaderMap {
-    let mut owned = HeaderMap::with_capacity(headers.len() + 3);
-    for (name, value) in headers {
-        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
-        copy.set_sensitive(value.is_sensitive());
-        owned.append(name.clone(), copy);
-    }
-    remove_unstored_fields(&mut owned, resp_cc);
-    owned
+    let mut kept = headers.clone();
+    remove_unstored_fields(&mut kept, resp_cc);
+    // Room for the fields the cache sets later (`Content-Length`, `Age` on a 304's update).
+    crate::store::response::compacted(&kept, 3)
 }
 
 #[cfg(test)]

@@ -151,6 +151,8 @@ fn decode_response(response: ResponseV1<'_>) -> Option<Arc<StoredResponse>> {
             HeaderValue::from_bytes(value).ok()?,
         );
     }
+    // As the cache keeps headers it stores: weighed as such by a memory tier.
+    let headers = super::response::compacted(&headers, 3);
     let p = response.policy;
     let policy = ResponsePolicy::from_parts(p.freshness_lifetime, p.initial_age, p.response_time)
         .with_no_cache(p.no_cache)

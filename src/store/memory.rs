@@ -8,8 +8,8 @@ use crate::key::CacheKey;
 
 /// The default store: in memory, on [`moka::sync::Cache`], bounded in bytes.
 ///
-/// Entries are weighed by [`StoredEntry::weight`] plus the key, so the configured capacity
-/// bounds the memory held by headers and bodies; moka's TinyLFU admission and LRU eviction
+/// Entries are weighed by what they cost in memory: [`StoredEntry::weight`], the key and
+/// moka's own bookkeeping, so the configured capacity bounds the memory the store holds; moka's TinyLFU admission and LRU eviction
 /// decide what stays when it is full. Each entry also expires once the `ttl` the cache gave
 /// it has passed, which only reclaims memory early: whether an entry may be served is decided
 /// on every read by [`policy`](crate::policy).
@@ -28,6 +28,23 @@ struct Held {
     ttl: Option<Duration>,
 }
 
+/// What moka keeps for every entry besides the key and value themselves: its entry and its
+/// bookkeeping (`Arc`s, the access-order and timer nodes, the hash table's bucket and slot),
+/// as counted by `tests/entry_weight.rs`.
+const MOKA_ENTRY: usize = 480;
+
+/// What an entry costs the store: the key, the entry and its responses, moka's own
+/// bookkeeping, each allocation as the allocator rounds it.
+fn entry_weight(key: &CacheKey, entry: &StoredEntry) -> usize {
+    use super::response::{ARC_COUNTS, allocation};
+    let variants = entry.variants();
+    allocation(key.as_str().len() + ARC_COUNTS)
+        + allocation(std::mem::size_of::<StoredEntry>() + ARC_COUNTS)
+        + allocation(variants.len() * std::mem::size_of::<usize>())
+        + entry.weight()
+        + MOKA_ENTRY
+}
+
 /// Default capacity: 256 MiB.
 pub(crate) const DEFAULT_CAPACITY: u64 = 256 * 1024 * 1024;
 
@@ -37,7 +54,7 @@ impl MemoryStore {
         let cache = moka::sync::Cache::builder()
             .max_capacity(max_capacity)
             .weigher(|key: &CacheKey, held: &Held| {
-                u32::try_from(key.as_str().len() + held.entry.weight()).unwrap_or(u32::MAX)
+                u32::try_from(entry_weight(key, &held.entry)).unwrap_or(u32::MAX)
             })
             .expire_after(GivenTtl)
             .build();

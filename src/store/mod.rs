@@ -17,7 +17,7 @@ mod fill;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
-mod response;
+pub(crate) mod response;
 mod tiered;
 
 use std::fmt;

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{Extensions, HeaderMap, StatusCode};
+use bytes::BytesMut;
+use http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 
 use super::StoredBody;
 use crate::policy::{ResponsePolicy, VaryKey};
@@ -99,19 +99,133 @@ impl StoredResponse {
         &self.extensions
     }
 
-    /// Approximate memory the entry occupies: the body when it is held in memory, plus header
-    /// names and values.
+    /// Memory the response occupies, as the allocator reserves it: the response itself, the
+    /// header map's tables, every header name and value, the body when it is held in memory
+    /// and the `Vary` values it was selected by.
     ///
-    /// Stores that are bounded in bytes weigh entries with this.
+    /// Stores that are bounded in bytes weigh entries with this (see
+    /// [`MemoryStore`](super::MemoryStore)): a bound holds only if what it weighs is what it
+    /// holds.
     pub fn weight(&self) -> usize {
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(name, value)| name.as_str().len() + value.len() + 32)
-            .sum();
-        let body = self.body.as_bytes().map_or(0, Bytes::len);
-        body + headers + std::mem::size_of::<Self>()
+        let body = self
+            .body
+            .as_bytes()
+            .map_or(0, |bytes| allocation(bytes.len()) + SHARED_BYTES);
+        allocation(std::mem::size_of::<Self>() + ARC_COUNTS)
+            + header_map_weight(&self.headers)
+            + body
+            + self.vary.weight()
     }
+}
+
+/// `headers` rebuilt to hold no more than it must: every value copied into one buffer (one
+/// allocation, shared by reference count when hits clone the map, instead of one per value),
+/// and tables sized for its fields and `spare` more. Values that were slices of a larger
+/// buffer (hyper's read buffer) no longer keep it alive.
+pub(crate) fn compacted(headers: &HeaderMap, spare: usize) -> HeaderMap {
+    let total = headers.values().map(HeaderValue::len).sum();
+    let mut buffer = BytesMut::with_capacity(total);
+    for value in headers.values() {
+        buffer.extend_from_slice(value.as_bytes());
+    }
+    let buffer = buffer.freeze();
+    let mut owned = HeaderMap::with_capacity(headers.len() + spare);
+    let mut at = 0;
+    for (name, value) in headers {
+        let end = at + value.len();
+        let mut copy =
+            HeaderValue::from_maybe_shared(buffer.slice(at..end)).unwrap_or_else(|_| value.clone());
+        copy.set_sensitive(value.is_sensitive());
+        owned.append(name.clone(), copy);
+        at = end;
+    }
+    owned
+}
+
+/// Bytes the allocator reserves for a block of `size` bytes: glibc's malloc adds an 8-byte
+/// header, rounds to 16 and never gives less than 32 (jemalloc and mimalloc round in classes
+/// no coarser than this for small sizes).
+pub(crate) fn allocation(size: usize) -> usize {
+    if size == 0 {
+        return 0;
+    }
+    ((size + 8 + 15) & !15).max(32)
+}
+
+/// The two counts in front of what an `Arc` points to.
+pub(crate) const ARC_COUNTS: usize = 16;
+
+/// What `Bytes` allocates once a buffer is shared (its reference count and the buffer's
+/// address and capacity), as a stored body is when the first hit clones it.
+const SHARED_BYTES: usize = 32;
+
+/// One slot of a `HeaderMap`'s entries: hash, links, name and value.
+const HEADER_BUCKET: usize =
+    std::mem::size_of::<http::HeaderName>() + std::mem::size_of::<http::HeaderValue>() + 32;
+
+/// One value beyond a name's first (a field repeated): the value and its two links.
+const HEADER_EXTRA: usize = std::mem::size_of::<http::HeaderValue>() + 32;
+
+/// Standard names responses commonly carry, which `http` keeps without allocating. Other
+/// standard names are weighed as if they were allocated: a little more, never less.
+const STATIC_NAMES: &[http::HeaderName] = {
+    use http::header::*;
+    &[
+        ACCEPT_RANGES,
+        ACCESS_CONTROL_ALLOW_ORIGIN,
+        AGE,
+        ALT_SVC,
+        CACHE_CONTROL,
+        CONNECTION,
+        CONTENT_DISPOSITION,
+        CONTENT_ENCODING,
+        CONTENT_LANGUAGE,
+        CONTENT_LENGTH,
+        CONTENT_LOCATION,
+        CONTENT_RANGE,
+        CONTENT_SECURITY_POLICY,
+        CONTENT_TYPE,
+        DATE,
+        ETAG,
+        EXPIRES,
+        LAST_MODIFIED,
+        LINK,
+        LOCATION,
+        PRAGMA,
+        REFERRER_POLICY,
+        RETRY_AFTER,
+        SERVER,
+        SET_COOKIE,
+        STRICT_TRANSPORT_SECURITY,
+        VARY,
+        VIA,
+        WWW_AUTHENTICATE,
+        X_CONTENT_TYPE_OPTIONS,
+        X_FRAME_OPTIONS,
+        X_XSS_PROTECTION,
+    ]
+};
+
+/// The header map's tables (sized by its capacity, not its length), and each name and value
+/// the map owns.
+fn header_map_weight(headers: &HeaderMap) -> usize {
+    let slots = headers.capacity();
+    // The index table has a slot of 4 bytes for every 3/4 of an entry slot.
+    let indices = (slots + slots / 3).next_power_of_two() * 4;
+    let extra = headers.len() - headers.keys_len();
+    // The values, in one buffer (see `compacted`).
+    let values: usize = headers.values().map(HeaderValue::len).sum();
+    let mut owned = allocation(values) + SHARED_BYTES;
+    for name in headers.keys() {
+        // A standard name is static; another is a buffer of its own, shared once cloned.
+        if !STATIC_NAMES.contains(name) {
+            owned += allocation(name.as_str().len()) + SHARED_BYTES;
+        }
+    }
+    allocation(slots * HEADER_BUCKET)
+        + allocation(indices)
+        + allocation(extra * HEADER_EXTRA)
+        + owned
 }
 
 /// Every stored response for one primary key: one per `Vary` variant (RFC 9111 §4.1), the
@@ -207,6 +321,7 @@ impl StoredEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use http::header::{ACCEPT_ENCODING, CONTENT_TYPE};
     use std::time::{Duration, SystemTime};
 
@@ -232,6 +347,30 @@ mod tests {
     }
 
     /// What a persisting store saves through the accessors rebuilds the same response.
+    #[test]
+    fn compacted_keeps_every_field_in_order_in_one_buffer() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-two", HeaderValue::from_static("a"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.append("x-two", HeaderValue::from_static("b"));
+        let mut secret = HeaderValue::from_static("s3cret");
+        secret.set_sensitive(true);
+        headers.insert("x-secret", secret);
+        let compact = compacted(&headers, 3);
+        assert_eq!(compact, headers);
+        let two: Vec<_> = compact.get_all("x-two").iter().collect();
+        assert_eq!(two, ["a", "b"]);
+        assert!(compact["x-secret"].is_sensitive());
+        assert!(compact.capacity() >= headers.len() + 3);
+        // Every value points into one buffer.
+        let starts: Vec<usize> = compact
+            .values()
+            .map(|v| v.as_bytes().as_ptr() as usize)
+            .collect();
+        let (first, last) = (starts.iter().min().unwrap(), starts.iter().max().unwrap());
+        assert!(last - first < 32, "values not in one buffer");
+    }
+
     #[test]
     fn stored_response_round_trips_through_its_accessors() {
         let original = response("hello", "gzip");
