@@ -3,11 +3,10 @@
 //! connection) is logged too, with status 499 as nginx does. Lines are written to stdout by a
 //! thread of their own ([`LogWriter`]), not by the request.
 
-use std::io::{BufWriter, Write};
-use std::net::SocketAddr;
-use std::sync::OnceLock;
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::cell::RefCell;
+use std::io::Write;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::{Method, Request, Response};
 
@@ -17,7 +16,7 @@ use http::{Method, Request, Response};
 pub(crate) struct RequestLog {
     method: Method,
     path: String,
-    peer: SocketAddr,
+    peer: Arc<str>,
     started: Instant,
     finished: bool,
 }
@@ -26,9 +25,9 @@ pub(crate) struct RequestLog {
 const CLIENT_CLOSED: u16 = 499;
 
 impl RequestLog {
-    /// Starts the line for `req`, or `None` when the log level hides it (nothing is gathered
-    /// then).
-    pub(crate) fn start<B>(req: &Request<B>, peer: SocketAddr) -> Option<Self> {
+    /// Starts the line for `req` from the client `peer` (its address, formatted once per
+    /// connection), or `None` when the log level hides it (nothing is gathered then).
+    pub(crate) fn start<B>(req: &Request<B>, peer: &Arc<str>) -> Option<Self> {
         if !tracing::enabled!(tracing::Level::INFO) {
             return None;
         }
@@ -43,7 +42,7 @@ impl RequestLog {
         Some(Self {
             method: req.method().clone(),
             path,
-            peer,
+            peer: Arc::clone(peer),
             started: Instant::now(),
             finished: false,
         })
@@ -63,16 +62,26 @@ impl RequestLog {
     fn write(&self, status: u16, cache: &str) {
         let elapsed_ms = self.started.elapsed().as_millis() as u64;
         if let Some(out) = DIRECT.get() {
-            // The line `tracing`'s formatter would write, made here: a fifth of the cost.
-            let mut line = Vec::with_capacity(96 + self.path.len());
-            timestamp(&mut line, SystemTime::now());
-            let _ = writeln!(
-                line,
-                "  INFO caching_proxy::log: method={} path={} status={status} cache={cache} \
-                 elapsed_ms={elapsed_ms} peer={}",
-                self.method, self.path, self.peer
-            );
-            out.send(line);
+            // The line `tracing`'s formatter would write, made here into a buffer the thread
+            // keeps: no allocation, no `fmt` machinery, a twentieth of the cost.
+            LINE.with_borrow_mut(|line| {
+                line.clear();
+                timestamp(line, SystemTime::now());
+                line.extend_from_slice(b"  INFO caching_proxy::log: method=");
+                line.extend_from_slice(self.method.as_str().as_bytes());
+                line.extend_from_slice(b" path=");
+                line.extend_from_slice(self.path.as_bytes());
+                line.extend_from_slice(b" status=");
+                push_number(line, u64::from(status));
+                line.extend_from_slice(b" cache=");
+                line.extend_from_slice(cache.as_bytes());
+                line.extend_from_slice(b" elapsed_ms=");
+                push_number(line, elapsed_ms);
+                line.extend_from_slice(b" peer=");
+                line.extend_from_slice(self.peer.as_bytes());
+                line.push(b'\n');
+                out.pending.push(line);
+            });
             return;
         }
         tracing::info!(
@@ -94,40 +103,132 @@ impl Drop for RequestLog {
     }
 }
 
-/// Where log lines go: a thread that writes them to stdout, so that a request's line costs a
-/// copy into a channel rather than a `write` system call. Lines are written in order and in
-/// batches (one `write` for all the lines that arrived meanwhile). The channel is bounded: when
-/// stdout cannot keep up, logging waits rather than dropping lines or growing without bound.
-#[derive(Clone, Debug)]
-pub(crate) struct LogWriter {
-    lines: SyncSender<Vec<u8>>,
+thread_local! {
+    /// The line being made, reused by every request on this thread.
+    static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(256));
+    /// The last second's `YYYY-MM-DDTHH:MM:SS.` and that second.
+    static SECOND: RefCell<(u64, [u8; 20])> = const { RefCell::new((u64::MAX, [0; 20])) };
 }
 
-/// Dropping it writes out every line sent so far (waiting a second at most).
+/// Where log lines go: a thread that writes them to stdout, so that a request's line costs a
+/// copy into a shared buffer rather than a `write` system call. Lines are written in order and
+/// in batches (one `write` for all the lines that arrived meanwhile). The buffer is bounded:
+/// when stdout cannot keep up, logging waits rather than dropping lines or growing without
+/// bound.
+#[derive(Clone, Debug)]
+pub(crate) struct LogWriter {
+    pending: Arc<Pending>,
+}
+
+/// Dropping it writes out every line made so far.
 #[derive(Debug)]
 pub(crate) struct LogFlush {
-    lines: SyncSender<Vec<u8>>,
-    flushed: Receiver<()>,
+    pending: Arc<Pending>,
+}
+
+/// Lines made and not yet written.
+#[derive(Debug, Default)]
+struct Pending {
+    lines: Mutex<Vec<u8>>,
+    /// Signalled when the writer took the lines out.
+    drained: Condvar,
+    /// The batch being written; held while writing, so that batches reach stdout in order.
+    batch: Mutex<Vec<u8>>,
+}
+
+/// Bytes of lines held at most before logging waits for the writer.
+const PENDING_BYTES: usize = 4 * 1024 * 1024;
+
+/// How often the writer thread looks for lines: the most a line waits before it is written.
+const WRITE_INTERVAL: Duration = Duration::from_millis(10);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Pending {
+    /// Appends `line`; waits while [`PENDING_BYTES`] are already waiting.
+    fn push(&self, line: &[u8]) {
+        let mut lines = lock(&self.lines);
+        while lines.len() >= PENDING_BYTES {
+            lines = self
+                .drained
+                .wait(lines)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        lines.extend_from_slice(line);
+    }
+
+    /// Writes out what is pending, with one `write` (stdout is locked only meanwhile: held
+    /// for good, it would block every `println!` elsewhere).
+    fn write_out(&self) {
+        let mut batch = lock(&self.batch);
+        {
+            let mut lines = lock(&self.lines);
+            if lines.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut *lines, &mut *batch);
+        }
+        self.drained.notify_all();
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&batch);
+        let _ = out.flush();
+        batch.clear();
+        batch.shrink_to(64 * 1024);
+    }
 }
 
 /// Where request lines go without `tracing`'s formatter, once [`LogWriter::direct`] is set.
 static DIRECT: OnceLock<LogWriter> = OnceLock::new();
 
 /// Writes `at` as RFC 3339 UTC with microseconds, as `tracing`'s formatter does
-/// (`2026-11-27T10:55:34.456395Z`).
+/// (`2026-11-27T10:55:34.456395Z`). The date and time of day are made once a second.
 fn timestamp(out: &mut Vec<u8>, at: SystemTime) {
     let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_micros()
-    );
+    SECOND.with_borrow_mut(|(second, text)| {
+        if *second != secs {
+            *second = secs;
+            let (days, rem) = (secs / 86_400, secs % 86_400);
+            let (year, month, day) = civil_from_days(days);
+            let mut cursor = &mut text[..];
+            let _ = write!(
+                cursor,
+                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.",
+                rem / 3600,
+                rem % 3600 / 60,
+                rem % 60,
+            );
+        }
+        out.extend_from_slice(text);
+    });
+    let micros = since.subsec_micros();
+    let mut digits = [b'0'; 6];
+    let mut rest = micros;
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out.extend_from_slice(&digits);
+    out.push(b'Z');
+}
+
+/// Appends `n` in decimal.
+fn push_number(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// The proleptic Gregorian date of `days` since 1970-01-01 (Howard Hinnant's algorithm).
@@ -144,80 +245,44 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
-/// Lines held in the channel at most (about 200 bytes each).
-const QUEUED_LINES: usize = 16 * 1024;
-
 impl LogWriter {
     /// Request lines go straight to this writer, formatted by [`RequestLog`] itself.
     pub(crate) fn direct(&self) {
         let _ = DIRECT.set(self.clone());
     }
 
-    /// Queues one line; waits when the queue is full.
-    fn send(&self, line: Vec<u8>) {
-        let _ = self.lines.send(line);
-    }
-
-    /// Starts the thread writing to stdout.
+    /// Starts the thread writing to stdout. It polls: every [`WRITE_INTERVAL`] it writes what
+    /// arrived, so that a request's line never wakes it (a thread blocked on a queue would
+    /// cost a futex wake and a context switch per line).
     pub(crate) fn stdout() -> (Self, LogFlush) {
-        let (lines, queue) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUED_LINES);
-        let (flush_done, flushed) = std::sync::mpsc::channel();
+        let pending = Arc::new(Pending::default());
+        let writer = Arc::clone(&pending);
         let _ = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || write_lines(&queue, &flush_done));
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(WRITE_INTERVAL);
+                    writer.write_out();
+                }
+            });
         let flush = LogFlush {
-            lines: lines.clone(),
-            flushed,
+            pending: Arc::clone(&pending),
         };
-        (Self { lines }, flush)
+        (Self { pending }, flush)
     }
 }
-
-/// Writes what arrives on `queue` to stdout. The thread polls: it drains the queue, writes
-/// the batch with one `write`, then sleeps [`WRITE_INTERVAL`], so that a request's line never
-/// wakes it (a blocked receiver would cost a futex wake and a context switch per line). An
-/// empty line is [`LogFlush`] asking to be told once everything before it is written.
-fn write_lines(queue: &Receiver<Vec<u8>>, flush_done: &std::sync::mpsc::Sender<()>) {
-    // Not `stdout().lock()`: held here for good, it would block every `println!` elsewhere.
-    let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout());
-    loop {
-        loop {
-            match queue.try_recv() {
-                Ok(line) if line.is_empty() => {
-                    let _ = out.flush();
-                    let _ = flush_done.send(());
-                }
-                Ok(line) => {
-                    let _ = out.write_all(&line);
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    let _ = out.flush();
-                    return;
-                }
-            }
-        }
-        let _ = out.flush();
-        std::thread::sleep(WRITE_INTERVAL);
-    }
-}
-
-/// How often the writer thread looks for lines: the most a line waits before it is written.
-const WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl Drop for LogFlush {
     fn drop(&mut self) {
-        if self.lines.send(Vec::new()).is_ok() {
-            let _ = self.flushed.recv_timeout(std::time::Duration::from_secs(1));
-        }
+        self.pending.write_out();
     }
 }
 
-/// One event's bytes, sent as one line when the event is formatted.
+/// One event's bytes, added to the pending lines when the event is formatted.
 #[derive(Debug)]
 pub(crate) struct LineBuf {
     buf: Vec<u8>,
-    lines: SyncSender<Vec<u8>>,
+    pending: Arc<Pending>,
 }
 
 impl Write for LineBuf {
@@ -234,7 +299,7 @@ impl Write for LineBuf {
 impl Drop for LineBuf {
     fn drop(&mut self) {
         if !self.buf.is_empty() {
-            let _ = self.lines.send(std::mem::take(&mut self.buf));
+            self.pending.push(&self.buf);
         }
     }
 }
@@ -245,7 +310,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     fn make_writer(&'a self) -> LineBuf {
         LineBuf {
             buf: Vec::new(),
-            lines: self.lines.clone(),
+            pending: Arc::clone(&self.pending),
         }
     }
 }
@@ -253,7 +318,6 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn timestamps_as_tracing_writes_them() {
@@ -270,5 +334,24 @@ mod tests {
             String::from_utf8(leap).unwrap(),
             "2000-02-29T00:00:00.000000Z"
         );
+        // The same second again, from the date made once: only the fraction differs.
+        let mut again = Vec::new();
+        timestamp(
+            &mut again,
+            UNIX_EPOCH + Duration::from_micros(951_782_400_000_042),
+        );
+        assert_eq!(
+            String::from_utf8(again).unwrap(),
+            "2000-02-29T00:00:00.000042Z"
+        );
+    }
+
+    #[test]
+    fn numbers_in_decimal() {
+        for n in [0, 7, 499, 1_000, u64::MAX] {
+            let mut out = b"x=".to_vec();
+            push_number(&mut out, n);
+            assert_eq!(out, format!("x={n}").into_bytes());
+        }
     }
 }

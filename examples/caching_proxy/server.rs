@@ -52,10 +52,9 @@ async fn handle(
     cached: CachedProxy,
     front: Arc<FrontDoor>,
     tunnels: Arc<Tunnels>,
-    (peer, client): (SocketAddr, Arc<Peer>),
-    req: Request<Incoming>,
+    client: Arc<Peer>,
+    (log, req): (Option<RequestLog>, Request<Incoming>),
 ) -> Result<Response<ServerBody>, Infallible> {
-    let log = RequestLog::start(&req, peer);
     let response = match front.admit_from(req, &client) {
         Err(refusal) => refusal.into_response().map(Either::Right),
         Ok(Admission::Tunnel {
@@ -205,6 +204,8 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
         let (front, tunnels) = (Arc::clone(&front), Arc::clone(&tunnels));
         // The client's forwarding fields, made once for all its requests.
         let client = Arc::new(front.peer(peer));
+        // As the request log writes it, made once for all the connection's requests.
+        let peer_text: Arc<str> = peer.to_string().into();
         let slot = Arc::new(admitted.slot);
         let mut close = admitted.close;
         let service = tower::service_fn({
@@ -212,12 +213,13 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
             move |req| {
                 // In flight until the response body is written in full or dropped.
                 let in_flight = slot.request();
+                let log = RequestLog::start(&req, &peer_text);
                 let response = handle(
                     cached.clone(),
                     Arc::clone(&front),
                     Arc::clone(&tunnels),
-                    (peer, Arc::clone(&client)),
-                    req,
+                    Arc::clone(&client),
+                    (log, req),
                 );
                 async move {
                     let response = response.await?;

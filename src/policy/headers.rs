@@ -245,6 +245,11 @@ pub fn parse_delta_seconds(value: &[u8]) -> Option<Duration> {
 /// # Ok::<(), http::header::InvalidHeaderValue>(())
 /// ```
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of them: one pass over the names instead of a removal (a
+    // hash and a probe) for each.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     // RFC 9110 §7.6.1: "Intermediaries MUST parse a received Connection header field before a
     // message is forwarded and, for each connection-option in this field, remove any header or
     // trailer field(s) from the message with the same name as the connection-option".
@@ -269,6 +274,19 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::TRAILER);
     headers.remove(header::TRANSFER_ENCODING);
     headers.remove(header::UPGRADE);
+}
+
+/// Is `name` one of the fields [`remove_hop_by_hop`] always removes?
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == header::PROXY_AUTHENTICATE
+        || *name == header::PROXY_AUTHORIZATION
+        || *name == header::TE
+        || *name == header::TRAILER
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
 }
 
 /// `Pragma: no-cache` on any line (RFC 9111 §5.4). Callers decide whether it applies (only
