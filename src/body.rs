@@ -44,7 +44,9 @@ pin_project! {
         // `prefix`: stored bytes sent before the inner body (a stored part completed by the
         // origin's rest, RFC 9111 §3.4); never captured.
         // `counted`: counts the inner body's bytes (the metrics' bytes from the origin).
-        Miss { prefix: Option<Bytes>, #[pin] body: B, tee: Option<Tee>, counted: ByteCount },
+        // `tee` is boxed: a response is moved several times on its way out, and a hit's
+        // should not carry the room a capture needs.
+        Miss { prefix: Option<Bytes>, #[pin] body: B, tee: Option<Box<Tee>>, counted: ByteCount },
         Pass { prefix: Option<Bytes>, #[pin] body: B, counted: ByteCount },
     }
 }
@@ -73,7 +75,7 @@ impl<B> ResponseBody<B> {
             kind: Kind::Miss {
                 prefix: None,
                 body,
-                tee: Some(tee),
+                tee: Some(Box::new(tee)),
                 counted: ByteCount::default(),
             },
         }

@@ -143,6 +143,13 @@ impl ProxyShared {
                 remove_hop_by_hop(&mut parts.headers);
                 // The server side picks the version spoken to our client.
                 parts.version = Version::HTTP_11;
+                // Of the connection's details hyper attaches, only a reason phrase is the
+                // response's own; the rest would be stored with it and cloned on every hit.
+                let reason = parts.extensions.remove::<hyper::ext::ReasonPhrase>();
+                parts.extensions = http::Extensions::new();
+                if let Some(reason) = reason {
+                    parts.extensions.insert(reason);
+                }
                 Response::from_parts(parts, Either::Left(body))
             }
             Err(failure) if body_failed.load(Ordering::Acquire) => {

@@ -157,7 +157,12 @@ impl<St: Store> Shared<St> {
             headers,
             policy,
             vary,
-            extensions: parts.extensions.clone(),
+            // An empty map is not cloned: its clone would still allocate.
+            extensions: if parts.extensions.is_empty() {
+                http::Extensions::new()
+            } else {
+                parts.extensions.clone()
+            },
             req_headers: exchange.req_headers,
             chunks: Vec::new(),
             spool,
