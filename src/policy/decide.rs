@@ -15,7 +15,7 @@ use super::reuse::{
     may_serve_stale_if_unreachable_with, reuse_with,
 };
 use super::revalidate::{add_validators, not_modified_selects};
-use super::storable::{NotStorable, remove_unstored_fields};
+use super::storable::{NotStorable, has_unstored_fields, remove_unstored_fields};
 use super::{CacheControl, ResponsePolicy};
 use crate::status::{Forward, Served};
 
@@ -360,9 +360,12 @@ pub(crate) fn keep(
 /// The copy's values own their bytes, all in one buffer: values parsed by hyper are slices of
 /// its read buffer; stored as they are, they would keep that whole buffer alive, unaccounted.
 pub(crate) fn stored_fields(headers: &HeaderMap, resp_cc: &CacheControl) -> HeaderMap {
+    // Room for the fields the cache sets later (`Content-Length`, `Age` on a 304's update).
+    if !has_unstored_fields(headers, resp_cc) {
+        return crate::store::response::compacted(headers, 3);
+    }
     let mut kept = headers.clone();
     remove_unstored_fields(&mut kept, resp_cc);
-    // Room for the fields the cache sets later (`Content-Length`, `Age` on a 304's update).
     crate::store::response::compacted(&kept, 3)
 }
 

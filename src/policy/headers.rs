@@ -247,7 +247,7 @@ pub fn parse_delta_seconds(value: &[u8]) -> Option<Duration> {
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages carry none of them: one pass over the names instead of a removal (a
     // hash and a probe) for each.
-    if !headers.keys().any(is_hop_by_hop) {
+    if !has_hop_by_hop(headers) {
         return;
     }
     // RFC 9110 §7.6.1: "Intermediaries MUST parse a received Connection header field before a
@@ -274,6 +274,12 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::TRAILER);
     headers.remove(header::TRANSFER_ENCODING);
     headers.remove(header::UPGRADE);
+}
+
+/// Does `headers` have any field [`remove_hop_by_hop`] would remove?
+pub(crate) fn has_hop_by_hop(headers: &HeaderMap) -> bool {
+    // Every field it removes is one of these, or named by `Connection`, which is one.
+    headers.keys().any(is_hop_by_hop)
 }
 
 /// Is `name` one of the fields [`remove_hop_by_hop`] always removes?

@@ -330,6 +330,11 @@ pub(crate) fn remove_unstored_fields(headers: &mut HeaderMap, resp_cc: &CacheCon
     }
 }
 
+/// Would [`remove_unstored_fields`] remove anything from `headers`?
+pub(crate) fn has_unstored_fields(headers: &HeaderMap, resp_cc: &CacheControl) -> bool {
+    crate::policy::headers::has_hop_by_hop(headers) || !fields_not_to_store(resp_cc).is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
