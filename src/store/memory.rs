@@ -1,4 +1,6 @@
+use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -19,6 +21,52 @@ use crate::key::CacheKey;
 #[derive(Clone, Debug)]
 pub struct MemoryStore {
     cache: moka::sync::Cache<CacheKey, Held>,
+    writes: Arc<Writes>,
+}
+
+/// Counts of the writes (puts, removals) per bucket of keys, and of clears: a copy filled in
+/// from a slower store is kept only if no write concerned its key meanwhile ([`Tiered`]).
+///
+/// [`Tiered`]: super::Tiered
+#[derive(Debug, Default)]
+struct Writes {
+    buckets: Box<[AtomicU64]>,
+    cleared: AtomicU64,
+    hasher: std::hash::RandomState,
+}
+
+/// Buckets of [`Writes`] (a key's bucket is its hash modulo this).
+const WRITE_BUCKETS: usize = 256;
+
+/// The writes that concerned a key, as of some moment ([`MemoryStore::writes_to`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WriteMark(u64, u64);
+
+impl Writes {
+    fn new() -> Self {
+        Self {
+            buckets: (0..WRITE_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            ..Self::default()
+        }
+    }
+
+    fn bucket(&self, key: &CacheKey) -> &AtomicU64 {
+        let hash = self.hasher.hash_one(key.as_str());
+        &self.buckets[usize::try_from(hash % WRITE_BUCKETS as u64).unwrap_or(0)]
+    }
+
+    fn mark(&self, key: &CacheKey) -> WriteMark {
+        WriteMark(
+            self.bucket(key).load(Ordering::SeqCst),
+            self.cleared.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Counted before the write is made: a fill that checks after its own put sees it, or
+    /// is overwritten by it.
+    fn count(&self, key: &CacheKey) {
+        self.bucket(key).fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// An entry with the time it stays of use.
@@ -58,7 +106,34 @@ impl MemoryStore {
             })
             .expire_after(GivenTtl)
             .build();
-        Self { cache }
+        Self {
+            cache,
+            writes: Arc::new(Writes::new()),
+        }
+    }
+
+    /// The writes to `key` so far, for [`fill`](Self::fill).
+    pub(crate) fn writes_to(&self, key: &CacheKey) -> WriteMark {
+        self.writes.mark(key)
+    }
+
+    /// Keeps a copy of `entry`, read from another store, unless `key` was written (put,
+    /// removed, cleared) since `mark` was taken: an invalidation that arrived while the copy
+    /// was being read must not be undone by it.
+    pub(crate) fn fill(&self, key: &CacheKey, entry: &Arc<StoredEntry>, mark: WriteMark) {
+        if self.writes.mark(key) != mark {
+            return;
+        }
+        let held = Held {
+            entry: Arc::clone(entry),
+            ttl: None,
+        };
+        self.cache.insert(key.clone(), held);
+        // A write counted after the check above and before this insert was made before it
+        // too, or is made after it: in the first case the copy is dropped here.
+        if self.writes.mark(key) != mark {
+            self.cache.remove(key);
+        }
     }
 
     /// Number of entries (approximate until pending maintenance has run).
@@ -120,6 +195,7 @@ impl Store for MemoryStore {
             entry: Arc::clone(value),
             ttl,
         };
+        self.writes.count(key);
         self.cache.insert(key.clone(), held);
         Some(Ok(()))
     }
@@ -130,15 +206,18 @@ impl Store for MemoryStore {
         value: Arc<StoredEntry>,
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
+        self.writes.count(&key);
         self.cache.insert(key, Held { entry: value, ttl });
         Ok(())
     }
 
     async fn remove(&self, key: &CacheKey) -> Result<bool, StoreError> {
+        self.writes.count(key);
         Ok(self.cache.remove(key).is_some())
     }
 
     async fn clear(&self) -> Result<u64, StoreError> {
+        self.writes.cleared.fetch_add(1, Ordering::SeqCst);
         self.cache.run_pending_tasks();
         let count = self.cache.entry_count();
         self.cache.invalidate_all();

@@ -21,11 +21,6 @@ use crate::store::{MemoryStore, Store};
 /// Buckets of per-key invalidation counters (a key's bucket is its hash modulo this).
 const BUCKETS: usize = 256;
 
-/// How long after an invalidation the key is dropped from the memory tier once more: a
-/// lookup that read the old entry from Redis just before the invalidation may have put it in
-/// front just after it.
-const SECOND_DROP: Duration = Duration::from_millis(100);
-
 /// Removals that could not reach Redis kept to be tried again, at most.
 const MAX_PENDING: usize = 10_000;
 
@@ -144,13 +139,10 @@ impl Invalidations {
             Some(("k", key)) => {
                 self.bucket(key).fetch_add(1, Ordering::AcqRel);
                 if let Some(front) = &self.front {
-                    let key = CacheKey::from_stored(key);
-                    let _ = front.remove(&key).await;
-                    let front = front.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(SECOND_DROP).await;
-                        let _ = front.remove(&key).await;
-                    });
+                    // A lookup that read the old entry from Redis just before this does not
+                    // put it in front after it (`Tiered` fills only keys not written since
+                    // it asked).
+                    let _ = front.remove(&CacheKey::from_stored(key)).await;
                 }
             }
             None if rest == "c" => self.reset().await,
