@@ -11,8 +11,8 @@ use crate::policy::{ResponsePolicy, VaryKey};
 /// A complete response as the cache keeps it.
 ///
 /// Hop-by-hop fields are already removed and `Date` and `Content-Length` are set. The body is
-/// a [`StoredBody`]: [`Bytes`] in memory, so serving a hit clones a reference count, never the
-/// bytes; or a source a store streams from.
+/// a [`StoredBody`]: [`Bytes`](bytes::Bytes) in memory, so serving a hit clones a reference
+/// count, never the bytes; or a source a store streams from.
 ///
 /// The cache builds these; a [`Store`](super::Store) keeps them. A store that persists entries outside the
 /// process saves what the accessors return and rebuilds the response with

@@ -13,7 +13,8 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
 /// A counting origin answering `name` (cacheable for a minute) on every path, over plain
@@ -69,32 +70,39 @@ pub async fn start_origin(name: &'static str, tls: Option<tokio_rustls::TlsAccep
     Origin { addr, hits, hosts }
 }
 
-/// A self-signed certificate for `127.0.0.1` and the acceptor serving it.
+/// The PEM file `tests/certs/<name>`, built into the test (see tests/certs/README.md).
+macro_rules! cert_file {
+    ($name:literal) => {
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/certs/", $name)).as_slice()
+    };
+}
+
+/// The certificate in a PEM file's contents.
+fn certificate(pem: &[u8]) -> CertificateDer<'static> {
+    CertificateDer::from_pem_slice(pem).expect("a PEM certificate")
+}
+
+/// The private key in a PEM file's contents.
+fn private_key(pem: &[u8]) -> PrivateKeyDer<'static> {
+    PrivateKeyDer::from_pem_slice(pem).expect("a PEM private key")
+}
+
+/// A self-signed certificate for `127.0.0.1` and the acceptor serving it
+/// (tests/certs/self-signed.pem).
 pub fn tls_pair() -> (CertificateDer<'static>, tokio_rustls::TlsAcceptor) {
-    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
-        .expect("generate a certificate");
-    let cert = key.cert.der().clone();
-    let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.key_pair.serialize_der()));
-    (cert.clone(), acceptor(vec![cert], private))
+    let cert = certificate(cert_file!("self-signed.pem"));
+    let key = private_key(cert_file!("self-signed.key"));
+    (cert.clone(), acceptor(vec![cert], key))
 }
 
 /// A certificate authority, and a certificate for `127.0.0.1` it signed with the acceptor
-/// serving it: (the CA's PEM, the acceptor).
+/// serving it: (the CA's PEM, the acceptor). The CA is tests/certs/ca.pem, the certificate
+/// tests/certs/leaf.pem; neither is the self-signed one of [`tls_pair`].
 pub fn private_ca_pair() -> (String, tokio_rustls::TlsAcceptor) {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "tower-cache-layer test CA");
-    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
-    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .expect("leaf params")
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .expect("leaf certificate");
-    let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    (ca.pem(), acceptor(vec![leaf.der().clone()], private))
+    let ca_pem = String::from_utf8(cert_file!("ca.pem").to_vec()).expect("a UTF-8 PEM file");
+    let leaf = certificate(cert_file!("leaf.pem"));
+    let key = private_key(cert_file!("leaf.key"));
+    (ca_pem, acceptor(vec![leaf], key))
 }
 
 /// A TLS acceptor serving `chain` with `key`, offering HTTP/1.1.
