@@ -12,6 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::flight::{FlightGuard, Flights, Reservation};
+use crate::growing::Writer;
 use crate::key::CacheKey;
 use crate::metrics::ByteCount;
 use crate::policy::range::ContentRange;
@@ -284,6 +285,10 @@ pub(crate) struct Tee {
     /// Held while this is the request others wait for; released with its outcome when
     /// stored or found not storable, or dropped (failed).
     pub(crate) flight: Option<FlightGuard>,
+    /// The body shared with those requests as it arrives (read-while-write), when it is:
+    /// its bytes are then reserved whole in the capture budget already. Dropped with the
+    /// capture before the end, it fails their bodies.
+    pub(crate) stream: Option<Writer>,
 }
 
 /// What became of a captured frame.
@@ -313,8 +318,11 @@ impl Tee {
                 }
             };
         }
-        if !self.reservation.grow(data.len()) {
-            return Captured::OverBudget;
+        match &self.stream {
+            // Reserved whole when it was shared.
+            Some(stream) => stream.push(data),
+            None if !self.reservation.grow(data.len()) => return Captured::OverBudget,
+            None => {}
         }
         if !data.is_empty() {
             self.chunks.push(data.clone());
@@ -324,6 +332,11 @@ impl Tee {
 
     /// The body is complete: build the entry and hand it to the store.
     pub(crate) fn commit(mut self) {
+        // The requests reading it as it arrived have it all: before it is stored, whether it
+        // is or not.
+        if let Some(stream) = self.stream.take() {
+            stream.finish();
+        }
         let body = match self.spool.take() {
             Some(spool) => match spool.finish() {
                 Ok(body) if body.len() == self.len as u64 => body,

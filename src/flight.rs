@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::key::CacheKey;
-use crate::store::FillGuard;
+use crate::store::{FillGuard, StoredResponse};
 
 /// How long a key whose response could not be stored is not waited on.
 const UNCACHEABLE_TTL: Duration = Duration::from_secs(30);
@@ -32,7 +33,19 @@ pub(crate) struct Flights {
 #[derive(Debug)]
 struct Flight {
     id: u64,
-    done: watch::Receiver<Option<Outcome>>,
+    done: watch::Receiver<State>,
+}
+
+/// Where a flight is, as its followers see it.
+#[derive(Debug)]
+enum State {
+    /// The leader waits for the origin's response, or its body is not shared.
+    Fetching,
+    /// The leader's response is being received: its body grows as it arrives
+    /// ([`growing`](crate::growing)), and followers may answer from it at once.
+    Streaming(Arc<StoredResponse>),
+    /// The leader is done.
+    Done(Outcome),
 }
 
 /// What became of the request a key's followers waited for.
@@ -83,7 +96,7 @@ impl Flights {
             });
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (sender, done) = watch::channel(None);
+        let (sender, done) = watch::channel(State::Fetching);
         map.insert(key.clone(), Flight { id, done });
         Join::Lead(FlightGuard {
             flights: Arc::clone(self),
@@ -136,7 +149,7 @@ pub(crate) struct FlightGuard {
     key: CacheKey,
     id: u64,
     outcome: Outcome,
-    sender: watch::Sender<Option<Outcome>>,
+    sender: watch::Sender<State>,
     /// The store's lock across processes on filling the key, released with the flight.
     fill: Option<FillGuard>,
 }
@@ -146,6 +159,12 @@ impl FlightGuard {
     /// released: after the response is stored, or when it is given up.
     pub(crate) fn hold(&mut self, fill: FillGuard) {
         self.fill = Some(fill);
+    }
+
+    /// Shares the response being received with the followers, who may answer from it before
+    /// it is stored (read-while-write); its body is a growing one ([`crate::growing`]).
+    pub(crate) fn publish(&self, response: Arc<StoredResponse>) {
+        self.sender.send_replace(State::Streaming(response));
     }
 
     /// Releases the key, telling the followers `outcome`.
@@ -172,7 +191,7 @@ impl Drop for FlightGuard {
         }
         // After the map entry is removed: a woken follower that joins again leads or follows
         // a new flight, never this finished one.
-        self.sender.send_replace(Some(self.outcome));
+        self.sender.send_replace(State::Done(self.outcome));
     }
 }
 
@@ -186,17 +205,39 @@ impl std::fmt::Debug for FlightGuard {
 
 /// Waits for the leading request of a key.
 pub(crate) struct Follower {
-    done: watch::Receiver<Option<Outcome>>,
+    done: watch::Receiver<State>,
 }
 
 impl Follower {
-    /// The leader's outcome once it is done; `None` when `timeout` passed first.
-    pub(crate) async fn wait(mut self, timeout: Duration) -> Option<Outcome> {
-        // Resolves when the leader sends its outcome (or, failing that, the channel closes).
-        let Ok(_sent_or_closed) = tokio::time::timeout(timeout, self.done.changed()).await else {
-            return None;
-        };
-        Some(self.done.borrow().unwrap_or(Outcome::Failed))
+    /// The leader's response as soon as it is being received and shared
+    /// ([`FlightGuard::publish`]); `None` when the leader finished without sharing one, or
+    /// `deadline` passed first.
+    pub(crate) async fn streaming(&mut self, deadline: Instant) -> Option<Arc<StoredResponse>> {
+        let past_fetching = self
+            .done
+            .wait_for(|state| !matches!(state, State::Fetching));
+        match tokio::time::timeout_at(deadline, past_fetching).await {
+            Ok(Ok(state)) => match &*state {
+                State::Streaming(response) => Some(Arc::clone(response)),
+                State::Fetching | State::Done(_) => None,
+            },
+            // The deadline passed, or the leader is gone (it sent `Done` before going).
+            Ok(Err(_)) | Err(_) => None,
+        }
+    }
+
+    /// The leader's outcome once it is done; `None` when `deadline` passed first.
+    pub(crate) async fn wait(mut self, deadline: Instant) -> Option<Outcome> {
+        let done = self.done.wait_for(|state| matches!(state, State::Done(_)));
+        match tokio::time::timeout_at(deadline, done).await {
+            Ok(Ok(state)) => match &*state {
+                State::Done(outcome) => Some(*outcome),
+                State::Fetching | State::Streaming(_) => Some(Outcome::Failed),
+            },
+            // The channel closed: the leader is gone.
+            Ok(Err(_)) => Some(Outcome::Failed),
+            Err(_) => None,
+        }
     }
 }
 
@@ -271,6 +312,10 @@ mod tests {
         CacheKey::from_uri(&s.parse().unwrap()).unwrap()
     }
 
+    fn in_secs(secs: u64) -> Instant {
+        Instant::now() + Duration::from_secs(secs)
+    }
+
     #[tokio::test]
     async fn followers_wake_when_the_leader_is_done() {
         let flights = Arc::new(Flights::default());
@@ -281,7 +326,7 @@ mod tests {
             panic!("second request follows");
         };
         assert!(matches!(flights.join(&key("http://h/b")), Join::Lead(_)));
-        let waiting = tokio::spawn(follower.wait(Duration::from_secs(10)));
+        let waiting = tokio::spawn(follower.wait(in_secs(10)));
         drop(guard);
         assert_eq!(waiting.await.unwrap(), Some(Outcome::Failed));
         assert_eq!(flights.len(), 0);
@@ -295,7 +340,7 @@ mod tests {
         let Join::Follow(follower) = flights.join(&key("http://h/a")) else {
             panic!("follows");
         };
-        assert_eq!(follower.wait(Duration::from_secs(1)).await, None);
+        assert_eq!(follower.wait(in_secs(1)).await, None);
     }
 
     #[tokio::test]
@@ -306,7 +351,7 @@ mod tests {
         let Join::Follow(follower) = flights.join(&a) else {
             panic!("follows");
         };
-        let waiting = tokio::spawn(follower.wait(Duration::from_secs(10)));
+        let waiting = tokio::spawn(follower.wait(in_secs(10)));
         guard.release(Outcome::Stored);
         assert_eq!(waiting.await.unwrap(), Some(Outcome::Stored));
         assert!(!flights.is_uncacheable(&a));
@@ -320,7 +365,7 @@ mod tests {
         let Join::Follow(follower) = flights.join(&a) else {
             panic!("follows");
         };
-        let waiting = tokio::spawn(follower.wait(Duration::from_secs(10)));
+        let waiting = tokio::spawn(follower.wait(in_secs(10)));
         flights.not_storable(&a, Some(guard));
         assert_eq!(waiting.await.unwrap(), Some(Outcome::NotStorable));
         assert!(flights.is_uncacheable(&a));

@@ -290,6 +290,7 @@ mod body;
 pub mod clock;
 mod flight;
 mod future;
+mod growing;
 mod handle;
 mod key;
 mod layer;
