@@ -153,7 +153,11 @@ fn read_while_write(c: &mut Criterion) {
     runtime.block_on(async {
         let calls = Arc::new(AtomicUsize::new(0));
         let seen = burst(cached(&calls), 64).await;
-        assert_eq!(calls.load(Ordering::Relaxed), 1, "one request reached the origin");
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            1,
+            "one request reached the origin"
+        );
         assert!(seen.iter().all(|(len, _)| *len == SIZE));
         let collapsed = seen.iter().filter(|(_, s)| s.contains("collapsed")).count();
         assert_eq!(collapsed, 63, "the others read the leader's body");

@@ -250,6 +250,17 @@
 //! wait on one another. Waiting is bounded ([`CacheLayerBuilder::collapse_requests`]), and
 //! background revalidations (`stale-while-revalidate`) are single-flight per key too.
 //!
+//! The waiters do not wait for the whole body (read-while-write, as Varnish does): once the
+//! first request's response is found storable, they are answered from it at once, exactly as
+//! from the stored response (`Vary`, freshness, preconditions, ranges, `Age`), and stream its
+//! body as it arrives from the origin. This holds for a body of known length
+//! (`Content-Length`) kept in memory; its bytes are reserved in the capture budget
+//! ([`CacheLayerBuilder::max_capture_bytes`]) until the last reader is done. Other bodies
+//! (chunked, or taken in by a store that keeps bodies outside memory) are waited for until
+//! stored, as above. If the origin's body fails, or the first request's client goes away
+//! (the capture stops with it), the waiters' bodies are cut: their `Content-Length` tells
+//! their clients they are incomplete.
+//!
 //! # Operating it
 //!
 //! - [`CacheLayerBuilder::key_headers`]: request fields (a tenant header) that select a stored
