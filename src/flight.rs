@@ -1,15 +1,17 @@
 //! Single-flight bookkeeping: one request per key goes to the origin, the others wait for it
-//! (collapsed forwarding) and learn what became of it; the keys whose responses could not be
-//! stored (hit-for-miss); and a budget for the bytes being captured by misses.
+//! (collapsed forwarding), streaming its response as it arrives when it shares it
+//! (read-while-write), and learn what became of it; the keys whose responses could not be
+//! stored (hit-for-miss); and (in `budget`) a budget for the bytes being captured by misses.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+pub(crate) use crate::budget::{CaptureBudget, Reservation};
 use crate::key::CacheKey;
 use crate::store::{FillGuard, StoredResponse};
 
@@ -241,69 +243,6 @@ impl Follower {
     }
 }
 
-/// Bounds the bytes held by misses being captured for the store, all keys together.
-#[derive(Debug)]
-pub(crate) struct CaptureBudget {
-    used: AtomicUsize,
-    limit: usize,
-}
-
-impl CaptureBudget {
-    pub(crate) fn new(limit: usize) -> Self {
-        Self {
-            used: AtomicUsize::new(0),
-            limit,
-        }
-    }
-
-    /// Reserves `bytes` more; `false` (and nothing reserved) when that would pass the limit.
-    pub(crate) fn try_reserve(&self, bytes: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|&total| total <= self.limit)
-            })
-            .is_ok()
-    }
-
-    pub(crate) fn release(&self, bytes: usize) {
-        self.used.fetch_sub(bytes, Ordering::AcqRel);
-    }
-
-    #[cfg(test)]
-    pub(crate) fn used(&self) -> usize {
-        self.used.load(Ordering::Acquire)
-    }
-}
-
-/// Bytes reserved in a [`CaptureBudget`], given back on drop.
-#[derive(Debug)]
-pub(crate) struct Reservation {
-    budget: Arc<CaptureBudget>,
-    bytes: usize,
-}
-
-impl Reservation {
-    pub(crate) fn new(budget: Arc<CaptureBudget>) -> Self {
-        Self { budget, bytes: 0 }
-    }
-
-    /// Reserves `bytes` more; `false` when the budget is exhausted.
-    pub(crate) fn grow(&mut self, bytes: usize) -> bool {
-        if self.budget.try_reserve(bytes) {
-            self.bytes += bytes;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        self.budget.release(self.bytes);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,6 +297,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn followers_get_the_published_response_then_the_outcome() {
+        use crate::policy::{ResponsePolicy, VaryKey};
+        let flights = Arc::new(Flights::default());
+        let a = key("http://h/a");
+        let guard = flights.try_lead(&a).unwrap();
+        let Join::Follow(mut early) = flights.join(&a) else {
+            panic!("follows");
+        };
+        let (streamed, streaming) = tokio::sync::oneshot::channel();
+        let waiting = tokio::spawn(async move {
+            let _ = streamed.send(early.streaming(in_secs(10)).await);
+            early.wait(in_secs(10)).await
+        });
+        let policy = ResponsePolicy::from_parts(
+            Duration::from_secs(60),
+            Duration::ZERO,
+            std::time::SystemTime::now(),
+        );
+        let response = StoredResponse::new(
+            http::StatusCode::OK,
+            http::HeaderMap::new(),
+            bytes::Bytes::from_static(b"hello"),
+            policy,
+            VaryKey::default(),
+        );
+        guard.publish(Arc::new(response));
+        // A follower joining after the publication gets it at once.
+        let Join::Follow(mut late) = flights.join(&a) else {
+            panic!("follows");
+        };
+        assert!(late.streaming(in_secs(10)).await.is_some());
+        let response = streaming.await.unwrap();
+        assert_eq!(response.unwrap().status(), http::StatusCode::OK);
+        guard.release(Outcome::Stored);
+        assert_eq!(waiting.await.unwrap(), Some(Outcome::Stored));
+        assert_eq!(late.wait(in_secs(10)).await, Some(Outcome::Stored));
+        // A flight that ends without publishing tells its followers nothing to stream.
+        let guard = flights.try_lead(&a).unwrap();
+        let Join::Follow(mut follower) = flights.join(&a) else {
+            panic!("follows");
+        };
+        drop(guard);
+        assert!(follower.streaming(in_secs(10)).await.is_none());
+        assert_eq!(follower.wait(in_secs(10)).await, Some(Outcome::Failed));
+    }
+
+    #[tokio::test]
     async fn not_storable_is_remembered_before_followers_wake() {
         let flights = Arc::new(Flights::default());
         let (a, b) = (key("http://h/a"), key("http://h/b"));
@@ -373,20 +359,5 @@ mod tests {
         // Without a flight, the key is remembered all the same.
         flights.not_storable(&b, None);
         assert!(flights.is_uncacheable(&b));
-    }
-
-    #[test]
-    fn budget_bounds_reservations_and_releases_on_drop() {
-        let budget = Arc::new(CaptureBudget::new(100));
-        let mut a = Reservation::new(Arc::clone(&budget));
-        let mut b = Reservation::new(Arc::clone(&budget));
-        assert!(a.grow(60));
-        assert!(!b.grow(41));
-        assert!(b.grow(40));
-        assert_eq!(budget.used(), 100);
-        drop(a);
-        assert_eq!(budget.used(), 40);
-        drop(b);
-        assert_eq!(budget.used(), 0);
     }
 }

@@ -298,6 +298,7 @@
 
 mod admission;
 mod body;
+mod budget;
 pub mod clock;
 mod flight;
 mod future;
