@@ -57,7 +57,16 @@ async fn origin(first: TestBody, gate: oneshot::Receiver<()>) -> Server {
 
 /// Sends `GET url` and returns the response once its head arrived (bounded by [`BOUND`]).
 async fn start(url: &str) -> Response<Incoming> {
-    let request = Request::get(url).body(Full::default()).unwrap();
+    start_with(url, &[]).await
+}
+
+/// [`start`] with extra header fields.
+async fn start_with(url: &str, headers: &[(&str, &str)]) -> Response<Incoming> {
+    let mut request = Request::get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::default()).unwrap();
     tokio::time::timeout(BOUND, client().request(request))
         .await
         .expect("the response head arrives")
@@ -205,5 +214,82 @@ async fn a_leader_that_hangs_up_cuts_the_followers() {
         .unwrap();
     let next = support::send(request).await;
     assert_eq!(next.body, whole());
+    assert_eq!(server.calls(), 2);
+}
+
+// A follower asking for a range gets it from the leader's body as it arrives (RFC 9110 §14.2),
+// as it would from the stored response: here whole while the origin still holds the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_gets_its_range_from_the_leaders_body() {
+    let (release, gate) = oneshot::channel();
+    let server = origin(TestBody::chunks(chunks()), gate).await;
+    let url = server.url("/ranged");
+
+    let mut leader = start(&url).await.into_body();
+    let leader_first = read_at_least(&mut leader, CHUNK).await;
+    let first = CHUNK + 10;
+    let range = format!("bytes={first}-{}", first + 99);
+    let follower = start_with(&url, &[("range", &range)]).await;
+    assert_eq!(follower.status(), 206);
+    assert_eq!(
+        follower.headers()["content-range"],
+        format!("bytes {first}-{}/{}", first + 99, CHUNKS * CHUNK)
+    );
+    // Complete before the origin sends the rest.
+    let part = read_rest(follower.into_body()).await.unwrap();
+    assert_eq!(part, whole()[first..first + 100]);
+
+    release.send(()).unwrap();
+    let rest = read_rest(leader).await.unwrap();
+    assert_eq!([leader_first, rest.to_vec()].concat(), whole());
+    assert_eq!(server.calls(), 1);
+}
+
+// RFC 9111 §4.1: a follower whose request selects another variant than the leader's response
+// is not answered from it: it waits for that response to be stored, then goes forward.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_of_another_variant_goes_forward() {
+    let (release, gate) = oneshot::channel();
+    let gate = Arc::new(Mutex::new(Some(gate)));
+    let server = serve(CacheLayer::new(), move |req| {
+        let encoding = req.headers()["accept-encoding"].to_str().unwrap();
+        let body = format!("for {encoding}");
+        let len = body.len() as u64;
+        let chunks = vec![
+            Bytes::from_static(b"for "),
+            Bytes::from(body[4..].to_owned()),
+        ];
+        let body = match gate.lock().unwrap().take() {
+            Some(gate) => TestBody::chunks(chunks).gated(1, gate),
+            None => TestBody::chunks(chunks),
+        };
+        Response::builder()
+            .header("cache-control", "max-age=60")
+            .header("vary", "accept-encoding")
+            .body(body.with_exact(len))
+            .unwrap()
+    })
+    .await;
+    let url = server.url("/negotiated");
+
+    let mut leader = start_with(&url, &[("accept-encoding", "gzip")])
+        .await
+        .into_body();
+    let _ = read_at_least(&mut leader, 1).await;
+    let follower = tokio::spawn({
+        let url = url.clone();
+        async move { get(&url, &[("accept-encoding", "br")]).await }
+    });
+    // Time for the follower to join the flight (the test holds either way).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    release.send(()).unwrap();
+    assert_eq!(read_rest(leader).await.unwrap(), "gzip");
+
+    let follower = follower.await.unwrap();
+    assert_eq!(
+        (follower.x_cache(), &follower.body[..]),
+        ("MISS", &b"for br"[..])
+    );
+    assert!(!follower.cache_status().contains("collapsed"));
     assert_eq!(server.calls(), 2);
 }
