@@ -12,7 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::flight::{FlightGuard, Flights, Reservation};
-use crate::growing::Writer;
+use crate::growing::{Writer, is_cut};
 use crate::key::CacheKey;
 use crate::metrics::ByteCount;
 use crate::policy::range::ContentRange;
@@ -224,8 +224,9 @@ where
     }
 }
 
-/// The next frame of a body streamed from a store. A store that fails mid-body ends it: the
-/// response's `Content-Length` tells the client it is incomplete (the body's error type is the
+/// The next frame of a body streamed from a store, or from a response still being received
+/// (read-while-write). A store or response that fails mid-body ends it: the response's
+/// `Content-Length` tells the client it is incomplete (the body's error type is the
 /// inner service's, which a store error cannot become).
 fn poll_source<E>(
     source: &mut Option<SourceBody>,
@@ -236,6 +237,12 @@ fn poll_source<E>(
     };
     match ready!(body.as_mut().poll_frame(cx)) {
         Some(Ok(frame)) => Poll::Ready(Some(Ok(frame))),
+        // A response being received that broke (read-while-write): said where it broke.
+        Some(Err(error)) if is_cut(&error) => {
+            tracing::debug!(%error, "cut short");
+            *source = None;
+            Poll::Ready(None)
+        }
         Some(Err(error)) => {
             tracing::warn!(%error, "cache store failed while sending a stored body; cut short");
             *source = None;

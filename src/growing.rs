@@ -237,9 +237,7 @@ impl Body for Reader {
             // A complete body holds every byte of its length: only a failed one ends early.
             End::Complete | End::Failed => {
                 this.next = this.last + 1;
-                Poll::Ready(Some(Err(StoreError::new(
-                    "the response being received failed before its end",
-                ))))
+                Poll::Ready(Some(Err(StoreError::new(Cut))))
             }
         }
     }
@@ -251,6 +249,24 @@ impl Body for Reader {
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact((self.last + 1).saturating_sub(self.next))
     }
+}
+
+/// The error a reader of a growing body ends with when the body failed before its end: the
+/// leader's fetch or capture broke, which is logged where it happened, not by each reader.
+#[derive(Debug)]
+pub(crate) struct Cut;
+
+impl fmt::Display for Cut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the response being received failed before its end")
+    }
+}
+
+impl std::error::Error for Cut {}
+
+/// Is `error` a growing body's [`Cut`]?
+pub(crate) fn is_cut(error: &StoreError) -> bool {
+    std::error::Error::source(error).is_some_and(|source| source.is::<Cut>())
 }
 
 #[cfg(test)]
@@ -303,7 +319,7 @@ mod tests {
         writer.push(&Bytes::from_static(b"012"));
         drop(writer);
         assert!(matches!(poll(&mut reader), Poll::Ready(Some(Ok(b))) if b == "012"));
-        assert!(matches!(poll(&mut reader), Poll::Ready(Some(Err(_)))));
+        assert!(matches!(poll(&mut reader), Poll::Ready(Some(Err(e))) if is_cut(&e)));
         assert!(matches!(poll(&mut reader), Poll::Ready(None)));
     }
 

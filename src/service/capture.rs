@@ -220,7 +220,7 @@ impl<St: Store> Shared<St> {
             status: tee.status,
             headers,
             body: StoredBody::from_source(source),
-            policy: tee.policy.clone(),
+            policy: tee.policy,
             vary: tee.vary.clone(),
             extensions: tee.extensions.clone(),
         };
