@@ -13,15 +13,24 @@
 //! whose client goes away before the end (the capture stops with it), marks the buffer
 //! failed: the followers' bodies end early, and their `Content-Length` tells their clients so
 //! (the connection is cut). A truncated body is never served as complete.
+//!
+//! The leader's connection paces the capture: followers get the bytes as fast as the leader's
+//! client takes them (as they got the stored body only once the leader's client had taken it
+//! all). A follower never waits without bound: when no byte arrives for the collapse timeout
+//! ([`CacheLayerBuilder::collapse_requests`](crate::CacheLayerBuilder::collapse_requests)),
+//! its body is cut.
 
 use std::fmt;
+use std::future::Future;
 use std::ops::RangeInclusive;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use tokio::time::Sleep;
 
 use crate::flight::Reservation;
 use crate::store::{BodySource, SourceBody, StoreError};
@@ -30,6 +39,8 @@ use crate::store::{BodySource, SourceBody, StoreError};
 struct Shared {
     /// The body's announced length.
     len: u64,
+    /// How long a reader waits for the next bytes before its body is cut.
+    stall: Duration,
     state: Mutex<State>,
     /// The whole body's bytes, counted against the capture budget until the last reader is
     /// done.
@@ -89,10 +100,16 @@ impl State {
 }
 
 /// A new growing body of `len` bytes, whose bytes `reservation` holds: the writer that fills
-/// it, and the source followers read it from.
-pub(crate) fn growing(len: u64, reservation: Reservation) -> (Writer, Arc<dyn BodySource>) {
+/// it, and the source followers read it from. A reader waiting `stall` for the next bytes is
+/// cut.
+pub(crate) fn growing(
+    len: u64,
+    reservation: Reservation,
+    stall: Duration,
+) -> (Writer, Arc<dyn BodySource>) {
     let shared = Arc::new(Shared {
         len,
+        stall,
         state: Mutex::new(State {
             chunks: Vec::new(),
             received: 0,
@@ -191,6 +208,8 @@ impl BodySource for Source {
             next,
             last,
             registered: None,
+            stalled: None,
+            armed: false,
         })
     }
 }
@@ -202,6 +221,37 @@ struct Reader {
     last: u64,
     /// The change this reader's waker was registered for, and the waker.
     registered: Option<(u64, Waker)>,
+    /// Cuts the body when no byte arrived for the stall bound (armed when the reader waits;
+    /// the timer is kept and reset, not allocated again, across waits).
+    stalled: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl Reader {
+    /// Has it waited for the stall bound since the last bytes? Arms the bound when it was not.
+    fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = tokio::time::Instant::now() + self.shared.stall;
+        let sleep = match (&mut self.stalled, self.armed) {
+            (Some(sleep), true) => sleep,
+            (Some(sleep), false) => {
+                sleep.as_mut().reset(deadline);
+                sleep
+            }
+            (None, _) => self
+                .stalled
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        self.armed = true;
+        sleep.as_mut().poll(cx).is_ready()
+    }
+
+    /// The body is cut: the error its readers end with.
+    fn cut(&mut self) -> Poll<Option<Result<Frame<Bytes>, StoreError>>> {
+        self.next = self.last + 1;
+        self.stalled = None;
+        self.armed = false;
+        Poll::Ready(Some(Err(StoreError::new(Cut))))
+    }
 }
 
 impl Body for Reader {
@@ -216,9 +266,11 @@ impl Body for Reader {
         if this.next > this.last {
             return Poll::Ready(None);
         }
-        let mut state = this.shared.lock();
+        let shared = Arc::clone(&this.shared);
+        let mut state = shared.lock();
         if let Some(data) = state.read(this.next, this.last) {
             this.next += data.len() as u64;
+            this.armed = false;
             return Poll::Ready(Some(Ok(Frame::data(data))));
         }
         match state.end {
@@ -232,13 +284,17 @@ impl Body for Reader {
                     state.waiting.push(cx.waker().clone());
                     this.registered = Some((epoch, cx.waker().clone()));
                 }
+                drop(state);
+                if this.stalled(cx) {
+                    tracing::debug!(
+                        "no bytes of the response being received for the collapse timeout"
+                    );
+                    return this.cut();
+                }
                 Poll::Pending
             }
             // A complete body holds every byte of its length: only a failed one ends early.
-            End::Complete | End::Failed => {
-                this.next = this.last + 1;
-                Poll::Ready(Some(Err(StoreError::new(Cut))))
-            }
+            End::Complete | End::Failed => this.cut(),
         }
     }
 
@@ -274,6 +330,8 @@ mod tests {
     use super::*;
     use crate::flight::CaptureBudget;
 
+    const STALL: Duration = Duration::from_secs(5);
+
     fn poll(body: &mut SourceBody) -> Poll<Option<Result<Bytes, StoreError>>> {
         let mut cx = Context::from_waker(Waker::noop());
         body.as_mut()
@@ -287,10 +345,10 @@ mod tests {
         reservation
     }
 
-    #[test]
-    fn readers_get_the_bytes_as_they_arrive_then_the_end() {
+    #[tokio::test]
+    async fn readers_get_the_bytes_as_they_arrive_then_the_end() {
         let budget = Arc::new(CaptureBudget::new(100));
-        let (writer, source) = growing(10, reservation(&budget, 10));
+        let (writer, source) = growing(10, reservation(&budget, 10), STALL);
         let mut whole = source.open(0..=9);
         let mut part = source.open(3..=6);
         assert!(poll(&mut whole).is_pending());
@@ -311,10 +369,10 @@ mod tests {
         assert_eq!(budget.used(), 0);
     }
 
-    #[test]
-    fn a_writer_dropped_before_the_end_fails_its_readers() {
+    #[tokio::test]
+    async fn a_writer_dropped_before_the_end_fails_its_readers() {
         let budget = Arc::new(CaptureBudget::new(100));
-        let (writer, source) = growing(10, reservation(&budget, 10));
+        let (writer, source) = growing(10, reservation(&budget, 10), STALL);
         let mut reader = source.open(0..=9);
         writer.push(&Bytes::from_static(b"012"));
         drop(writer);
@@ -323,19 +381,40 @@ mod tests {
         assert!(matches!(poll(&mut reader), Poll::Ready(None)));
     }
 
-    #[test]
-    fn a_body_shorter_or_longer_than_announced_fails() {
+    #[tokio::test]
+    async fn a_body_shorter_or_longer_than_announced_fails() {
         let budget = Arc::new(CaptureBudget::new(100));
-        let (writer, source) = growing(4, reservation(&budget, 4));
+        let (writer, source) = growing(4, reservation(&budget, 4), STALL);
         writer.push(&Bytes::from_static(b"012"));
         writer.finish();
         let mut reader = source.open(0..=3);
         assert!(matches!(poll(&mut reader), Poll::Ready(Some(Ok(_)))));
         assert!(matches!(poll(&mut reader), Poll::Ready(Some(Err(_)))));
 
-        let (writer, source) = growing(2, reservation(&budget, 2));
+        let (writer, source) = growing(2, reservation(&budget, 2), STALL);
         writer.push(&Bytes::from_static(b"012"));
         let mut reader = source.open(0..=1);
         assert!(matches!(poll(&mut reader), Poll::Ready(Some(Err(_)))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_waiting_past_the_stall_bound_is_cut() {
+        let budget = Arc::new(CaptureBudget::new(100));
+        let (writer, source) = growing(10, reservation(&budget, 10), STALL);
+        let mut reader = source.open(0..=9);
+        writer.push(&Bytes::from_static(b"012"));
+        assert!(matches!(poll(&mut reader), Poll::Ready(Some(Ok(_)))));
+        tokio::time::advance(STALL - Duration::from_millis(1)).await;
+        assert!(poll(&mut reader).is_pending());
+        // Bytes arriving in time re-arm the bound.
+        writer.push(&Bytes::from_static(b"345"));
+        assert!(matches!(poll(&mut reader), Poll::Ready(Some(Ok(_)))));
+        assert!(poll(&mut reader).is_pending());
+        tokio::time::advance(STALL - Duration::from_millis(1)).await;
+        assert!(poll(&mut reader).is_pending());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(matches!(poll(&mut reader), Poll::Ready(Some(Err(e))) if is_cut(&e)));
+        assert!(matches!(poll(&mut reader), Poll::Ready(None)));
+        drop(writer);
     }
 }

@@ -198,7 +198,7 @@ impl<St: Store> Shared<St> {
     /// `Content-Range`). Otherwise, or when nobody leads a flight, the followers wait for the
     /// response to be stored, as before.
     fn share(&self, tee: &mut Tee) {
-        let Some(flight) = &tee.flight else {
+        let (Some(flight), Some(stall)) = (&tee.flight, self.collapse) else {
             return;
         };
         let len = match tee.expected {
@@ -212,7 +212,7 @@ impl<St: Store> Shared<St> {
         if !usize::try_from(len).is_ok_and(|bytes| reservation.grow(bytes)) {
             return;
         }
-        let (writer, source) = growing(len, reservation);
+        let (writer, source) = growing(len, reservation, stall);
         let mut headers = tee.headers.clone();
         // As `Tee::commit` sets it on the stored response.
         headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
