@@ -236,7 +236,8 @@ impl<St: Store> CacheLayerBuilder<St> {
     ///
     /// A waiter is answered as soon as the response is found storable, and streams its body
     /// as it arrives, when that body has a known length and is kept in memory
-    /// (read-while-write; see the crate docs, "Concurrent requests for one key").
+    /// (read-while-write; see the crate docs, "Concurrent requests for one key"); one that
+    /// then gets no byte for `timeout` is cut.
     ///
     /// Keys whose response turned out not storable are remembered for 30 seconds, during
     /// which their requests do not wait for one another.

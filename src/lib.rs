@@ -245,7 +245,8 @@
 //! the others wait for it and are answered from the response it stores, with
 //! `Cache-Status: …; collapsed` (collapsed forwarding, as in Varnish or Traffic Server). If
 //! that response cannot be stored (`no-store`, `private`, too large, an error, another `Vary`
-//! variant), or the first request is cancelled, the waiters go forward themselves; a key
+//! variant), or the first request is cancelled before it shares its response (below), the
+//! waiters go forward themselves; a key
 //! whose response was not storable is remembered for 30 seconds so that its requests do not
 //! wait on one another. Waiting is bounded ([`CacheLayerBuilder::collapse_requests`]), and
 //! background revalidations (`stale-while-revalidate`) are single-flight per key too.
@@ -259,7 +260,9 @@
 //! (chunked, or taken in by a store that keeps bodies outside memory) are waited for until
 //! stored, as above. If the origin's body fails, or the first request's client goes away
 //! (the capture stops with it), the waiters' bodies are cut: their `Content-Length` tells
-//! their clients they are incomplete.
+//! their clients they are incomplete. The first request's connection paces the capture, so
+//! the waiters get the bytes as fast as its client takes them; a waiter that gets no byte
+//! for the collapse timeout is cut too, never left waiting.
 //!
 //! # Operating it
 //!
