@@ -343,6 +343,9 @@ impl Tee {
         // is or not.
         if let Some(stream) = self.stream.take() {
             stream.finish();
+            if let Some(flight) = &self.flight {
+                flight.unpublish();
+            }
         }
         let body = match self.spool.take() {
             Some(spool) => match spool.finish() {

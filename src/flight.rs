@@ -41,7 +41,8 @@ struct Flight {
 /// Where a flight is, as its followers see it.
 #[derive(Debug)]
 enum State {
-    /// The leader waits for the origin's response, or its body is not shared.
+    /// The leader waits for the origin's response, or its body is not shared (not at all,
+    /// or no more: it is complete and being stored).
     Fetching,
     /// The leader's response is being received: its body grows as it arrives
     /// ([`growing`](crate::growing)), and followers may answer from it at once.
@@ -167,6 +168,13 @@ impl FlightGuard {
     /// it is stored (read-while-write); its body is a growing one ([`crate::growing`]).
     pub(crate) fn publish(&self, response: Arc<StoredResponse>) {
         self.sender.send_replace(State::Streaming(response));
+    }
+
+    /// The shared response is complete and handed to the store: requests that follow from now
+    /// on wait for it to be stored and are answered from the store, as without
+    /// read-while-write (the growing body is then held only by the requests reading it).
+    pub(crate) fn unpublish(&self) {
+        self.sender.send_replace(State::Fetching);
     }
 
     /// Releases the key, telling the followers `outcome`.
