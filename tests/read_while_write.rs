@@ -293,3 +293,33 @@ async fn a_follower_of_another_variant_goes_forward() {
     assert!(!follower.cache_status().contains("collapsed"));
     assert_eq!(server.calls(), 2);
 }
+
+// A follower never waits without bound: when the leader's body makes no progress for the
+// collapse timeout, the follower's body is cut (the leader's is the origin's to end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_of_a_stalled_leader_is_cut_after_the_collapse_timeout() {
+    let (_held_forever, gate) = oneshot::channel();
+    let first = Arc::new(Mutex::new(Some(TestBody::chunks(chunks()).gated(1, gate))));
+    let layer = CacheLayer::builder()
+        .collapse_requests(Some(Duration::from_millis(200)))
+        .build();
+    let server = serve(layer, move |_| {
+        let body = first.lock().unwrap().take().expect("one request");
+        Response::builder()
+            .header("cache-control", "max-age=60")
+            .body(body.with_exact((CHUNKS * CHUNK) as u64))
+            .unwrap()
+    })
+    .await;
+    let url = server.url("/stalled");
+
+    let mut leader = start(&url).await.into_body();
+    let _ = read_at_least(&mut leader, CHUNK).await;
+    let mut follower = start(&url).await.into_body();
+    assert_eq!(read_at_least(&mut follower, CHUNK).await, whole()[..CHUNK]);
+    assert!(
+        read_rest(follower).await.is_err(),
+        "the follower's body is cut"
+    );
+    assert_eq!(server.calls(), 1);
+}
