@@ -12,6 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::flight::{FlightGuard, Flights, Reservation};
+use crate::growing::{Writer, is_cut};
 use crate::key::CacheKey;
 use crate::metrics::ByteCount;
 use crate::policy::range::ContentRange;
@@ -223,8 +224,9 @@ where
     }
 }
 
-/// The next frame of a body streamed from a store. A store that fails mid-body ends it: the
-/// response's `Content-Length` tells the client it is incomplete (the body's error type is the
+/// The next frame of a body streamed from a store, or from a response still being received
+/// (read-while-write). A store or response that fails mid-body ends it: the response's
+/// `Content-Length` tells the client it is incomplete (the body's error type is the
 /// inner service's, which a store error cannot become).
 fn poll_source<E>(
     source: &mut Option<SourceBody>,
@@ -235,6 +237,12 @@ fn poll_source<E>(
     };
     match ready!(body.as_mut().poll_frame(cx)) {
         Some(Ok(frame)) => Poll::Ready(Some(Ok(frame))),
+        // A response being received that broke (read-while-write): said where it broke.
+        Some(Err(error)) if is_cut(&error) => {
+            tracing::debug!(%error, "cut short");
+            *source = None;
+            Poll::Ready(None)
+        }
         Some(Err(error)) => {
             tracing::warn!(%error, "cache store failed while sending a stored body; cut short");
             *source = None;
@@ -284,6 +292,10 @@ pub(crate) struct Tee {
     /// Held while this is the request others wait for; released with its outcome when
     /// stored or found not storable, or dropped (failed).
     pub(crate) flight: Option<FlightGuard>,
+    /// The body shared with those requests as it arrives (read-while-write), when it is:
+    /// its bytes are then reserved whole in the capture budget already. Dropped with the
+    /// capture before the end, it fails their bodies.
+    pub(crate) stream: Option<Writer>,
 }
 
 /// What became of a captured frame.
@@ -313,8 +325,11 @@ impl Tee {
                 }
             };
         }
-        if !self.reservation.grow(data.len()) {
-            return Captured::OverBudget;
+        match &self.stream {
+            // Reserved whole when it was shared.
+            Some(stream) => stream.push(data),
+            None if !self.reservation.grow(data.len()) => return Captured::OverBudget,
+            None => {}
         }
         if !data.is_empty() {
             self.chunks.push(data.clone());
@@ -324,6 +339,14 @@ impl Tee {
 
     /// The body is complete: build the entry and hand it to the store.
     pub(crate) fn commit(mut self) {
+        // The requests reading it as it arrived have it all: before it is stored, whether it
+        // is or not.
+        if let Some(stream) = self.stream.take() {
+            stream.finish();
+            if let Some(flight) = &self.flight {
+                flight.unpublish();
+            }
+        }
         let body = match self.spool.take() {
             Some(spool) => match spool.finish() {
                 Ok(body) if body.len() == self.len as u64 => body,

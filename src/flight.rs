@@ -1,16 +1,19 @@
 //! Single-flight bookkeeping: one request per key goes to the origin, the others wait for it
-//! (collapsed forwarding) and learn what became of it; the keys whose responses could not be
-//! stored (hit-for-miss); and a budget for the bytes being captured by misses.
+//! (collapsed forwarding), streaming its response as it arrives when it shares it
+//! (read-while-write), and learn what became of it; the keys whose responses could not be
+//! stored (hit-for-miss); and (in `budget`) a budget for the bytes being captured by misses.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
+pub(crate) use crate::budget::{CaptureBudget, Reservation};
 use crate::key::CacheKey;
-use crate::store::FillGuard;
+use crate::store::{FillGuard, StoredResponse};
 
 /// How long a key whose response could not be stored is not waited on.
 const UNCACHEABLE_TTL: Duration = Duration::from_secs(30);
@@ -32,7 +35,20 @@ pub(crate) struct Flights {
 #[derive(Debug)]
 struct Flight {
     id: u64,
-    done: watch::Receiver<Option<Outcome>>,
+    done: watch::Receiver<State>,
+}
+
+/// Where a flight is, as its followers see it.
+#[derive(Debug)]
+enum State {
+    /// The leader waits for the origin's response, or its body is not shared (not at all,
+    /// or no more: it is complete and being stored).
+    Fetching,
+    /// The leader's response is being received: its body grows as it arrives
+    /// ([`growing`](crate::growing)), and followers may answer from it at once.
+    Streaming(Arc<StoredResponse>),
+    /// The leader is done.
+    Done(Outcome),
 }
 
 /// What became of the request a key's followers waited for.
@@ -83,7 +99,7 @@ impl Flights {
             });
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (sender, done) = watch::channel(None);
+        let (sender, done) = watch::channel(State::Fetching);
         map.insert(key.clone(), Flight { id, done });
         Join::Lead(FlightGuard {
             flights: Arc::clone(self),
@@ -136,7 +152,7 @@ pub(crate) struct FlightGuard {
     key: CacheKey,
     id: u64,
     outcome: Outcome,
-    sender: watch::Sender<Option<Outcome>>,
+    sender: watch::Sender<State>,
     /// The store's lock across processes on filling the key, released with the flight.
     fill: Option<FillGuard>,
 }
@@ -146,6 +162,19 @@ impl FlightGuard {
     /// released: after the response is stored, or when it is given up.
     pub(crate) fn hold(&mut self, fill: FillGuard) {
         self.fill = Some(fill);
+    }
+
+    /// Shares the response being received with the followers, who may answer from it before
+    /// it is stored (read-while-write); its body is a growing one ([`crate::growing`]).
+    pub(crate) fn publish(&self, response: Arc<StoredResponse>) {
+        self.sender.send_replace(State::Streaming(response));
+    }
+
+    /// The shared response is complete and handed to the store: requests that follow from now
+    /// on wait for it to be stored and are answered from the store, as without
+    /// read-while-write (the growing body is then held only by the requests reading it).
+    pub(crate) fn unpublish(&self) {
+        self.sender.send_replace(State::Fetching);
     }
 
     /// Releases the key, telling the followers `outcome`.
@@ -172,7 +201,7 @@ impl Drop for FlightGuard {
         }
         // After the map entry is removed: a woken follower that joins again leads or follows
         // a new flight, never this finished one.
-        self.sender.send_replace(Some(self.outcome));
+        self.sender.send_replace(State::Done(self.outcome));
     }
 }
 
@@ -186,80 +215,39 @@ impl std::fmt::Debug for FlightGuard {
 
 /// Waits for the leading request of a key.
 pub(crate) struct Follower {
-    done: watch::Receiver<Option<Outcome>>,
+    done: watch::Receiver<State>,
 }
 
 impl Follower {
-    /// The leader's outcome once it is done; `None` when `timeout` passed first.
-    pub(crate) async fn wait(mut self, timeout: Duration) -> Option<Outcome> {
-        // Resolves when the leader sends its outcome (or, failing that, the channel closes).
-        let Ok(_sent_or_closed) = tokio::time::timeout(timeout, self.done.changed()).await else {
-            return None;
-        };
-        Some(self.done.borrow().unwrap_or(Outcome::Failed))
-    }
-}
-
-/// Bounds the bytes held by misses being captured for the store, all keys together.
-#[derive(Debug)]
-pub(crate) struct CaptureBudget {
-    used: AtomicUsize,
-    limit: usize,
-}
-
-impl CaptureBudget {
-    pub(crate) fn new(limit: usize) -> Self {
-        Self {
-            used: AtomicUsize::new(0),
-            limit,
+    /// The leader's response as soon as it is being received and shared
+    /// ([`FlightGuard::publish`]); `None` when the leader finished without sharing one, or
+    /// `deadline` passed first.
+    pub(crate) async fn streaming(&mut self, deadline: Instant) -> Option<Arc<StoredResponse>> {
+        let past_fetching = self
+            .done
+            .wait_for(|state| !matches!(state, State::Fetching));
+        match tokio::time::timeout_at(deadline, past_fetching).await {
+            Ok(Ok(state)) => match &*state {
+                State::Streaming(response) => Some(Arc::clone(response)),
+                State::Fetching | State::Done(_) => None,
+            },
+            // The deadline passed, or the leader is gone (it sent `Done` before going).
+            Ok(Err(_)) | Err(_) => None,
         }
     }
 
-    /// Reserves `bytes` more; `false` (and nothing reserved) when that would pass the limit.
-    pub(crate) fn try_reserve(&self, bytes: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|&total| total <= self.limit)
-            })
-            .is_ok()
-    }
-
-    pub(crate) fn release(&self, bytes: usize) {
-        self.used.fetch_sub(bytes, Ordering::AcqRel);
-    }
-
-    #[cfg(test)]
-    pub(crate) fn used(&self) -> usize {
-        self.used.load(Ordering::Acquire)
-    }
-}
-
-/// Bytes reserved in a [`CaptureBudget`], given back on drop.
-#[derive(Debug)]
-pub(crate) struct Reservation {
-    budget: Arc<CaptureBudget>,
-    bytes: usize,
-}
-
-impl Reservation {
-    pub(crate) fn new(budget: Arc<CaptureBudget>) -> Self {
-        Self { budget, bytes: 0 }
-    }
-
-    /// Reserves `bytes` more; `false` when the budget is exhausted.
-    pub(crate) fn grow(&mut self, bytes: usize) -> bool {
-        if self.budget.try_reserve(bytes) {
-            self.bytes += bytes;
-            true
-        } else {
-            false
+    /// The leader's outcome once it is done; `None` when `deadline` passed first.
+    pub(crate) async fn wait(mut self, deadline: Instant) -> Option<Outcome> {
+        let done = self.done.wait_for(|state| matches!(state, State::Done(_)));
+        match tokio::time::timeout_at(deadline, done).await {
+            Ok(Ok(state)) => match &*state {
+                State::Done(outcome) => Some(*outcome),
+                State::Fetching | State::Streaming(_) => Some(Outcome::Failed),
+            },
+            // The channel closed: the leader is gone.
+            Ok(Err(_)) => Some(Outcome::Failed),
+            Err(_) => None,
         }
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        self.budget.release(self.bytes);
     }
 }
 
@@ -269,6 +257,10 @@ mod tests {
 
     fn key(s: &str) -> CacheKey {
         CacheKey::from_uri(&s.parse().unwrap()).unwrap()
+    }
+
+    fn in_secs(secs: u64) -> Instant {
+        Instant::now() + Duration::from_secs(secs)
     }
 
     #[tokio::test]
@@ -281,7 +273,7 @@ mod tests {
             panic!("second request follows");
         };
         assert!(matches!(flights.join(&key("http://h/b")), Join::Lead(_)));
-        let waiting = tokio::spawn(follower.wait(Duration::from_secs(10)));
+        let waiting = tokio::spawn(follower.wait(in_secs(10)));
         drop(guard);
         assert_eq!(waiting.await.unwrap(), Some(Outcome::Failed));
         assert_eq!(flights.len(), 0);
@@ -295,7 +287,7 @@ mod tests {
         let Join::Follow(follower) = flights.join(&key("http://h/a")) else {
             panic!("follows");
         };
-        assert_eq!(follower.wait(Duration::from_secs(1)).await, None);
+        assert_eq!(follower.wait(in_secs(1)).await, None);
     }
 
     #[tokio::test]
@@ -306,10 +298,57 @@ mod tests {
         let Join::Follow(follower) = flights.join(&a) else {
             panic!("follows");
         };
-        let waiting = tokio::spawn(follower.wait(Duration::from_secs(10)));
+        let waiting = tokio::spawn(follower.wait(in_secs(10)));
         guard.release(Outcome::Stored);
         assert_eq!(waiting.await.unwrap(), Some(Outcome::Stored));
         assert!(!flights.is_uncacheable(&a));
+    }
+
+    #[tokio::test]
+    async fn followers_get_the_published_response_then_the_outcome() {
+        use crate::policy::{ResponsePolicy, VaryKey};
+        let flights = Arc::new(Flights::default());
+        let a = key("http://h/a");
+        let guard = flights.try_lead(&a).unwrap();
+        let Join::Follow(mut early) = flights.join(&a) else {
+            panic!("follows");
+        };
+        let (streamed, streaming) = tokio::sync::oneshot::channel();
+        let waiting = tokio::spawn(async move {
+            let _ = streamed.send(early.streaming(in_secs(10)).await);
+            early.wait(in_secs(10)).await
+        });
+        let policy = ResponsePolicy::from_parts(
+            Duration::from_secs(60),
+            Duration::ZERO,
+            std::time::SystemTime::now(),
+        );
+        let response = StoredResponse::new(
+            http::StatusCode::OK,
+            http::HeaderMap::new(),
+            bytes::Bytes::from_static(b"hello"),
+            policy,
+            VaryKey::default(),
+        );
+        guard.publish(Arc::new(response));
+        // A follower joining after the publication gets it at once.
+        let Join::Follow(mut late) = flights.join(&a) else {
+            panic!("follows");
+        };
+        assert!(late.streaming(in_secs(10)).await.is_some());
+        let response = streaming.await.unwrap();
+        assert_eq!(response.unwrap().status(), http::StatusCode::OK);
+        guard.release(Outcome::Stored);
+        assert_eq!(waiting.await.unwrap(), Some(Outcome::Stored));
+        assert_eq!(late.wait(in_secs(10)).await, Some(Outcome::Stored));
+        // A flight that ends without publishing tells its followers nothing to stream.
+        let guard = flights.try_lead(&a).unwrap();
+        let Join::Follow(mut follower) = flights.join(&a) else {
+            panic!("follows");
+        };
+        drop(guard);
+        assert!(follower.streaming(in_secs(10)).await.is_none());
+        assert_eq!(follower.wait(in_secs(10)).await, Some(Outcome::Failed));
     }
 
     #[tokio::test]
@@ -320,7 +359,7 @@ mod tests {
         let Join::Follow(follower) = flights.join(&a) else {
             panic!("follows");
         };
-        let waiting = tokio::spawn(follower.wait(Duration::from_secs(10)));
+        let waiting = tokio::spawn(follower.wait(in_secs(10)));
         flights.not_storable(&a, Some(guard));
         assert_eq!(waiting.await.unwrap(), Some(Outcome::NotStorable));
         assert!(flights.is_uncacheable(&a));
@@ -328,20 +367,5 @@ mod tests {
         // Without a flight, the key is remembered all the same.
         flights.not_storable(&b, None);
         assert!(flights.is_uncacheable(&b));
-    }
-
-    #[test]
-    fn budget_bounds_reservations_and_releases_on_drop() {
-        let budget = Arc::new(CaptureBudget::new(100));
-        let mut a = Reservation::new(Arc::clone(&budget));
-        let mut b = Reservation::new(Arc::clone(&budget));
-        assert!(a.grow(60));
-        assert!(!b.grow(41));
-        assert!(b.grow(40));
-        assert_eq!(budget.used(), 100);
-        drop(a);
-        assert_eq!(budget.used(), 40);
-        drop(b);
-        assert_eq!(budget.used(), 0);
     }
 }

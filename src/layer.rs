@@ -234,6 +234,11 @@ impl<St: Store> CacheLayerBuilder<St> {
     /// a usable response (not storable, an error, a different `Vary` variant, the timeout)
     /// forwards its own request. `None` turns it off. Default: on, 5 seconds.
     ///
+    /// A waiter is answered as soon as the response is found storable, and streams its body
+    /// as it arrives, when that body has a known length and is kept in memory
+    /// (read-while-write; see the crate docs, "Concurrent requests for one key"); one that
+    /// then gets no byte for `timeout` is cut.
+    ///
     /// Keys whose response turned out not storable are remembered for 30 seconds, during
     /// which their requests do not wait for one another.
     pub fn collapse_requests(mut self, timeout: Option<Duration>) -> Self {

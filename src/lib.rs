@@ -245,10 +245,24 @@
 //! the others wait for it and are answered from the response it stores, with
 //! `Cache-Status: …; collapsed` (collapsed forwarding, as in Varnish or Traffic Server). If
 //! that response cannot be stored (`no-store`, `private`, too large, an error, another `Vary`
-//! variant), or the first request is cancelled, the waiters go forward themselves; a key
+//! variant), or the first request is cancelled before it shares its response (below), the
+//! waiters go forward themselves; a key
 //! whose response was not storable is remembered for 30 seconds so that its requests do not
 //! wait on one another. Waiting is bounded ([`CacheLayerBuilder::collapse_requests`]), and
 //! background revalidations (`stale-while-revalidate`) are single-flight per key too.
+//!
+//! The waiters do not wait for the whole body (read-while-write, as Varnish does): once the
+//! first request's response is found storable, they are answered from it at once, exactly as
+//! from the stored response (`Vary`, freshness, preconditions, ranges, `Age`), and stream its
+//! body as it arrives from the origin. This holds for a body of known length
+//! (`Content-Length`) kept in memory; its bytes are reserved in the capture budget
+//! ([`CacheLayerBuilder::max_capture_bytes`]) until the last reader is done. Other bodies
+//! (chunked, or taken in by a store that keeps bodies outside memory) are waited for until
+//! stored, as above. If the origin's body fails, or the first request's client goes away
+//! (the capture stops with it), the waiters' bodies are cut: their `Content-Length` tells
+//! their clients they are incomplete. The first request's connection paces the capture, so
+//! the waiters get the bytes as fast as its client takes them; a waiter that gets no byte
+//! for the collapse timeout is cut too, never left waiting.
 //!
 //! # Operating it
 //!
@@ -287,9 +301,11 @@
 
 mod admission;
 mod body;
+mod budget;
 pub mod clock;
 mod flight;
 mod future;
+mod growing;
 mod handle;
 mod key;
 mod layer;

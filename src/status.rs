@@ -71,7 +71,8 @@ pub(crate) enum Served {
     StaleIfError(Option<StatusCode>),
     /// Stale, served because the origin could not be reached (RFC 9111 §4.2.4).
     StaleIfUnreachable,
-    /// Stored by the request this one waited for (collapsed forwarding).
+    /// Stored by the request this one waited for (collapsed forwarding), or being received by
+    /// it (read-while-write).
     Collapsed(Forward),
 }
 

@@ -4,20 +4,21 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::DATE;
-use http::{HeaderMap, HeaderValue, Response};
+use http::header::{CONTENT_LENGTH, DATE};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body::Body;
 
 use super::Exchange;
 use crate::OriginUnreachable;
 use crate::body::{ResponseBody, Tee};
 use crate::flight::{FlightGuard, Reservation};
+use crate::growing::growing;
 use crate::metrics::RequestOutcome;
 use crate::policy::decide::{self, Keep};
 use crate::policy::storable::is_storable_with;
 use crate::policy::{CacheControl, ResponsePolicy, Vary, VaryKey, targeted_cache_control};
 use crate::shared::{Commit, Shared};
-use crate::store::Store;
+use crate::store::{Store, StoredBody, StoredResponse};
 
 impl<St> Shared<St> {
     /// The `Cache-Control` this cache obeys: the targeted field when configured, present and
@@ -173,6 +174,7 @@ impl<St: Store> Shared<St> {
             reservation: Reservation::new(Arc::clone(&self.capture)),
             flights: Arc::clone(&self.flights),
             flight,
+            stream: None,
         };
         // A body that is already complete (a 204, an empty 200) may never be polled: hyper
         // does not read a body it must not or need not send.
@@ -180,7 +182,49 @@ impl<St: Store> Shared<St> {
             tee.commit();
             ResponseBody::pass(body)
         } else {
+            let mut tee = tee;
+            self.share(&mut tee);
             ResponseBody::miss(body, tee)
         }
+    }
+
+    /// Read-while-write: shares the body `tee` captures with the requests waiting for its
+    /// flight, as it arrives ([`crate::growing`]), and tells them its response so that they
+    /// answer from it at once, as they would from the stored one.
+    ///
+    /// Only a body of known length (`Content-Length`) that is kept in memory whole, within the
+    /// size limit and reserved in the capture budget up front, so that a follower never lacks
+    /// a byte; and not a part (RFC 9111 §3.3: stored only when it matches its
+    /// `Content-Range`). Otherwise, or when nobody leads a flight, the followers wait for the
+    /// response to be stored, as before.
+    fn share(&self, tee: &mut Tee) {
+        let (Some(flight), Some(stall)) = (&tee.flight, self.collapse) else {
+            return;
+        };
+        let len = match tee.expected {
+            Some(len) if len > 0 && len <= self.max_entry_size as u64 => len,
+            _ => return,
+        };
+        if tee.spool.is_some() || tee.status == StatusCode::PARTIAL_CONTENT {
+            return;
+        }
+        let mut reservation = Reservation::new(Arc::clone(&self.capture));
+        if !usize::try_from(len).is_ok_and(|bytes| reservation.grow(bytes)) {
+            return;
+        }
+        let (writer, source) = growing(len, reservation, stall);
+        let mut headers = tee.headers.clone();
+        // As `Tee::commit` sets it on the stored response.
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        let response = StoredResponse {
+            status: tee.status,
+            headers,
+            body: StoredBody::from_source(source),
+            policy: tee.policy,
+            vary: tee.vary.clone(),
+            extensions: tee.extensions.clone(),
+        };
+        flight.publish(Arc::new(response));
+        tee.stream = Some(writer);
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use http::header::{AUTHORIZATION, IF_RANGE, RANGE};
 use http::{HeaderMap, HeaderName, Method, Request, Response};
+use tokio::time::Instant;
 
 use crate::body::ResponseBody;
 use crate::flight::{FlightGuard, Join, Outcome};
@@ -114,8 +115,17 @@ impl<St: Store> Shared<St> {
                         .lead(key, method, req_headers, req_cc, forward, guard)
                         .await;
                 }
-                Join::Follow(follower) => {
-                    let Some(outcome) = follower.wait(timeout).await else {
+                Join::Follow(mut follower) => {
+                    let deadline = Instant::now() + timeout;
+                    // Read-while-write: the leader's response as it is received, if it shares
+                    // it and it answers this request as the stored one would.
+                    let streaming = follower.streaming(deadline).await;
+                    if let Some(answer) = streaming.and_then(|response| {
+                        self.streamed(&response, method, req_headers, req_cc, forward)
+                    }) {
+                        return Collapse::Answered(answer);
+                    }
+                    let Some(outcome) = follower.wait(deadline).await else {
                         break;
                     };
                     let answer = self
@@ -160,6 +170,29 @@ impl<St: Store> Shared<St> {
             FillLock::Unlocked => {}
         }
         Collapse::Forward(Some(guard))
+    }
+
+    /// The response the request it followed is receiving (`provisional`, its body growing),
+    /// if it serves the request: as the stored response will, selected by `Vary` (RFC 9111
+    /// §4.1) and reusable without the origin (§4.2, §5.2.1), with the client's preconditions
+    /// and range evaluated on it.
+    fn streamed<B>(
+        &self,
+        provisional: &StoredResponse,
+        method: &Method,
+        req_headers: &HeaderMap,
+        req_cc: &CacheControl,
+        forward: Forward,
+    ) -> Option<Response<ResponseBody<B>>> {
+        if !provisional.vary.matches(req_headers) {
+            return None;
+        }
+        let now = self.clock.now();
+        if !decide::answers_without_origin(&provisional.policy, req_cc, req_headers, now) {
+            return None;
+        }
+        let served = Served::Collapsed(forward);
+        self.answer_from_store(method, req_headers, provisional, now, served)
     }
 
     /// After waiting for the request it followed: the stored response, if one now serves
