@@ -157,7 +157,10 @@ impl<St: Store> Shared<St> {
     ) -> Collapse<B> {
         match self.store.fill_lock(key).await {
             FillLock::Held(lock) => guard.hold(lock),
-            FillLock::Released => {
+            // Between this request's lookup and its joining, another may have led the key's
+            // flight to its end: what it stored answers (a burst for a cold URL reaches the
+            // origin once, however its requests interleave).
+            FillLock::Released | FillLock::Unlocked => {
                 let answer = self
                     .collapsed(key, method, req_headers, req_cc, forward)
                     .await;
@@ -167,7 +170,6 @@ impl<St: Store> Shared<St> {
                     return Collapse::Answered(answer);
                 }
             }
-            FillLock::Unlocked => {}
         }
         Collapse::Forward(Some(guard))
     }
