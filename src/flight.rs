@@ -167,14 +167,31 @@ impl FlightGuard {
     /// Shares the response being received with the followers, who may answer from it before
     /// it is stored (read-while-write); its body is a growing one ([`crate::growing`]).
     pub(crate) fn publish(&self, response: Arc<StoredResponse>) {
-        self.sender.send_replace(State::Streaming(response));
+        self.set(State::Streaming(response));
+    }
+
+    /// Sets the state followers see. Waking them costs a lock per slot of tokio's watch
+    /// notifier, so it is done only when one follows already; one that joins later reads the
+    /// state when it starts waiting. Both under the flights' lock, under which followers join:
+    /// the state is set before a follower joins, or the follower is counted.
+    fn set(&self, state: State) {
+        let _joining = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
+        // One receiver is the flight's own, in the map.
+        if self.sender.receiver_count() > 1 {
+            self.sender.send_replace(state);
+        } else {
+            self.sender.send_if_modified(|current| {
+                *current = state;
+                false
+            });
+        }
     }
 
     /// The shared response is complete and handed to the store: requests that follow from now
     /// on wait for it to be stored and are answered from the store, as without
     /// read-while-write (the growing body is then held only by the requests reading it).
     pub(crate) fn unpublish(&self) {
-        self.sender.send_replace(State::Fetching);
+        self.set(State::Fetching);
     }
 
     /// Releases the key, telling the followers `outcome`.
@@ -200,8 +217,11 @@ impl Drop for FlightGuard {
             }
         }
         // After the map entry is removed: a woken follower that joins again leads or follows
-        // a new flight, never this finished one.
-        self.sender.send_replace(State::Done(self.outcome));
+        // a new flight, never this finished one. The flight's own receiver went with the
+        // entry, and nobody can follow any more: with no follower left there is no one to tell.
+        if self.sender.receiver_count() > 0 {
+            self.sender.send_replace(State::Done(self.outcome));
+        }
     }
 }
 
