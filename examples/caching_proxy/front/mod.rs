@@ -98,7 +98,7 @@ pub(crate) struct FrontDoorConfig {
 
 /// A client connection's address and the forwarding fields that name it, made once per
 /// connection ([`FrontDoor::peer`]).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Peer {
     /// The client's address (IPv4-mapped addresses as IPv4).
     ip: IpAddr,
@@ -108,6 +108,31 @@ pub(crate) struct Peer {
     forwarded_for: Option<HeaderValue>,
     /// `Forwarded: for=<ip>;proto=http`.
     forwarded: Option<HeaderValue>,
+    /// The last `Host` value on this connection and what it parsed to: a keep-alive client
+    /// sends the same one with every request.
+    last_host: std::sync::Mutex<Option<(HeaderValue, Authority)>>,
+}
+
+impl Peer {
+    /// `host` parsed as an authority ([`target::parse_authority`]), from the last request's
+    /// when it is the same value.
+    fn host_authority(&self, host: &HeaderValue) -> Option<Authority> {
+        let mut last = self
+            .last_host
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((value, authority)) = &*last {
+            if value == host {
+                return Some(authority.clone());
+            }
+        }
+        let authority = target::parse_authority(host.as_bytes())?;
+        // A copy: the request's value is a slice of its connection's read buffer.
+        if let Ok(value) = HeaderValue::from_bytes(host.as_bytes()) {
+            *last = Some((value, authority.clone()));
+        }
+        Some(authority)
+    }
 }
 
 /// What the front door makes of a request it lets in.
@@ -252,6 +277,7 @@ impl FrontDoor {
             trusted: self.trusted.iter().any(|net| net.contains(ip)),
             forwarded_for: HeaderValue::try_from(ip.to_string()).ok(),
             forwarded: HeaderValue::try_from(format!("for={node};proto=http")).ok(),
+            last_host: std::sync::Mutex::new(None),
         }
     }
 
@@ -289,7 +315,7 @@ impl FrontDoor {
                 request: req,
             });
         }
-        let client_authority = client_authority(&req)?;
+        let client_authority = client_authority(&req, |host| peer.host_authority(host))?;
         let (mut parts, body) = req.into_parts();
         let (authority, client_authority) = match &self.mode {
             Mode::Reverse {

@@ -84,7 +84,10 @@ pub(super) fn forward_target(target: &Uri) -> Result<Authority, Refusal> {
 ///
 /// `None` when the request names no host at all (HTTP/1.0 without `Host`): it is for the
 /// origin, then.
-pub(super) fn client_authority<B>(req: &Request<B>) -> Result<Option<Authority>, Refusal> {
+pub(super) fn client_authority<B>(
+    req: &Request<B>,
+    parse_host: impl FnOnce(&HeaderValue) -> Option<Authority>,
+) -> Result<Option<Authority>, Refusal> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let host = hosts.next();
     // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
@@ -97,11 +100,9 @@ pub(super) fn client_authority<B>(req: &Request<B>) -> Result<Option<Authority>,
         ));
     }
     let host = match host {
-        Some(value) => Some(
-            parse_authority(value.as_bytes()).ok_or(Refusal::bad_request(
-                "bad request: invalid Host header field",
-            ))?,
-        ),
+        Some(value) => Some(parse_host(value).ok_or(Refusal::bad_request(
+            "bad request: invalid Host header field",
+        ))?),
         None => None,
     };
     let target = match req.uri().authority() {

@@ -343,3 +343,23 @@ fn purge_targets_are_keyed_as_requests_are() {
         assert!(reason.starts_with("bad request: "), "{bad:?}: {reason}");
     }
 }
+
+// The connection's last Host is reused only when the next request sends the same value.
+#[test]
+fn each_request_on_a_connection_has_its_own_host() {
+    let door = door("http://127.0.0.1:8000", true);
+    let client = door.peer(peer());
+    let with_host = |host: &str| {
+        let req = Request::get("/x").header("host", host).body(()).unwrap();
+        match door.admit_from(req, &client) {
+            Ok(Admission::Request(admitted)) => Ok(admitted.request.uri().to_string()),
+            Ok(Admission::Tunnel { .. }) => panic!("a tunnel"),
+            Err(refusal) => Err(refusal.status),
+        }
+    };
+    assert_eq!(with_host("a.example").unwrap(), "http://a.example/x");
+    assert_eq!(with_host("a.example").unwrap(), "http://a.example/x");
+    assert_eq!(with_host("b.example:81").unwrap(), "http://b.example:81/x");
+    assert_eq!(with_host("user@b.example"), Err(StatusCode::BAD_REQUEST));
+    assert_eq!(with_host("a.example").unwrap(), "http://a.example/x");
+}
