@@ -13,10 +13,13 @@
 //! A connection that has not finished its first request is never closed to make room: the
 //! header read timeout bounds it.
 //!
-//! The registry is one `std::sync::Mutex` around a map; it is never held across `.await`.
+//! The registry is one `std::sync::Mutex` around a map, taken when a connection comes or goes
+//! and never held across `.await`; a request's start and end touch only its connection's
+//! counters (atomics).
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -38,6 +41,8 @@ struct Shared {
     changed: Notify,
     /// At most this many connections are admitted at once.
     max: usize,
+    /// What [`Activity::last_active`] counts from.
+    epoch: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -51,20 +56,28 @@ struct State {
 /// What the registry knows about one connection.
 #[derive(Debug)]
 struct Conn {
-    /// Requests whose response body has not been written in full or dropped yet.
-    in_flight: usize,
-    /// Whether the connection has received at least one request.
-    served: bool,
-    /// When the connection was admitted or last finished a response.
-    last_active: Instant,
+    activity: Arc<Activity>,
     /// Taken when the connection is asked to close.
     close: Option<oneshot::Sender<()>>,
+}
+
+/// A connection's requests, counted by the connection itself without the registry's lock.
+#[derive(Debug)]
+struct Activity {
+    /// Requests whose response body has not been written in full or dropped yet.
+    in_flight: AtomicUsize,
+    /// Whether the connection has received at least one request.
+    served: AtomicBool,
+    /// When the connection was admitted or last finished a response, in microseconds since
+    /// the registry was made.
+    last_active: AtomicU64,
 }
 
 impl Conn {
     /// Idle: a keep-alive connection between requests, which may be closed to make room.
     fn is_idle(&self) -> bool {
-        self.served && self.in_flight == 0
+        self.activity.served.load(Ordering::Acquire)
+            && self.activity.in_flight.load(Ordering::Acquire) == 0
     }
 
     /// Asks the connection to close gracefully (at most once).
@@ -99,6 +112,7 @@ pub(crate) struct Admitted {
 #[derive(Debug)]
 pub(crate) struct Slot {
     id: u64,
+    activity: Arc<Activity>,
     registry: Registry,
 }
 
@@ -110,6 +124,7 @@ impl Registry {
                 state: Mutex::new(State::default()),
                 changed: Notify::new(),
                 max: max.max(1),
+                epoch: Instant::now(),
             }),
         }
     }
@@ -146,18 +161,22 @@ impl Registry {
                     let id = state.next_id;
                     state.next_id += 1;
                     let (close_tx, close_rx) = oneshot::channel();
+                    let activity = Arc::new(Activity {
+                        in_flight: AtomicUsize::new(0),
+                        served: AtomicBool::new(false),
+                        last_active: AtomicU64::new(self.now()),
+                    });
                     state.conns.insert(
                         id,
                         Conn {
-                            in_flight: 0,
-                            served: false,
-                            last_active: Instant::now(),
+                            activity: Arc::clone(&activity),
                             close: Some(close_tx),
                         },
                     );
                     return Some(Admitted {
                         slot: Slot {
                             id,
+                            activity,
                             registry: self.clone(),
                         },
                         close: close_rx,
@@ -174,7 +193,7 @@ impl Registry {
                         .conns
                         .values_mut()
                         .filter(|conn| conn.close.is_some() && conn.is_idle())
-                        .min_by_key(|conn| conn.last_active);
+                        .min_by_key(|conn| conn.activity.last_active.load(Ordering::Acquire));
                     match oldest_idle {
                         Some(conn) => {
                             tracing::debug!("connection limit reached; closing an idle connection");
@@ -220,18 +239,21 @@ impl Registry {
     fn changed(&self) {
         self.shared.changed.notify_one();
     }
+
+    /// Microseconds since the registry was made.
+    fn now(&self) -> u64 {
+        u64::try_from(self.shared.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
 }
 
 impl Slot {
     /// Marks the start of a request on this connection; the request is in flight until the
     /// returned guard is dropped.
     pub(crate) fn request(&self) -> InFlight {
-        if let Some(conn) = self.registry.lock().conns.get_mut(&self.id) {
-            conn.in_flight += 1;
-            conn.served = true;
-        }
+        self.activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.activity.served.store(true, Ordering::Release);
         InFlight {
-            id: self.id,
+            activity: Arc::clone(&self.activity),
             registry: self.registry.clone(),
         }
     }
@@ -240,11 +262,7 @@ impl Slot {
 impl Slot {
     /// Whether the connection has received a request head yet.
     pub(crate) fn has_served(&self) -> bool {
-        self.registry
-            .lock()
-            .conns
-            .get(&self.id)
-            .is_some_and(|conn| conn.served)
+        self.activity.served.load(Ordering::Acquire)
     }
 }
 
@@ -261,21 +279,19 @@ impl Drop for Slot {
 /// written in full or dropped.
 #[derive(Debug)]
 pub(crate) struct InFlight {
-    id: u64,
+    activity: Arc<Activity>,
     registry: Registry,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let mut state = self.registry.lock();
-        if let Some(conn) = state.conns.get_mut(&self.id) {
-            conn.in_flight = conn.in_flight.saturating_sub(1);
-            conn.last_active = Instant::now();
-            let idle = conn.in_flight == 0;
-            drop(state);
-            if idle {
-                self.registry.changed();
-            }
+        // Set before the count goes down: an admission that finds the connection idle sees
+        // when it became so.
+        self.activity
+            .last_active
+            .store(self.registry.now(), Ordering::Release);
+        if self.activity.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.registry.changed();
         }
     }
 }
