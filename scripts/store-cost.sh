@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# What storing a miss costs over forwarding it unstored: the proxy's own CPU per request.
+#
+#   bash scripts/store-cost.sh            # DURATION=8 seconds per case
+#
+# Builds `bench_origin` and `caching_proxy` in release. For each case it starts both on CPU 1
+# (taskset) and runs wrk (one thread, 64 connections, CPU 0) on unique URLs
+# (/miss/1024/<n>, each a cacheable 1 KiB response), then prints the proxy's CPU time (from
+# /proc/PID/stat) per request:
+#   forwarded   the request says `Cache-Control: no-store`: forwarded, nothing captured;
+#   stored, 0   captured and handed to a store of `--max-capacity 0` (nothing stays);
+#   stored, 16M stored in a 16 MiB store that is full and evicts;
+#   stored      stored in the default 256 MiB store while it fills.
+# Goal (issue 12): storing costs at most 10% over forwarding.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+# shellcheck source=scripts/common.sh
+source scripts/common.sh store-cost
+duration=${DURATION:-8}
+work=$(mktemp -d)
+
+build_servers
+ensure_wrk
+
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+write_lua() {
+    # $1: file, $2: extra headers as a Lua table
+    cat >"$1" <<LUA
+counter = 0
+request = function()
+    counter = counter + 1
+    return wrk.format("GET", "/miss/1024/" .. math.random(1, 1000000000) .. "-" .. counter, $2)
+end
+LUA
+}
+write_lua "$work/stored.lua" "nil"
+write_lua "$work/forwarded.lua" '{["Cache-Control"] = "no-store"}'
+
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+# $1: label, $2: Lua script, then the proxy's extra flags.
+run_case() {
+    local label=$1 lua=$2
+    shift 2
+    local origin_port port origin proxy before after requests
+    origin_port=$(free_port)
+    taskset -c 1 "$origin_bin" --port "$origin_port" >"$work/origin.log" 2>&1 &
+    origin=$!
+    port=$(free_port)
+    taskset -c 1 "$proxy_bin" --port "$port" --origin "http://127.0.0.1:$origin_port" "$@" \
+        >"$work/proxy.log" 2>&1 &
+    proxy=$!
+    pids+=("$origin" "$proxy")
+    wait_listening "$origin_port"
+    wait_listening "$port"
+    before=$(ticks "$proxy")
+    requests=$(taskset -c 0 wrk -t1 -c64 -d"${duration}s" -s "$lua" "http://127.0.0.1:$port/" |
+        awk '/requests in/ { print $1 }')
+    after=$(ticks "$proxy")
+    kill "$proxy" "$origin"
+    wait "$proxy" "$origin" 2>/dev/null || true
+    python3 -c "import sys; t, n, hz = map(int, sys.argv[1:4]); print(f'{sys.argv[4]:<12} {n:>8} requests  proxy CPU {t / hz / n * 1e6:6.1f} us per request')" \
+        "$((after - before))" "$requests" "$hz" "$label"
+}
+
+run_case "forwarded" "$work/forwarded.lua"
+run_case "stored, 0" "$work/stored.lua" --max-capacity 0
+run_case "stored, 16M" "$work/stored.lua" --max-capacity 16M
+run_case "stored" "$work/stored.lua"
