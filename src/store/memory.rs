@@ -78,8 +78,9 @@ struct Held {
 
 /// What moka keeps for every entry besides the key and value themselves: its entry and its
 /// bookkeeping (`Arc`s, the access-order and timer nodes, the hash table's bucket and slot),
-/// as counted by `tests/entry_weight.rs`.
-const MOKA_ENTRY: usize = 480;
+/// as counted by `tests/entry_weight.rs` (about 540 bytes), with room for what varies between
+/// builds and allocators: over-weighing costs a little capacity, under-weighing breaks the bound.
+const MOKA_ENTRY: usize = 576;
 
 /// What an entry costs the store: the key, the entry and its responses, moka's own
 /// bookkeeping, each allocation as the allocator rounds it.
