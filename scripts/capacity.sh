@@ -26,13 +26,7 @@ to_bytes() { python3 -c "import sys; s=sys.argv[1]; m={'K':1<<10,'M':1<<20,'G':1
 capacity_bytes=$(to_bytes "$capacity")
 urls=$((fill * capacity_bytes / 1024))
 
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+clean_up_on_exit
 
 origin_port=$(free_port)
 "$origin_bin" --port "$origin_port" >"$work/origin.log" 2>&1 &

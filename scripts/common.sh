@@ -36,3 +36,16 @@ build_servers() {
     origin_bin="$root/target/release/examples/bench_origin"
     proxy_bin="$root/target/release/examples/caching_proxy"
 }
+
+# Kills and reaps the processes whose ids the script adds to `pids`, and removes `$work` (when
+# set), when the script exits, however it exits.
+clean_up_on_exit() {
+    pids=()
+    trap clean_up EXIT
+}
+
+clean_up() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [ -n "${work:-}" ]; then rm -rf "$work"; fi
+}

@@ -41,13 +41,7 @@ ensure_wrk
 build_servers
 
 
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+clean_up_on_exit
 
 if [ "$(nproc)" -ge 2 ]; then
     server_cpu=(taskset -c 1)

@@ -32,13 +32,7 @@ echo "read-while-write: cargo build --release --example caching_proxy"
 cargo build --quiet --release --example caching_proxy
 proxy_bin="$root/target/release/examples/caching_proxy"
 
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+clean_up_on_exit
 
 cat >"$work/origin.py" <<'PY'
 import sys, time, threading

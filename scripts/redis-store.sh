@@ -22,13 +22,7 @@ echo "redis-store: cargo build --release --features redis --example bench_origin
 cargo build --quiet --release --features redis --example bench_origin --example caching_proxy
 bin=target/release/examples
 
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+clean_up_on_exit
 
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.log" 2>&1 &

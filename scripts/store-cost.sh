@@ -24,13 +24,7 @@ work=$(mktemp -d)
 build_servers
 ensure_wrk
 
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+clean_up_on_exit
 
 write_lua() {
     # $1: file, $2: extra headers as a Lua table
