@@ -362,11 +362,11 @@ pub(crate) fn keep(
 pub(crate) fn stored_fields(headers: &HeaderMap, resp_cc: &CacheControl) -> HeaderMap {
     // Room for the fields the cache sets later (`Content-Length`, `Age` on a 304's update).
     if !has_unstored_fields(headers, resp_cc) {
-        return crate::store::response::compacted(headers, 3);
+        return super::headers::compacted(headers, 3);
     }
     let mut kept = headers.clone();
     remove_unstored_fields(&mut kept, resp_cc);
-    crate::store::response::compacted(&kept, 3)
+    super::headers::compacted(&kept, 3)
 }
 
 #[cfg(test)]

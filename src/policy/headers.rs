@@ -3,6 +3,7 @@
 //! Everything here works on raw bytes and never panics: field values may be empty, non-UTF-8,
 //! absurdly long or plain garbage.
 
+use bytes::BytesMut;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue};
 use std::time::{Duration, SystemTime};
@@ -262,37 +263,30 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    // RFC 9110 §7.6.1 (Connection, Proxy-Connection, Keep-Alive, TE, Transfer-Encoding,
-    // Upgrade), §11.7.1 / §11.7.2 (Proxy-Authenticate, Proxy-Authorization, consumed by the
-    // proxy they address), §6.6.2 (Trailer).
-    headers.remove(header::CONNECTION);
-    headers.remove(HeaderName::from_static("keep-alive"));
-    headers.remove(HeaderName::from_static("proxy-connection"));
-    headers.remove(header::PROXY_AUTHENTICATE);
-    headers.remove(header::PROXY_AUTHORIZATION);
-    headers.remove(header::TE);
-    headers.remove(header::TRAILER);
-    headers.remove(header::TRANSFER_ENCODING);
-    headers.remove(header::UPGRADE);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
 }
+
+/// The fields an intermediary always removes: RFC 9110 §7.6.1 (Connection, Proxy-Connection,
+/// Keep-Alive, TE, Transfer-Encoding, Upgrade), §11.7.1 / §11.7.2 (Proxy-Authenticate,
+/// Proxy-Authorization, consumed by the proxy they address), §6.6.2 (Trailer).
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
 
 /// Does `headers` have any field [`remove_hop_by_hop`] would remove?
 pub(crate) fn has_hop_by_hop(headers: &HeaderMap) -> bool {
     // Every field it removes is one of these, or named by `Connection`, which is one.
-    headers.keys().any(is_hop_by_hop)
-}
-
-/// Is `name` one of the fields [`remove_hop_by_hop`] always removes?
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    *name == header::CONNECTION
-        || *name == header::PROXY_AUTHENTICATE
-        || *name == header::PROXY_AUTHORIZATION
-        || *name == header::TE
-        || *name == header::TRAILER
-        || *name == header::TRANSFER_ENCODING
-        || *name == header::UPGRADE
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
+    headers.keys().any(|name| HOP_BY_HOP.contains(name))
 }
 
 /// `Pragma: no-cache` on any line (RFC 9111 §5.4). Callers decide whether it applies (only
@@ -356,10 +350,58 @@ pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// `headers` rebuilt to hold no more than it must: every value copied into one buffer (one
+/// allocation, shared by reference count when hits clone the map, instead of one per value),
+/// and tables sized for its fields and `spare` more. Values that were slices of a larger
+/// buffer (hyper's read buffer) no longer keep it alive.
+pub(crate) fn compacted(headers: &HeaderMap, spare: usize) -> HeaderMap {
+    let total = headers.values().map(HeaderValue::len).sum();
+    let mut buffer = BytesMut::with_capacity(total);
+    for value in headers.values() {
+        buffer.extend_from_slice(value.as_bytes());
+    }
+    let buffer = buffer.freeze();
+    let mut owned = HeaderMap::with_capacity(headers.len() + spare);
+    let mut at = 0;
+    for (name, value) in headers {
+        let end = at + value.len();
+        let mut copy =
+            HeaderValue::from_maybe_shared(buffer.slice(at..end)).unwrap_or_else(|_| value.clone());
+        copy.set_sensitive(value.is_sensitive());
+        owned.append(name.clone(), copy);
+        at = end;
+    }
+    owned
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn compacted_keeps_every_field_in_order_in_one_buffer() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-two", HeaderValue::from_static("a"));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.append("x-two", HeaderValue::from_static("b"));
+        let mut secret = HeaderValue::from_static("s3cret");
+        secret.set_sensitive(true);
+        headers.insert("x-secret", secret);
+        let compact = compacted(&headers, 3);
+        assert_eq!(compact, headers);
+        let two: Vec<_> = compact.get_all("x-two").iter().collect();
+        assert_eq!(two, ["a", "b"]);
+        assert!(compact["x-secret"].is_sensitive());
+        assert!(compact.capacity() >= headers.len() + 3);
+        // Every value points into one buffer.
+        let starts: Vec<usize> = compact
+            .values()
+            .map(|v| v.as_bytes().as_ptr() as usize)
+            .collect();
+        let (first, last) = (starts.iter().min().unwrap(), starts.iter().max().unwrap());
+        assert!(last - first < 32, "values not in one buffer");
+    }
 
     fn hv(s: &str) -> HeaderValue {
         HeaderValue::from_str(s).unwrap()

@@ -127,22 +127,6 @@ impl VaryKey {
         Self { entries }
     }
 
-    /// Memory the captured values occupy beyond the key itself (the allocator's rounding
-    /// included), for stores that weigh entries.
-    pub(crate) fn weight(&self) -> usize {
-        use crate::store::response::allocation;
-        let slot = std::mem::size_of::<(HeaderName, Option<Vec<u8>>)>();
-        let values: usize = self
-            .entries
-            .iter()
-            .map(|(name, value)| {
-                // Names are weighed as if allocated: a little more for standard ones.
-                allocation(name.as_str().len()) + value.as_ref().map_or(0, |v| allocation(v.len()))
-            })
-            .sum();
-        allocation(self.entries.capacity() * slot) + values
-    }
-
     /// Does `req_headers` select the same variant?
     ///
     /// Each captured field's normalised value must be equal; a field absent from both matches,

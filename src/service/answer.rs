@@ -204,11 +204,9 @@ fn ranged_answer(
         None => evaluate_range(method, req_headers, stored.status, &stored.headers, len),
     };
     Some(match decision {
-        RangeDecision::Full => (
-            stored.status,
-            response_headers(&stored.headers),
-            stored.body.clone(),
-        ),
+        // A clone copies the map's tables as they are (no name hashed again); stored maps
+        // have room for the fields the cache adds (`Age`, `X-Cache`, `Cache-Status`).
+        RangeDecision::Full => (stored.status, stored.headers.clone(), stored.body.clone()),
         RangeDecision::Partial { start, end } => {
             let mut headers = stored.headers.clone();
             let range = content_range(start, end, len);
@@ -232,14 +230,6 @@ fn ranged_answer(
         }
         RangeDecision::Forward => return None,
     })
-}
-
-/// A copy of stored header fields. Stored maps are made with room for the three fields the
-/// cache adds (`Age`, `X-Cache`, `Cache-Status`), so adding them does not rehash the copy.
-fn response_headers(stored: &HeaderMap) -> HeaderMap {
-    // A clone copies the tables as they are (no name is hashed again); the stored map has
-    // room for the fields the answer adds.
-    stored.clone()
 }
 
 /// `value` as a header value, when it is one.

@@ -152,7 +152,7 @@ fn decode_response(response: ResponseV1<'_>) -> Option<Arc<StoredResponse>> {
         );
     }
     // As the cache keeps headers it stores: weighed as such by a memory tier.
-    let headers = super::response::compacted(&headers, 3);
+    let headers = crate::policy::headers::compacted(&headers, 3);
     let p = response.policy;
     let policy = ResponsePolicy::from_parts(p.freshness_lifetime, p.initial_age, p.response_time)
         .with_no_cache(p.no_cache)
