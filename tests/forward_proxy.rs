@@ -3,13 +3,7 @@
 //! `CONNECT` tunnels (here to a local TLS server) that relay bytes and cache nothing.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -21,7 +15,7 @@ mod raw_http;
 use raw_http::raw;
 #[path = "support/origin.rs"]
 mod named_origin;
-use named_origin::{start_origin, tls_pair};
+use named_origin::start_origin;
 
 /// `GET url` in absolute form through the proxy.
 async fn get_via(proxy: &Proxy, url: &str, host: &str) -> raw_http::Raw {
@@ -90,8 +84,18 @@ async fn connect(proxy: &Proxy, target: SocketAddr) -> (String, TcpStream) {
     (status_line, stream)
 }
 
+#[cfg(feature = "https")]
 #[tokio::test]
 async fn connect_tunnels_to_a_tls_server_and_caches_nothing() {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http::Request;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::TokioIo;
+    use named_origin::tls::tls_pair;
+    use rustls::pki_types::ServerName;
+
     let (cert, acceptor) = tls_pair();
     let origin = start_origin("secret", Some(acceptor)).await;
     let port = origin.addr.port().to_string();
@@ -181,4 +185,22 @@ async fn an_origin_form_request_or_a_request_for_the_proxy_itself_is_refused() {
     // The proxy forwards to itself once, and sees its own Via.
     let looped = get_via(&proxy, &format!("http://{}/", proxy.addr), "x").await;
     assert_eq!(looped.status, 508, "{looped:?}");
+}
+
+/// Without the cargo feature `https` the proxy has no TLS: an `https://` target in absolute
+/// form is answered 502 with the reason, and nothing goes out in clear text.
+#[cfg(not(feature = "https"))]
+#[tokio::test]
+async fn an_https_target_without_the_https_feature_is_a_502_that_says_why() {
+    let origin = start_origin("plain", None).await;
+    let proxy = start_proxy(&[]).await;
+    let url = format!("https://{}/page", origin.addr);
+    let response = get_via(&proxy, &url, &origin.addr.to_string()).await;
+    assert_eq!(response.status, 502, "{}", response.head);
+    assert!(
+        response.body.contains("--features https"),
+        "{}",
+        response.body
+    );
+    assert_eq!(origin.hits(), 0);
 }

@@ -11,7 +11,8 @@ mod raw_http;
 use raw_http::raw;
 #[path = "support/origin.rs"]
 mod named_origin;
-use named_origin::{private_ca_pair, start_origin};
+use named_origin::start_origin;
+use named_origin::tls::private_ca_pair;
 
 /// Writes `pem` to a new file in the temp dir; its path.
 fn ca_file(pem: &str) -> std::path::PathBuf {

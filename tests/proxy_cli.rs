@@ -492,6 +492,18 @@ async fn bad_origin_exits_2_with_one_line() {
     }
 }
 
+/// Without the cargo feature `https` (the default build) an https origin is refused at start,
+/// in one line that says how to build with TLS.
+#[cfg(not(feature = "https"))]
+#[tokio::test]
+async fn an_https_origin_without_the_https_feature_exits_2_saying_how_to_build_it() {
+    let (code, stdout, stderr) = run(&["--origin", "https://example.com", "--port", "1"]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stdout, "");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--features https"), "{stderr}");
+}
+
 #[tokio::test]
 async fn bad_port_exits_2_with_one_line() {
     for port in ["70000", "0", "http", "3000x"] {

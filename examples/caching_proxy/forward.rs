@@ -20,7 +20,6 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -40,7 +39,7 @@ pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
 
 /// The origin-facing HTTP client: HTTP/1 for `http://`, HTTP/1 or HTTP/2 (ALPN) with rustls
 /// and the webpki roots for `https://`; its connections record when they were opened.
-type OriginClient = Client<Stamped<HttpsConnector<HttpConnector>>, ClientBody>;
+type OriginClient = Client<Stamped<crate::tls::Connector>, ClientBody>;
 
 /// The forwarding settings (`--origin-timeout`, `--origin-idle-timeout`).
 #[derive(Clone, Copy, Debug)]
@@ -87,18 +86,11 @@ impl Proxy {
     pub(crate) fn new(
         origin: Option<Origin>,
         limits: ForwardLimits,
-        tls: rustls::ClientConfig,
+        tls: crate::tls::ClientConfig,
     ) -> Self {
         let mut http = HttpConnector::new();
-        http.enforce_http(false);
         http.set_nodelay(true);
-        let https = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let connector = Stamped(https);
+        let connector = Stamped(crate::tls::connector(http, tls));
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(limits.idle_timeout)

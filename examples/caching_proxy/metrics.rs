@@ -2,14 +2,14 @@
 //! feature, see `tower_cache_layer::metrics`), rendered by the admin listener's `GET /metrics`,
 //! and a log line every minute with the hit ratio of that minute.
 
+mod prometheus;
+
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_cache_layer::store::BoxStore;
 use tower_cache_layer::{CacheHandle, CacheStats};
 
-/// How often the recorder's histograms are drained (its upkeep).
-const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) use self::prometheus::Prometheus;
 
 /// The period of the hit-ratio log line.
 const RATIO_INTERVAL: Duration = Duration::from_secs(60);
@@ -19,24 +19,12 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Installs the Prometheus recorder (no HTTP server of its own: the admin listener renders
-/// it) and runs its upkeep in a task; `None`, logged, when it cannot be installed.
-pub(crate) fn install() -> Option<PrometheusHandle> {
-    let installed = PrometheusBuilder::new()
-        .set_buckets(&LATENCY_BUCKETS)
-        .and_then(PrometheusBuilder::install_recorder);
-    match installed {
-        Ok(handle) => {
-            let upkeep = handle.clone();
-            tokio::spawn(async move {
-                let mut interval = tokio::time::interval(UPKEEP_INTERVAL);
-                loop {
-                    interval.tick().await;
-                    upkeep.run_upkeep();
-                }
-            });
-            Some(handle)
-        }
+/// Installs the Prometheus recorder as the process's (the admin listener renders it); `None`,
+/// logged, when another recorder was installed first.
+pub(crate) fn install() -> Option<Prometheus> {
+    let recorder = Prometheus::new(&LATENCY_BUCKETS);
+    match metrics::set_global_recorder(recorder.clone()) {
+        Ok(()) => Some(recorder),
         Err(error) => {
             tracing::warn!(%error, "cannot install the metrics recorder; /metrics is off");
             None

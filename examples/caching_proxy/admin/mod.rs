@@ -52,7 +52,6 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower_cache_layer::CacheHandle;
@@ -132,7 +131,7 @@ impl Route {
 struct State {
     cache: CacheHandle<BoxStore>,
     /// Renders the metrics; `None` when the recorder could not be installed.
-    metrics: Option<PrometheusHandle>,
+    metrics: Option<crate::metrics::Prometheus>,
     /// Resolves a purge's path to the key the public listener gives it.
     front: Arc<FrontDoor>,
     /// The token as hex text, as clients send it.
@@ -212,7 +211,7 @@ impl AdminServer {
     /// the port of the `public` listener) and serves admin requests in a task.
     pub(crate) async fn start(
         cache: CacheHandle<BoxStore>,
-        metrics: Option<PrometheusHandle>,
+        metrics: Option<crate::metrics::Prometheus>,
         front: Arc<FrontDoor>,
         port: u16,
         secret_path: Option<PathBuf>,

@@ -49,7 +49,8 @@ pub(crate) fn parse_origin(s: &str) -> Result<Origin, String> {
         .map_err(|e| format!("not a URL ({e}); expected e.g. http://127.0.0.1:8000"))?;
     let scheme = match uri.scheme_str() {
         Some("http") => Scheme::HTTP,
-        Some("https") => Scheme::HTTPS,
+        Some("https") if crate::tls::HAS_TLS => Scheme::HTTPS,
+        Some("https") => return Err(crate::tls::NO_TLS.to_owned()),
         Some(other) => return Err(format!("unsupported scheme `{other}`; use http or https")),
         None => return Err("not an absolute URL; expected e.g. http://127.0.0.1:8000".into()),
     };

@@ -3,7 +3,7 @@
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Uri};
-use http::{Request, Version, header};
+use http::{Request, StatusCode, Version, header};
 
 use super::Refusal;
 use crate::config::Origin;
@@ -73,6 +73,12 @@ pub(super) fn forward_target(target: &Uri) -> Result<Authority, Refusal> {
         return Err(Refusal::bad_request(
             "bad request: a forward proxy needs an absolute http:// or https:// URL as the request target",
         ));
+    }
+    if !crate::tls::HAS_TLS && target.scheme_str() == Some("https") {
+        return Err(Refusal {
+            status: StatusCode::BAD_GATEWAY,
+            reason: crate::tls::NO_TLS,
+        });
     }
     target
         .authority()
