@@ -7,7 +7,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
 use http::header::CONTENT_LENGTH;
-use http::{Extensions, HeaderMap, HeaderValue, StatusCode};
+use http::{Extensions, HeaderMap, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -15,6 +15,7 @@ use crate::flight::{FlightGuard, Flights, Reservation};
 use crate::growing::{Writer, is_cut};
 use crate::key::CacheKey;
 use crate::metrics::ByteCount;
+use crate::policy::headers::decimal_value;
 use crate::policy::range::ContentRange;
 use crate::policy::{ResponsePolicy, VaryKey};
 use crate::shared::Commit;
@@ -369,7 +370,7 @@ impl Tee {
         // The whole body is known now; its length answers HEAD requests correctly later.
         // RFC 9110 §8.6: never on a 204.
         if self.status != StatusCode::NO_CONTENT {
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+            headers.insert(CONTENT_LENGTH, decimal_value(body.len() as u64));
         }
         let response = StoredResponse {
             status: self.status,

@@ -1,7 +1,10 @@
 //! Cache keys.
 
+use std::cell::RefCell;
+use std::cmp::Ordering;
 use std::fmt;
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::sync::{Arc, OnceLock};
 
 use http::header::HOST;
 use http::{HeaderMap, Uri};
@@ -12,11 +15,54 @@ use http::{HeaderMap, Uri};
 /// normalised as RFC 9110 §4.2.3 allows: scheme and host lowercased, the default port removed,
 /// an empty path made `/`. Without a scheme in the request target, `http` is assumed.
 ///
-/// Cloning a key is a reference-count increment.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Cloning a key is a reference-count increment. A key is hashed once, when it is made: the
+/// maps and the store that look it up feed their hashers that one number.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct CacheKey {
     uri: Arc<str>,
+    /// `uri` hashed with this process's random SipHash keys ([`key_hasher`]), so that a
+    /// client cannot choose URLs that collide.
+    hash: u64,
+}
+
+/// The hasher of key texts: random keys, drawn once per process.
+fn key_hasher() -> &'static RandomState {
+    static HASHER: OnceLock<RandomState> = OnceLock::new();
+    HASHER.get_or_init(RandomState::new)
+}
+
+thread_local! {
+    /// The text of the key being made, reused by every key made on this thread: making a key
+    /// allocates only its shared text.
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+impl PartialEq for CacheKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.uri == other.uri
+    }
+}
+
+impl Eq for CacheKey {}
+
+impl Hash for CacheKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PartialOrd for CacheKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Keys sort by their text.
+impl Ord for CacheKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.uri.cmp(&other.uri)
+    }
 }
 
 impl CacheKey {
@@ -70,26 +116,40 @@ impl CacheKey {
             Some(host) if !default_port.is_empty() => host,
             _ => authority,
         };
-        let mut key =
-            String::with_capacity(scheme.len() + 3 + authority.len() + path_and_query.len());
-        key.push_str(scheme);
-        key.push_str("://");
-        key.push_str(authority);
-        key.make_ascii_lowercase();
-        key.push_str(path_and_query);
-        Self { uri: key.into() }
+        SCRATCH.with_borrow_mut(|key| {
+            key.clear();
+            key.push_str(scheme);
+            key.push_str("://");
+            key.push_str(authority);
+            key.make_ascii_lowercase();
+            key.push_str(path_and_query);
+            Self::from_text(key)
+        })
+    }
+
+    /// The key whose text is `text`, hashed.
+    fn from_text(text: &str) -> Self {
+        Self {
+            hash: key_hasher().hash_one(text),
+            uri: text.into(),
+        }
     }
 
     /// A key from its text, as [`as_str`](Self::as_str) returned it (a store that keeps keys
     /// outside the process reads them back with this).
     #[cfg(feature = "redis")]
     pub(crate) fn from_stored(text: &str) -> Self {
-        Self { uri: text.into() }
+        Self::from_text(text)
     }
 
     /// The key as text: the normalised URI.
     pub fn as_str(&self) -> &str {
         &self.uri
+    }
+
+    /// The key's hash (random per process), for spreading keys over buckets.
+    pub(crate) fn hash_value(&self) -> u64 {
+        self.hash
     }
 }
 

@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::flight::{CaptureBudget, FlightGuard, Flights, Outcome};
 use crate::key::CacheKey;
 use crate::metrics::{Metrics, RequestOutcome};
+use crate::policy::headers::decimal_value;
 use crate::policy::range::{ContentRange, combine_parts, content_range};
 use crate::policy::{CacheOptions, lifetime};
 use crate::status::StatusHeaders;
@@ -294,7 +295,7 @@ fn combined(
         headers.insert(CONTENT_RANGE, HeaderValue::try_from(range).ok()?);
         StatusCode::PARTIAL_CONTENT
     };
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    headers.insert(CONTENT_LENGTH, decimal_value(body.len() as u64));
     Some(StoredResponse {
         status,
         headers,

@@ -2,12 +2,13 @@
 
 use std::fmt::Write as _;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use crate::OriginUnreachable;
+use crate::policy::headers::{decimal_digits, exact_value};
 
 /// `X-Cache: HIT | MISS`.
 pub(crate) const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
@@ -105,10 +106,16 @@ impl StatusHeaders {
         let value = match served {
             // The hit path: one exact allocation, no formatting machinery.
             Served::Fresh => {
-                let mut value = BytesMut::with_capacity(self.hit_prefix.len() + 20);
+                let mut buf = [0; 20];
+                let digits = decimal_digits(ttl.unsigned_abs(), &mut buf);
+                let sign = if ttl < 0 { &b"-"[..] } else { b"" };
+                let mut value =
+                    Vec::with_capacity(self.hit_prefix.len() + sign.len() + digits.len());
                 value.extend_from_slice(&self.hit_prefix);
-                push_decimal(&mut value, ttl);
-                if let Ok(value) = HeaderValue::from_maybe_shared(value.freeze()) {
+                value.extend_from_slice(sign);
+                value.extend_from_slice(digits);
+                // Length and capacity are equal: `Bytes` takes the vector as it is.
+                if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
                     headers.append(CACHE_STATUS, value);
                 }
                 return;
@@ -190,28 +197,9 @@ impl StatusHeaders {
     }
 }
 
-/// Appends `n` in decimal, without going through `fmt`.
-fn push_decimal(out: &mut BytesMut, n: i64) {
-    if n < 0 {
-        out.extend_from_slice(b"-");
-    }
-    let mut digits = [0u8; 20];
-    let mut rest = n.unsigned_abs();
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[start..]);
-}
-
 /// RFC 9211 §2: a cache adds its member at the end, after those of caches nearer the origin.
 fn append(headers: &mut HeaderMap, value: String) {
-    if let Ok(value) = HeaderValue::try_from(value) {
+    if let Some(value) = exact_value(value) {
         headers.append(CACHE_STATUS, value);
     }
 }

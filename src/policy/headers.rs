@@ -3,7 +3,7 @@
 //! Everything here works on raw bytes and never panics: field values may be empty, non-UTF-8,
 //! absurdly long or plain garbage.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue};
 use std::time::{Duration, SystemTime};
@@ -286,7 +286,23 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 /// Does `headers` have any field [`remove_hop_by_hop`] would remove?
 pub(crate) fn has_hop_by_hop(headers: &HeaderMap) -> bool {
     // Every field it removes is one of these, or named by `Connection`, which is one.
-    headers.keys().any(|name| HOP_BY_HOP.contains(name))
+    headers.keys().any(is_hop_by_hop)
+}
+
+/// Is `name` one of [`HOP_BY_HOP`]? Names of another length are told apart without comparing
+/// text (a test checks that this agrees with the list).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    match name.len() {
+        2 => name == "te",
+        7 => name == "trailer" || name == "upgrade",
+        10 => name == "connection" || name == "keep-alive",
+        16 => name == "proxy-connection",
+        17 => name == "transfer-encoding",
+        18 => name == "proxy-authenticate",
+        19 => name == "proxy-authorization",
+        _ => false,
+    }
 }
 
 /// `Pragma: no-cache` on any line (RFC 9111 §5.4). Callers decide whether it applies (only
@@ -350,6 +366,34 @@ pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// The decimal digits of `n`, written at the end of `buf`.
+pub(crate) fn decimal_digits(n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut rest = n;
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            return &buf[start..];
+        }
+    }
+}
+
+/// A field value of the number `n` (`Age`, `Content-Length`) in one allocation of its exact
+/// size; `HeaderValue::from(u64)` makes two.
+pub(crate) fn decimal_value(n: u64) -> HeaderValue {
+    let mut buf = [0; 20];
+    let digits = Bytes::copy_from_slice(decimal_digits(n, &mut buf));
+    HeaderValue::from_maybe_shared(digits).unwrap_or_else(|_| HeaderValue::from(n))
+}
+
+/// A field value made of `text`, in one allocation of its exact size (a `String` turned into a
+/// value directly keeps its spare capacity and takes a second allocation).
+pub(crate) fn exact_value(text: String) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(Bytes::from(text.into_bytes().into_boxed_slice())).ok()
+}
+
 /// `headers` rebuilt to hold no more than it must: every value copied into one buffer (one
 /// allocation, shared by reference count when hits clone the map, instead of one per value),
 /// and tables sized for its fields and `spare` more. Values that were slices of a larger
@@ -378,6 +422,28 @@ pub(crate) fn compacted(headers: &HeaderMap, spare: usize) -> HeaderMap {
 mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn is_hop_by_hop_is_the_list() {
+        for name in &HOP_BY_HOP {
+            assert!(is_hop_by_hop(name), "{name}");
+        }
+        for name in ["tx", "trailers", "connections", "host", "x-upgrade", "age"] {
+            assert!(!is_hop_by_hop(&HeaderName::from_static(name)), "{name}");
+        }
+    }
+
+    #[test]
+    fn decimal_values_are_the_numbers_digits() {
+        for n in [0, 7, 10, 99, 3600, u64::MAX] {
+            assert_eq!(decimal_value(n), HeaderValue::from(n));
+        }
+        assert_eq!(
+            exact_value("cache; hit".to_owned()),
+            Some(HeaderValue::from_static("cache; hit"))
+        );
+        assert_eq!(exact_value("bad\nvalue".to_owned()), None);
+    }
 
     #[test]
     fn compacted_keeps_every_field_in_order_in_one_buffer() {

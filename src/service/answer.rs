@@ -15,6 +15,7 @@ use crate::policy::conditional::{
     Precondition, evaluate_preconditions, has_preconditions, not_modified_headers,
 };
 use crate::policy::decide::{self, Found, Lookup};
+use crate::policy::headers::decimal_value;
 use crate::policy::range::{
     ContentRange, RangeDecision, content_range, evaluate_range, evaluate_range_in_part,
     unsatisfied_range,
@@ -131,7 +132,7 @@ impl<St> Shared<St> {
                 RequestOutcome::Stale
             }
         });
-        headers.insert(AGE, HeaderValue::from(age.as_secs()));
+        headers.insert(AGE, decimal_value(age.as_secs()));
         self.status.served(&mut headers, served, ttl);
         let body = if method == Method::HEAD {
             ResponseBody::full(Bytes::new())
@@ -211,7 +212,7 @@ fn ranged_answer(
             let mut headers = stored.headers.clone();
             let range = content_range(start, end, len);
             headers.insert(CONTENT_RANGE, header_value(range)?);
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start + 1));
+            headers.insert(CONTENT_LENGTH, decimal_value(end - start + 1));
             let (from, to) = (start.checked_sub(offset)?, end.checked_sub(offset)?);
             (
                 StatusCode::PARTIAL_CONTENT,

@@ -15,6 +15,7 @@ use crate::flight::{FlightGuard, Reservation};
 use crate::growing::growing;
 use crate::metrics::RequestOutcome;
 use crate::policy::decide::{self, Keep};
+use crate::policy::headers::decimal_value;
 use crate::policy::storable::is_storable_with;
 use crate::policy::{CacheControl, ResponsePolicy, Vary, VaryKey, targeted_cache_control};
 use crate::shared::{Commit, Shared};
@@ -215,7 +216,7 @@ impl<St: Store> Shared<St> {
         let (writer, source) = growing(len, reservation, stall);
         let mut headers = tee.headers.clone();
         // As `Tee::commit` sets it on the stored response.
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        headers.insert(CONTENT_LENGTH, decimal_value(len));
         let response = StoredResponse {
             status: tee.status,
             headers,

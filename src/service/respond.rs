@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_RANGE};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::Body;
 use tower_service::Service;
 
@@ -15,6 +15,7 @@ use crate::body::ResponseBody;
 use crate::flight::FlightGuard;
 use crate::key::CacheKey;
 use crate::policy::decide::{self, AfterResponse};
+use crate::policy::headers::decimal_value;
 use crate::policy::range::{ContentRange, completing_part};
 use crate::policy::revalidate::{add_validators, freshen_headers, head_freshens};
 use crate::policy::{CacheControl, ResponsePolicy};
@@ -95,7 +96,7 @@ impl<St: Store> Shared<St> {
         parts.headers.remove(CONTENT_RANGE);
         parts
             .headers
-            .insert(CONTENT_LENGTH, HeaderValue::from(complete));
+            .insert(CONTENT_LENGTH, decimal_value(complete));
         Response::from_parts(parts, body.with_prefix(prefix))
     }
 

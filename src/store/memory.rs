@@ -1,4 +1,3 @@
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -32,7 +31,6 @@ pub struct MemoryStore {
 struct Writes {
     buckets: Box<[AtomicU64]>,
     cleared: AtomicU64,
-    hasher: std::hash::RandomState,
 }
 
 /// Buckets of [`Writes`] (a key's bucket is its hash modulo this).
@@ -51,8 +49,8 @@ impl Writes {
     }
 
     fn bucket(&self, key: &CacheKey) -> &AtomicU64 {
-        let hash = self.hasher.hash_one(key.as_str());
-        &self.buckets[usize::try_from(hash % WRITE_BUCKETS as u64).unwrap_or(0)]
+        let bucket = key.hash_value() % WRITE_BUCKETS as u64;
+        &self.buckets[usize::try_from(bucket).unwrap_or(0)]
     }
 
     fn mark(&self, key: &CacheKey) -> WriteMark {
