@@ -8,114 +8,39 @@
 //! `cargo test` builds the examples before running the tests; with a test filter such as
 //! `--test admin` build it first: `cargo build --example caching_proxy`.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use http::{Response, StatusCode};
 use tokio::net::{TcpListener, TcpStream};
 
 #[path = "support/proxy.rs"]
 mod proxy_process;
-use proxy_process::{Proxy, free_port, proxy_binary};
+use proxy_process::{Proxy, free_port};
+#[path = "support/counting_origin.rs"]
+mod counting_origin;
+use counting_origin::{CountingOrigin, TempDir, admin_file_value, reply, run_binary, send};
 
 /// The path that used to clear the cache on the public port.
 const OLD_CLEAR_PATH: &str = "/.well-known/tower-cache-layer/clear";
 
-/// A temporary directory (mode 0700), removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "tower-cache-layer-test-{name}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        let mut builder = std::fs::DirBuilder::new();
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&path).expect("create a temporary directory");
-        Self(path)
-    }
-
-    /// The admin file a proxy on `port` writes when `XDG_RUNTIME_DIR` is this directory.
-    fn admin_file(&self, port: u16) -> PathBuf {
-        self.0
-            .join("tower-cache-layer")
-            .join(format!("proxy-{port}.admin"))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A counting origin: `/max-age` is cacheable for a minute; every other request is answered
 /// `origin saw METHOD PATH`, not cacheable.
-struct Origin {
-    addr: SocketAddr,
-    hits: Arc<AtomicUsize>,
-}
-
-impl Origin {
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-async fn start_origin() -> Origin {
-    let listener = TcpListener::bind("127.0.0.1:0")
+async fn start_origin() -> CountingOrigin {
+    CountingOrigin::builder()
+        .route("/max-age", |_| {
+            let builder = Response::builder().header("cache-control", "max-age=60");
+            reply(builder, "fresh for a minute")
+        })
+        .fallback(|exchange| {
+            let builder = Response::builder().header("cache-control", "no-store");
+            let (method, path) = (exchange.req.method(), exchange.path());
+            reply(builder, format!("origin saw {method} {path}"))
+        })
+        .start()
         .await
-        .expect("bind the origin");
-    let addr = listener.local_addr().expect("origin address");
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&hits);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let counter = Arc::clone(&counter);
-            let service = service_fn(move |req: Request<Incoming>| {
-                counter.fetch_add(1, Ordering::SeqCst);
-                let response = if req.uri().path() == "/max-age" {
-                    Response::builder()
-                        .header("cache-control", "max-age=60")
-                        .body(Full::<Bytes>::from("fresh for a minute"))
-                } else {
-                    Response::builder()
-                        .header("cache-control", "no-store")
-                        .body(Full::from(format!(
-                            "origin saw {} {}",
-                            req.method(),
-                            req.uri().path()
-                        )))
-                };
-                async move { Ok::<_, Infallible>(response.expect("valid response")) }
-            });
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Origin { addr, hits }
 }
 
 /// Starts the proxy with `XDG_RUNTIME_DIR=runtime_dir` and waits for its admin file.
@@ -126,18 +51,7 @@ async fn start_proxy_in(runtime_dir: &TempDir, args: &[&str]) -> Proxy {
 /// Runs the binary with `args` and `XDG_RUNTIME_DIR=runtime_dir` to completion:
 /// (exit code, stdout, stderr).
 async fn run_in(runtime_dir: &TempDir, args: &[&str]) -> (Option<i32>, String, String) {
-    let output = tokio::process::Command::new(proxy_binary())
-        .args(args)
-        .env("XDG_RUNTIME_DIR", &runtime_dir.0)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("run the caching_proxy example");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    run_binary(args, Some(&runtime_dir.0)).await
 }
 
 /// A same-host TCP relay on `127.0.0.1:0` that forwards bytes to `target`, as a reverse proxy
@@ -157,63 +71,6 @@ async fn start_relay(target: SocketAddr) -> SocketAddr {
         }
     });
     addr
-}
-
-/// A response with its body read in full.
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// Sends `method path` (with extra header fields) to `addr` over a fresh HTTP/1.1 connection.
-async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(http::header::HOST, addr.to_string());
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let req = builder
-        .body(Full::<Bytes>::default())
-        .expect("valid request");
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("HTTP/1.1 handshake");
-    tokio::spawn(conn);
-    let response = tokio::time::timeout(Duration::from_secs(5), sender.send_request(req))
-        .await
-        .expect("an answer within 5s")
-        .expect("an answer");
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.expect("read the body").to_bytes();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
-}
-
-/// The `key=value` lines of an admin file.
-fn admin_file_value(path: &Path, key: &str) -> String {
-    let text = std::fs::read_to_string(path).expect("read the admin file");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("no {key}= line in {text:?}"))
-        .to_owned()
 }
 
 /// `POST /.well-known/tower-cache-layer/clear` on the public port, from a loopback peer (a

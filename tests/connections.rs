@@ -7,30 +7,24 @@
 //! `cargo test` builds the examples before running the tests; with a test filter such as
 //! `--test connections` build it first: `cargo build --example caching_proxy`.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body::{Body, Frame};
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
-use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 #[path = "support/proxy.rs"]
 mod proxy_process;
 use proxy_process::start_proxy;
+#[path = "support/counting_origin.rs"]
+mod counting_origin;
+use counting_origin::{CountingOrigin, TempDir, gated, open_gate_and_read, read_at_least, reply};
 
 /// What `/gated` sends at once.
 const GATED_HEAD: &[u8] = b"first part;";
@@ -40,111 +34,16 @@ const GATED_REST: usize = 64 * 1024;
 
 /// A counting origin: `/gated` sends [`GATED_HEAD`], then [`GATED_REST`] bytes once the gate
 /// opens; anything else is answered `hello PATH`, not cacheable.
-struct Origin {
-    addr: SocketAddr,
-    hits: Arc<AtomicUsize>,
-    gate: Arc<Semaphore>,
-}
-
-impl Origin {
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
-
-/// A response body fed through a channel.
-struct ChannelBody(mpsc::Receiver<Bytes>);
-
-impl Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|data| data.map(|d| Ok(Frame::data(d))))
-    }
-}
-
-async fn start_origin() -> Origin {
-    let listener = TcpListener::bind("127.0.0.1:0")
+async fn start_origin() -> CountingOrigin {
+    let no_store = || Response::builder().header("cache-control", "no-store");
+    CountingOrigin::builder()
+        .route("/gated", move |exchange| {
+            let gate = exchange.gate.clone();
+            gated(no_store(), GATED_HEAD, GATED_REST, gate)
+        })
+        .fallback(move |exchange| reply(no_store(), format!("hello {}", exchange.path())))
+        .start()
         .await
-        .expect("bind the origin");
-    let addr = listener.local_addr().expect("origin address");
-    let hits = Arc::new(AtomicUsize::new(0));
-    let gate = Arc::new(Semaphore::new(0));
-    let (task_hits, task_gate) = (Arc::clone(&hits), Arc::clone(&gate));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (hits, gate) = (Arc::clone(&task_hits), Arc::clone(&task_gate));
-            let service = service_fn(move |req: Request<Incoming>| {
-                hits.fetch_add(1, Ordering::SeqCst);
-                let gate = Arc::clone(&gate);
-                async move {
-                    let builder = Response::builder().header("cache-control", "no-store");
-                    let response: Response<BoxBody<Bytes, Infallible>> =
-                        if req.uri().path() == "/gated" {
-                            let (tx, rx) = mpsc::channel(1);
-                            tokio::spawn(async move {
-                                let _ = tx.send(Bytes::from_static(GATED_HEAD)).await;
-                                if let Ok(permit) = gate.acquire().await {
-                                    permit.forget();
-                                }
-                                let _ = tx.send(Bytes::from(vec![b'x'; GATED_REST])).await;
-                            });
-                            builder
-                                .header("content-length", GATED_HEAD.len() + GATED_REST)
-                                .body(ChannelBody(rx).boxed())
-                        } else {
-                            builder.body(Full::from(format!("hello {}", req.uri().path())).boxed())
-                        }
-                        .expect("valid response");
-                    Ok::<_, Infallible>(response)
-                }
-            });
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Origin { addr, hits, gate }
-}
-
-/// A temporary directory for the proxy's admin file (not under the real `$HOME`), removed
-/// when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "tower-cache-layer-test-connections-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).expect("create a temporary directory");
-        Self(path)
-    }
-
-    fn admin_file(&self) -> String {
-        let path = self.0.join("proxy.admin");
-        path.to_str().expect("a UTF-8 temp dir").to_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A keep-alive HTTP/1.1 client connection to the proxy.
@@ -207,7 +106,7 @@ impl Client {
 #[tokio::test]
 async fn idle_keep_alive_connections_make_room_for_new_clients() {
     let origin = start_origin().await;
-    let dir = TempDir::new();
+    let dir = TempDir::new("connections");
     let proxy = start_proxy(&[
         "--origin",
         &origin.url(),
@@ -216,7 +115,7 @@ async fn idle_keep_alive_connections_make_room_for_new_clients() {
         "--header-read-timeout",
         "60",
         "--admin-file",
-        &dir.admin_file(),
+        &dir.arg("proxy.admin"),
     ])
     .await;
 
@@ -272,7 +171,7 @@ async fn idle_keep_alive_connections_make_room_for_new_clients() {
 #[tokio::test]
 async fn a_busy_connection_is_never_closed_to_make_room() {
     let origin = start_origin().await;
-    let dir = TempDir::new();
+    let dir = TempDir::new("connections");
     let proxy = start_proxy(&[
         "--origin",
         &origin.url(),
@@ -281,7 +180,7 @@ async fn a_busy_connection_is_never_closed_to_make_room() {
         "--header-read-timeout",
         "60",
         "--admin-file",
-        &dir.admin_file(),
+        &dir.arg("proxy.admin"),
     ])
     .await;
     let bound = Duration::from_secs(5);
@@ -290,17 +189,7 @@ async fn a_busy_connection_is_never_closed_to_make_room() {
     let response = busy.get("/gated", bound).await;
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body();
-    let mut received = Vec::new();
-    while received.len() < GATED_HEAD.len() {
-        let frame = tokio::time::timeout(bound, body.frame())
-            .await
-            .expect("the first part within 5s")
-            .expect("the first part")
-            .expect("no body error");
-        if let Ok(data) = frame.into_data() {
-            received.extend_from_slice(&data);
-        }
-    }
+    read_at_least(&mut body, GATED_HEAD.len()).await;
 
     // Each newcomer takes the idle connection's slot, never the busy one's.
     let mut previous = Client::connect(proxy.addr).await;
@@ -316,12 +205,7 @@ async fn a_busy_connection_is_never_closed_to_make_room() {
         previous = next;
     }
 
-    origin.gate.add_permits(1);
-    let rest = tokio::time::timeout(bound, body.collect())
-        .await
-        .expect("the rest of the body within 5s")
-        .expect("the rest of the body, complete")
-        .to_bytes();
+    let rest = open_gate_and_read(&origin, body).await;
     assert_eq!(rest.len(), GATED_REST);
     assert!(rest.iter().all(|&b| b == b'x'));
     assert_eq!(origin.hits(), 5);

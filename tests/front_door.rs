@@ -3,17 +3,14 @@
 //! real hyper origin on `127.0.0.1:0` that, like Django or Rails behind a proxy, builds
 //! absolute links and redirects from `X-Forwarded-Host` or `Host`.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -24,39 +21,9 @@ use proxy_process::{Proxy, start_proxy};
 #[path = "support/raw.rs"]
 mod raw_http;
 use raw_http::{Raw, raw};
-
-/// What the origin received.
-#[derive(Clone, Debug)]
-struct Seen {
-    target: String,
-    headers: HeaderMap,
-}
-
-/// A running origin: its address, request count and what it saw.
-struct Origin {
-    addr: SocketAddr,
-    hits: Arc<AtomicUsize>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Origin {
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-
-    fn last_seen(&self) -> Seen {
-        self.seen
-            .lock()
-            .expect("origin log lock")
-            .last()
-            .cloned()
-            .expect("the origin saw a request")
-    }
-}
+#[path = "support/counting_origin.rs"]
+mod counting_origin;
+use counting_origin::{CountingOrigin, reply};
 
 /// The host an origin behind a proxy believes it is reached at.
 fn believed_host(headers: &HeaderMap) -> String {
@@ -68,72 +35,53 @@ fn believed_host(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-/// The origin's answers:
+/// Starts the origin on `127.0.0.1:0`. Its answers:
 /// - `/`: a page linking a script at the host it believes it is at, public for an hour
 /// - `/login`: a redirect to that host, cacheable for an hour
 /// - `/moved`: a redirect to the origin's own address (`{self}` is its authority)
 /// - `/cached`: cacheable for a minute
-/// - anything else: `ok`, not stored
-async fn answer(req: Request<Incoming>, me: SocketAddr) -> Response<Full<Bytes>> {
-    let host = believed_host(req.headers());
-    let builder = Response::builder();
-    let response = match req.uri().path() {
-        "/" => builder
-            .header("cache-control", "public, max-age=3600")
-            .body(Full::from(format!(
-                "<script src=\"http://{host}/static/app.js\"></script>"
-            ))),
-        "/login" => builder
-            .status(StatusCode::FOUND)
-            .header("location", format!("http://{host}/login-form"))
-            .header("cache-control", "max-age=3600")
-            .body(Full::default()),
-        "/moved" => builder
-            .status(StatusCode::MOVED_PERMANENTLY)
-            .header("location", format!("http://{me}/products?page=2"))
-            .header("content-location", format!("http://{me}/moved"))
-            .header("cache-control", "no-store")
-            .body(Full::default()),
-        "/cached" => builder
-            .header("cache-control", "max-age=60")
-            .body(Full::from("cached")),
-        _ => {
-            // Read the request body, so that a client's broken body shows up.
-            let _ = req.into_body().collect().await;
-            builder
-                .header("cache-control", "no-store")
-                .body(Full::from("ok"))
-        }
-    };
-    response.expect("static response parts are valid")
-}
-
-/// Starts the origin on `127.0.0.1:0`.
-async fn start_origin() -> Origin {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
-    let addr = listener.local_addr().expect("origin address");
-    let hits = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let (task_hits, task_seen) = (Arc::clone(&hits), Arc::clone(&seen));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (hits, seen) = (Arc::clone(&task_hits), Arc::clone(&task_seen));
-            let service = service_fn(move |req: Request<Incoming>| {
-                hits.fetch_add(1, Ordering::SeqCst);
-                seen.lock().expect("origin log lock").push(Seen {
-                    target: req.uri().to_string(),
-                    headers: req.headers().clone(),
-                });
-                async move { Ok::<_, Infallible>(answer(req, addr).await) }
-            });
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Origin { addr, hits, seen }
+/// - anything else (its body read, so that a client's broken body shows up): `ok`, not stored
+async fn start_origin() -> CountingOrigin {
+    CountingOrigin::builder()
+        .route("/", |exchange| {
+            let host = believed_host(exchange.req.headers());
+            let builder = Response::builder().header("cache-control", "public, max-age=3600");
+            reply(
+                builder,
+                format!("<script src=\"http://{host}/static/app.js\"></script>"),
+            )
+        })
+        .route("/login", |exchange| {
+            let host = believed_host(exchange.req.headers());
+            let builder = Response::builder()
+                .status(StatusCode::FOUND)
+                .header("location", format!("http://{host}/login-form"))
+                .header("cache-control", "max-age=3600");
+            reply(builder, "")
+        })
+        .route("/moved", |exchange| {
+            let me = exchange.addr;
+            let builder = Response::builder()
+                .status(StatusCode::MOVED_PERMANENTLY)
+                .header("location", format!("http://{me}/products?page=2"))
+                .header("content-location", format!("http://{me}/moved"))
+                .header("cache-control", "no-store");
+            reply(builder, "")
+        })
+        .route("/cached", |_| {
+            reply(
+                Response::builder().header("cache-control", "max-age=60"),
+                "cached",
+            )
+        })
+        .fallback(|_| {
+            reply(
+                Response::builder().header("cache-control", "no-store"),
+                "ok",
+            )
+        })
+        .start()
+        .await
 }
 
 /// `GET path` with `Host: host`, on a new connection.
@@ -449,7 +397,7 @@ async fn options_asterisk_reaches_the_origin_in_asterisk_form() {
     )
     .await;
     assert_eq!(answer.status, 200);
-    assert_eq!(origin.last_seen().target, "*");
+    assert_eq!(origin.last_seen().uri, "*");
 }
 
 #[tokio::test]

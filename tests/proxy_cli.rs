@@ -4,68 +4,25 @@
 //! `cargo test` builds the examples before running the tests; with a test filter such as
 //! `--test proxy_cli` build it first: `cargo build --example caching_proxy`.
 
-use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body::{Body, Frame};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::net::TcpStream;
 
-/// A request as the origin received it.
-#[derive(Clone, Debug)]
-struct Seen {
-    method: Method,
-    uri: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-/// A running test origin: its address, how many requests it answered and what it saw.
-struct Origin {
-    addr: SocketAddr,
-    hits: Arc<AtomicUsize>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    /// `/gated` sends the rest of its body once a permit is added here.
-    gate: Arc<Semaphore>,
-}
-
-impl Origin {
-    /// Requests the origin has answered so far.
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-
-    /// The last request the origin received.
-    fn last_seen(&self) -> Seen {
-        let seen = self.seen.lock().expect("origin log lock poisoned");
-        seen.last().cloned().expect("the origin received a request")
-    }
-
-    /// `http://127.0.0.1:<port>`.
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Lets one `/gated` response send the rest of its body.
-    fn open_gate(&self) {
-        self.gate.add_permits(1);
-    }
-}
+#[path = "support/proxy.rs"]
+mod proxy_process;
+use proxy_process::{Proxy, free_port, proxy_binary, start_proxy};
+#[path = "support/counting_origin.rs"]
+mod counting_origin;
+use counting_origin::{
+    Answer, CountingOrigin, Exchange, OriginBody, gated, get_streaming, open_gate_and_read,
+    read_at_least, reply, run_binary, send_request as send,
+};
 
 /// What `/gated` sends at once, after its headers.
 const GATED_HEAD: &[u8] = b"first part, sent at once;";
@@ -73,26 +30,7 @@ const GATED_HEAD: &[u8] = b"first part, sent at once;";
 /// How many bytes `/gated` sends after the gate opens.
 const GATED_REST: usize = 64 * 1024;
 
-/// A response body fed through a channel, one data frame per message.
-struct ChannelBody {
-    rx: mpsc::Receiver<Bytes>,
-}
-
-impl Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|data| data.map(|data| Ok(Frame::data(data))))
-    }
-}
-
-/// The origin's routes:
+/// Starts a counting origin on `127.0.0.1:0` with these routes:
 /// - `/max-age`: `Cache-Control: max-age=60`
 /// - `/last-modified`: `Last-Modified` a day ago, no `Cache-Control` (the seed scenario)
 /// - `/plain`: no caching headers at all
@@ -100,159 +38,45 @@ impl Body for ChannelBody {
 /// - `/gated`: headers (`Content-Length` of the whole body) and [`GATED_HEAD`] at once, then
 ///   [`GATED_REST`] bytes `x` once the test opens the gate
 /// - anything else: echoes the request body, with hop-by-hop headers of its own
-async fn origin_response(
-    req: Request<Incoming>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    gate: Arc<Semaphore>,
-) -> Response<BoxBody<Bytes, Infallible>> {
-    let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    seen.lock().expect("origin log lock poisoned").push(Seen {
-        method: parts.method.clone(),
-        uri: parts.uri.to_string(),
-        headers: parts.headers.clone(),
-        body: body.clone(),
-    });
-    let builder = Response::builder();
-    let response = match parts.uri.path() {
-        "/max-age" => builder
-            .header("cache-control", "max-age=60")
-            .body(Full::from("fresh for a minute")),
-        "/last-modified" => {
-            let yesterday = SystemTime::now() - Duration::from_secs(24 * 60 * 60);
-            builder
-                .header("last-modified", httpdate::fmt_http_date(yesterday))
-                .header("content-type", "text/html")
-                .body(Full::from("<h1>index</h1>"))
-        }
-        "/plain" => builder.body(Full::from("no caching headers")),
-        "/slow" => {
+async fn start_origin() -> CountingOrigin {
+    CountingOrigin::builder()
+        .route("/max-age", |_| {
+            let builder = Response::builder().header("cache-control", "max-age=60");
+            reply(builder, "fresh for a minute")
+        })
+        .route("/last-modified", |_| last_modified())
+        .route("/plain", |_| {
+            reply(Response::builder(), "no caching headers")
+        })
+        .route_async("/slow", |_| async {
             tokio::time::sleep(Duration::from_secs(5)).await;
-            builder.body(Full::from("too late"))
-        }
-        "/gated" => {
-            let (tx, rx) = mpsc::channel(1);
-            tokio::spawn(async move {
-                let _ = tx.send(Bytes::from_static(GATED_HEAD)).await;
-                if let Ok(permit) = gate.acquire().await {
-                    permit.forget();
-                }
-                let _ = tx.send(Bytes::from(vec![b'x'; GATED_REST])).await;
-            });
-            let response = builder
-                .header("content-length", GATED_HEAD.len() + GATED_REST)
-                .body(ChannelBody { rx }.boxed())
-                .expect("static response parts are valid");
-            return response;
-        }
-        _ => builder
-            .header("x-echo-method", parts.method.as_str())
-            .header("connection", "x-origin-hop")
-            .header("x-origin-hop", "must not reach the client")
-            .body(Full::new(body)),
-    };
-    response
-        .expect("static response parts are valid")
-        .map(BodyExt::boxed)
+            reply(Response::builder(), "too late")
+        })
+        .route("/gated", |exchange| {
+            let gate = exchange.gate.clone();
+            gated(Response::builder(), GATED_HEAD, GATED_REST, gate)
+        })
+        .fallback(echo)
+        .start()
+        .await
 }
 
-/// Starts a counting hyper origin on `127.0.0.1:0`.
-async fn start_origin() -> Origin {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the origin");
-    let addr = listener.local_addr().expect("origin address");
-    let hits = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let gate = Arc::new(Semaphore::new(0));
-    let (task_hits, task_seen, task_gate) =
-        (Arc::clone(&hits), Arc::clone(&seen), Arc::clone(&gate));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (hits, seen, gate) = (
-                Arc::clone(&task_hits),
-                Arc::clone(&task_seen),
-                Arc::clone(&task_gate),
-            );
-            let service = service_fn(move |req| {
-                hits.fetch_add(1, Ordering::SeqCst);
-                let (seen, gate) = (Arc::clone(&seen), Arc::clone(&gate));
-                async move { Ok::<_, Infallible>(origin_response(req, seen, gate).await) }
-            });
-            tokio::spawn(async move {
-                // Errors here are the proxy hanging up, e.g. after a 504.
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Origin {
-        addr,
-        hits,
-        seen,
-        gate,
-    }
+/// `Last-Modified` a day ago, no `Cache-Control`.
+fn last_modified() -> Response<OriginBody> {
+    let yesterday = SystemTime::now() - Duration::from_secs(24 * 60 * 60);
+    let builder = Response::builder()
+        .header("last-modified", httpdate::fmt_http_date(yesterday))
+        .header("content-type", "text/html");
+    reply(builder, "<h1>index</h1>")
 }
 
-#[path = "support/proxy.rs"]
-mod proxy_process;
-use proxy_process::{Proxy, free_port, proxy_binary, start_proxy};
-
-/// A response with its body read in full.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Answer {
-    /// The value of `name` as text, if present.
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// `X-Cache`, which the cache layer adds to every response.
-    fn x_cache(&self) -> &str {
-        self.header("x-cache")
-            .expect("the response carries x-cache")
-    }
-}
-
-/// Sends `req` to `addr` over a fresh HTTP/1.1 connection and reads the whole response.
-async fn send(addr: SocketAddr, mut req: Request<Full<Bytes>>) -> Answer {
-    req.headers_mut().insert(
-        http::header::HOST,
-        addr.to_string()
-            .parse()
-            .expect("an address is a valid host"),
-    );
-    let stream = TcpStream::connect(addr)
-        .await
-        .expect("connect to the proxy");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("HTTP/1.1 handshake");
-    tokio::spawn(conn);
-    let response = sender
-        .send_request(req)
-        .await
-        .expect("a response from the proxy");
-    let (parts, body) = response.into_parts();
-    let body = body
-        .collect()
-        .await
-        .expect("read the response body")
-        .to_bytes();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
+/// Echoes the request body, with hop-by-hop headers of its own.
+fn echo(exchange: &Exchange) -> Response<OriginBody> {
+    let builder = Response::builder()
+        .header("x-echo-method", exchange.req.method().as_str())
+        .header("connection", "x-origin-hop")
+        .header("x-origin-hop", "must not reach the client");
+    reply(builder, exchange.req.body().clone())
 }
 
 /// `GET path` through the proxy.
@@ -265,17 +89,7 @@ async fn get(proxy: &Proxy, path: &str) -> Answer {
 
 /// Runs the binary with `args` to completion: (exit code, stdout, stderr).
 async fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let output = tokio::process::Command::new(proxy_binary())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("run the caching_proxy example");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    run_binary(args, None).await
 }
 
 #[tokio::test]
@@ -600,34 +414,10 @@ async fn sigterm_finishes_the_response_in_flight_and_refuses_new_connections() {
     let origin = start_origin().await;
     let mut proxy = start_proxy(&["--origin", &origin.url()]).await;
 
-    let stream = TcpStream::connect(proxy.addr)
-        .await
-        .expect("connect to the proxy");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("HTTP/1.1 handshake");
-    tokio::spawn(conn);
-    let req = Request::get("/gated")
-        .header(http::header::HOST, proxy.addr.to_string())
-        .body(Full::<Bytes>::default())
-        .expect("valid request");
-    let response = sender
-        .send_request(req)
-        .await
-        .expect("response headers from the proxy");
+    let (_sender, response) = get_streaming(proxy.addr, "/gated").await;
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body();
-    let mut received = Vec::new();
-    while received.len() < GATED_HEAD.len() {
-        let frame = body
-            .frame()
-            .await
-            .expect("the first part of the body")
-            .expect("no body error");
-        if let Ok(data) = frame.into_data() {
-            received.extend_from_slice(&data);
-        }
-    }
+    let received = read_at_least(&mut body, GATED_HEAD.len()).await;
     assert_eq!(received, GATED_HEAD);
 
     // The response is in flight (the origin waits at its gate) when the signal arrives.
@@ -649,12 +439,7 @@ async fn sigterm_finishes_the_response_in_flight_and_refuses_new_connections() {
         "the proxy exited with a response in flight"
     );
 
-    origin.open_gate();
-    let rest = tokio::time::timeout(Duration::from_secs(5), body.collect())
-        .await
-        .expect("the rest of the body within 5s")
-        .expect("the rest of the body, complete")
-        .to_bytes();
+    let rest = open_gate_and_read(&origin, body).await;
     assert_eq!(rest.len(), GATED_REST);
     assert!(rest.iter().all(|&b| b == b'x'));
 
@@ -779,34 +564,10 @@ async fn connections_beyond_max_connections_wait_while_every_connection_is_busy(
     let proxy = start_proxy(&["--origin", &origin.url(), "--max-connections", "1"]).await;
 
     // The first connection is busy: its response body is still streaming.
-    let stream = TcpStream::connect(proxy.addr)
-        .await
-        .expect("connect to the proxy");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("HTTP/1.1 handshake");
-    tokio::spawn(conn);
-    let req = Request::get("/gated")
-        .header(http::header::HOST, proxy.addr.to_string())
-        .body(Full::<Bytes>::default())
-        .expect("valid request");
-    let response = tokio::time::timeout(Duration::from_secs(5), sender.send_request(req))
-        .await
-        .expect("response headers within 5s")
-        .expect("response headers from the proxy");
+    let (_sender, response) = get_streaming(proxy.addr, "/gated").await;
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body();
-    let mut received = Vec::new();
-    while received.len() < GATED_HEAD.len() {
-        let frame = body
-            .frame()
-            .await
-            .expect("the first part of the body")
-            .expect("no body error");
-        if let Ok(data) = frame.into_data() {
-            received.extend_from_slice(&data);
-        }
-    }
+    read_at_least(&mut body, GATED_HEAD.len()).await;
 
     // The second connection completes the TCP handshake (listen backlog) but is not served.
     let mut second = TcpStream::connect(proxy.addr)
@@ -825,12 +586,7 @@ async fn connections_beyond_max_connections_wait_while_every_connection_is_busy(
     assert_eq!(origin.hits(), 1);
 
     // The busy response is finished in full, then the second connection is served.
-    origin.open_gate();
-    let rest = tokio::time::timeout(Duration::from_secs(5), body.collect())
-        .await
-        .expect("the rest of the body within 5s")
-        .expect("the rest of the body, complete")
-        .to_bytes();
+    let rest = open_gate_and_read(&origin, body).await;
     assert_eq!(rest.len(), GATED_REST);
     let response = read_response(&mut second).await;
     assert!(response.starts_with("HTTP/1.1 200 "), "{response:?}");

@@ -5,201 +5,70 @@
 //! `cargo test` builds the examples before running the tests; with a test filter such as
 //! `--test proxy_purge` build it first: `cargo build --example caching_proxy`.
 
-use std::convert::Infallible;
+use http::response::Builder;
 use std::net::SocketAddr;
-use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use http::{Response, StatusCode};
 
 #[path = "support/proxy.rs"]
 mod proxy_process;
-use proxy_process::{Proxy, proxy_binary, start_proxy, test_runtime_dir};
-
-/// What the origin saw of one request: method, target, `If-None-Match`.
-type Seen = (String, String, Option<String>);
+use proxy_process::{Proxy, start_proxy, test_runtime_dir};
+#[path = "support/counting_origin.rs"]
+mod counting_origin;
+use counting_origin::{
+    Answer, CountingOrigin, Exchange, OriginBody, admin_of, reply, run_binary, send,
+};
 
 /// A counting origin. Fresh for a minute: `/vary` (varies on `Accept-Language`), `/tag/a`
 /// (`Surrogate-Key: red all`), `/tag/b` (`Cache-Tag: blue, all`), `/plain`, and `/etag`
 /// (with an `ETag`, `stale-if-error=600`, and a 304 for a matching `If-None-Match`). Every
-/// other request is answered `origin saw METHOD TARGET`, not stored. While `failing`, every
+/// other request is answered `origin saw METHOD TARGET`, not stored. While failing, every
 /// answer is a 503.
-struct Origin {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    failing: Arc<AtomicBool>,
+async fn start_origin() -> CountingOrigin {
+    CountingOrigin::builder()
+        .route("/vary", |e| fresh(e, &[("vary", "accept-language")]))
+        .route("/tag/a", |e| fresh(e, &[("surrogate-key", "red all")]))
+        .route("/tag/b", |e| fresh(e, &[("cache-tag", "blue, all")]))
+        .route("/plain", |e| fresh(e, &[]))
+        .route("/etag", etag)
+        .fallback(|exchange| {
+            let builder = Response::builder().header("cache-control", "no-store");
+            let (method, target) = (exchange.req.method(), exchange.req.uri());
+            reply(builder, format!("origin saw {method} {target}"))
+        })
+        .start()
+        .await
 }
-
-impl Origin {
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn hits(&self) -> usize {
-        self.seen.lock().expect("lock").len()
-    }
-
-    fn last(&self) -> Seen {
-        self.seen
-            .lock()
-            .expect("lock")
-            .last()
-            .cloned()
-            .expect("a request")
-    }
-}
-
-fn answer(req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let path = req.uri().path();
+/// `Cache-Control: max-age=60` and the `extra` header fields.
+fn fresh_builder(extra: &[(&str, &str)]) -> Builder {
     let builder = Response::builder().header("cache-control", "max-age=60");
-    let builder = match path {
-        "/vary" => builder.header("vary", "accept-language"),
-        "/tag/a" => builder.header("surrogate-key", "red all"),
-        "/tag/b" => builder.header("cache-tag", "blue, all"),
-        "/plain" => builder,
-        "/etag" => {
-            let builder = builder
-                .header("cache-control", "stale-if-error=600")
-                .header("etag", "\"v1\"");
-            if req
-                .headers()
-                .get("if-none-match")
-                .is_some_and(|v| v == "\"v1\"")
-            {
-                return builder
-                    .status(StatusCode::NOT_MODIFIED)
-                    .body(Full::default())
-                    .expect("a response");
-            }
-            builder
-        }
-        _ => {
-            return Response::builder()
-                .header("cache-control", "no-store")
-                .body(Full::from(format!(
-                    "origin saw {} {}",
-                    req.method(),
-                    req.uri()
-                )))
-                .expect("a response");
-        }
-    };
-    let lang = req
+    extra.iter().fold(builder, |builder, (name, value)| {
+        builder.header(*name, *value)
+    })
+}
+
+/// Fresh for a minute, with the `extra` header fields: `PATH LANG` (the request's
+/// `Accept-Language`, if any).
+fn fresh(exchange: &Exchange, extra: &[(&str, &str)]) -> Response<OriginBody> {
+    let lang = exchange
+        .req
         .headers()
         .get("accept-language")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    builder
-        .body(Full::from(format!("{path} {lang}")))
-        .expect("a response")
+    let body = format!("{} {lang}", exchange.path());
+    reply(fresh_builder(extra), body)
 }
 
-async fn start_origin() -> Origin {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the origin");
-    let addr = listener.local_addr().expect("origin address");
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let failing = Arc::new(AtomicBool::new(false));
-    let (task_seen, task_failing) = (Arc::clone(&seen), Arc::clone(&failing));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (seen, failing) = (Arc::clone(&task_seen), Arc::clone(&task_failing));
-            let service = service_fn(move |req: Request<Incoming>| {
-                let inm = req
-                    .headers()
-                    .get("if-none-match")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                seen.lock().expect("lock").push((
-                    req.method().to_string(),
-                    req.uri().to_string(),
-                    inm,
-                ));
-                let response = if failing.load(Ordering::SeqCst) {
-                    Response::builder()
-                        .status(StatusCode::SERVICE_UNAVAILABLE)
-                        .body(Full::from("down"))
-                        .expect("a response")
-                } else {
-                    answer(&req)
-                };
-                async move { Ok::<_, Infallible>(response) }
-            });
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Origin {
-        addr,
-        seen,
-        failing,
+/// `/etag`: fresh, with an `ETag` and `stale-if-error=600`; a 304 for a matching
+/// `If-None-Match`.
+fn etag(exchange: &Exchange) -> Response<OriginBody> {
+    let extra = [("cache-control", "stale-if-error=600"), ("etag", "\"v1\"")];
+    let inm = exchange.req.headers().get("if-none-match");
+    if inm.is_some_and(|v| v == "\"v1\"") {
+        return reply(fresh_builder(&extra).status(StatusCode::NOT_MODIFIED), "");
     }
-}
-
-/// A response with its body read in full.
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    fn x_cache(&self) -> &str {
-        self.header("x-cache")
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// Sends `method target` (with extra header fields) to `addr` over a fresh HTTP/1.1
-/// connection.
-async fn send(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(target)
-        .header(http::header::HOST, addr.to_string());
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let req = builder.body(Full::<Bytes>::default()).expect("a request");
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("HTTP/1.1 handshake");
-    tokio::spawn(conn);
-    let response = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
-        .await
-        .expect("an answer within 10s")
-        .expect("an answer");
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.expect("read the body").to_bytes();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
+    fresh(exchange, &extra)
 }
 
 /// `GET path` on the proxy's public port.
@@ -208,24 +77,14 @@ async fn get(proxy: &Proxy, path: &str, headers: &[(&str, &str)]) -> Answer {
 }
 
 /// The admin listener of `proxy` and its `Authorization` value, from its admin file.
-fn admin_of(proxy: &Proxy) -> (SocketAddr, String) {
-    let file = test_runtime_dir()
-        .join("tower-cache-layer")
-        .join(format!("proxy-{}.admin", proxy.addr.port()));
-    let text = std::fs::read_to_string(&file).expect("read the admin file");
-    let value = |key: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("no {key}= in {text:?}"))
-            .to_owned()
-    };
-    let admin = value("admin").parse().expect("admin= is an address");
-    (admin, format!("Bearer {}", value("token")))
+fn admin_bearer(proxy: &Proxy) -> (SocketAddr, String) {
+    let (admin, token) = admin_of(&test_runtime_dir(), proxy.addr.port());
+    (admin, format!("Bearer {token}"))
 }
 
 /// `POST /purge?{query}` on the admin listener, with the token.
 async fn admin_purge(proxy: &Proxy, query: &str) -> Answer {
-    let (admin, bearer) = admin_of(proxy);
+    let (admin, bearer) = admin_bearer(proxy);
     send(
         admin,
         "POST",
@@ -238,19 +97,9 @@ async fn admin_purge(proxy: &Proxy, query: &str) -> Answer {
 /// Runs the binary with `args` (and `--port` of `proxy`) to completion: (exit code, stdout,
 /// stderr).
 async fn cli(proxy: &Proxy, args: &[&str]) -> (Option<i32>, String, String) {
-    let output = tokio::process::Command::new(proxy_binary())
-        .args(args)
-        .args(["--port", &proxy.addr.port().to_string()])
-        .env("XDG_RUNTIME_DIR", test_runtime_dir())
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("run the caching_proxy example");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let port = proxy.addr.port().to_string();
+    let args = [args, &["--port", &port]].concat();
+    run_binary(&args, Some(&test_runtime_dir())).await
 }
 
 /// `POST /purge?url=` removes the URL's entry with both of its `Vary` variants; `--purge`
@@ -280,7 +129,7 @@ async fn purge_by_url_removes_every_variant() {
     let purged = admin_purge(&proxy, "url=/vary").await;
     assert_eq!(purged.status, StatusCode::OK);
     assert_eq!(purged.text(), "1\n");
-    assert_eq!(purged.header("cache-control"), "no-store");
+    assert_eq!(purged.field("cache-control"), "no-store");
     for lang in ["en", "fr"] {
         let answer = get(&proxy, "/vary", &[("accept-language", lang)]).await;
         assert_eq!(answer.x_cache(), "MISS", "{lang}");
@@ -384,14 +233,18 @@ async fn soft_purge_revalidates_and_covers_an_origin_failure() {
     let answer = get(&proxy, "/etag", &[]).await;
     assert_eq!(origin.hits(), 2);
     assert_eq!(
-        origin.last().2.as_deref(),
+        origin
+            .last_seen()
+            .headers
+            .get("if-none-match")
+            .and_then(|v| v.to_str().ok()),
         Some("\"v1\""),
         "a conditional request"
     );
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.x_cache(), "HIT");
     assert!(
-        answer.header("cache-status").contains("fwd-status=304"),
+        answer.field("cache-status").contains("fwd-status=304"),
         "{answer:?}"
     );
     assert_eq!(answer.text(), "/etag ");
@@ -407,14 +260,14 @@ async fn soft_purge_revalidates_and_covers_an_origin_failure() {
         (purged.status, purged.text().as_str()),
         (StatusCode::OK, "1\n")
     );
-    origin.failing.store(true, Ordering::SeqCst);
+    origin.set_failing(true);
     let answer = get(&proxy, "/etag", &[]).await;
     assert_eq!(origin.hits(), 3);
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.text(), "/etag ");
     assert!(
         answer
-            .header("cache-status")
+            .field("cache-status")
             .contains("detail=stale-if-error"),
         "{answer:?}"
     );
@@ -455,11 +308,11 @@ async fn purge_needs_the_token_and_a_valid_target() {
     let origin = start_origin().await;
     let proxy = start_proxy(&["--origin", &origin.url()]).await;
     get(&proxy, "/plain", &[]).await;
-    let (admin, bearer) = admin_of(&proxy);
+    let (admin, bearer) = admin_bearer(&proxy);
 
     let refused = send(admin, "POST", "/purge?url=/plain", &[]).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
-    assert!(refused.header("www-authenticate").starts_with("Bearer"));
+    assert!(refused.field("www-authenticate").starts_with("Bearer"));
     let wrong = format!("Bearer {}", "0".repeat(64));
     let refused = send(
         admin,
@@ -477,7 +330,7 @@ async fn purge_needs_the_token_and_a_valid_target() {
     )
     .await;
     assert_eq!(get_purge.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(get_purge.header("allow"), "POST");
+    assert_eq!(get_purge.field("allow"), "POST");
 
     for query in [
         "",
@@ -500,7 +353,7 @@ async fn purge_needs_the_token_and_a_valid_target() {
         let text = answer.text();
         assert!(text.starts_with("bad request: "), "{query}: {text:?}");
         assert_eq!(text.lines().count(), 1, "{query}: {text:?}");
-        assert_eq!(answer.header("cache-control"), "no-store");
+        assert_eq!(answer.field("cache-control"), "no-store");
     }
     assert_eq!(get(&proxy, "/plain", &[]).await.x_cache(), "HIT");
     assert_eq!(origin.hits(), 1);
@@ -513,7 +366,7 @@ async fn the_public_port_does_not_serve_purge() {
     let origin = start_origin().await;
     let proxy = start_proxy(&["--origin", &origin.url()]).await;
     get(&proxy, "/plain", &[]).await;
-    let (_, bearer) = admin_of(&proxy);
+    let (_, bearer) = admin_bearer(&proxy);
 
     let answer = send(
         proxy.addr,
@@ -556,19 +409,10 @@ async fn purge_flags_exit_codes() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("400"), "{stderr}");
     // No proxy on that port.
-    let output = tokio::process::Command::new(proxy_binary())
-        .args([
-            "--purge",
-            "/a",
-            "--port",
-            &proxy_process::free_port().to_string(),
-        ])
-        .env("XDG_RUNTIME_DIR", test_runtime_dir())
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("run the caching_proxy example");
-    assert_eq!(output.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&output.stderr).lines().count(), 1);
+    let port = proxy_process::free_port().to_string();
+    let args = ["--purge", "/a", "--port", &port];
+    let (code, _, stderr) = run_binary(&args, Some(&test_runtime_dir())).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr.lines().count(), 1);
     assert_eq!(origin.hits(), 0);
 }
