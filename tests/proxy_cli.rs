@@ -555,6 +555,66 @@ async fn client_stalling_before_a_complete_request_head_is_disconnected() {
     assert_eq!(origin.hits(), 1, "only the complete request was forwarded");
 }
 
+/// Reads from a keep-alive connection until what arrived ends with `end`; panics if the
+/// connection closes first or nothing ends so within 5 s.
+async fn read_until_ends_with(stream: &mut TcpStream, end: &[u8]) {
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0; 8192];
+        while !received.ends_with(end) {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => panic!("closed after {:?}", String::from_utf8_lossy(&received)),
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "no end in 5 s: {:?}",
+        String::from_utf8_lossy(&received)
+    );
+}
+
+/// After a response, a keep-alive connection that sends nothing, or only part of its next
+/// request head, is closed once `--header-read-timeout` has passed; one that sends a request
+/// more often than that stays open.
+#[tokio::test]
+async fn idle_or_stalling_keep_alive_connections_are_closed_after_the_header_read_timeout() {
+    let origin = start_origin().await;
+    let proxy = start_proxy(&["--origin", &origin.url(), "--header-read-timeout", "1"]).await;
+    let request = b"GET /max-age HTTP/1.1\r\nhost: x\r\n\r\n";
+    let end = b"fresh for a minute";
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+        stream.write_all(request).await.expect("send a request");
+        read_until_ends_with(&mut stream, end).await;
+        streams.push(stream);
+    }
+    let [mut busy, mut idle, mut stalling] = <[TcpStream; 3]>::try_from(streams).expect("three");
+    stalling
+        .write_all(b"GET /max-age HTT")
+        .await
+        .expect("send half a request line");
+
+    // 2.1 s of a request every 300 ms: never idle for the timeout.
+    for _ in 0..7 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        busy.write_all(request).await.expect("send a request");
+        read_until_ends_with(&mut busy, end).await;
+    }
+    for stream in [&mut idle, &mut stalling] {
+        let (received, _) = read_until_closed(stream, Duration::from_secs(5)).await;
+        let text = String::from_utf8_lossy(&received);
+        assert!(
+            text.is_empty() || text.starts_with("HTTP/1.1 408 "),
+            "{text:?}"
+        );
+    }
+    assert_eq!(origin.hits(), 1, "the rest were hits");
+}
+
 /// With `--max-connections 1`, a second connection is not served while the first has a
 /// response in flight, and is served as soon as that response is complete (the first
 /// connection, now idle, is closed to make room).

@@ -5,7 +5,12 @@
 //!   *idle* keep-alive connection to make room for a new one (as nginx reuses idle connections
 //!   when it runs out), and making the new one wait only while every connection is busy;
 //! - shut down gracefully: ask every connection to close after its responses in flight, and
-//!   wait for them to be gone.
+//!   wait for them to be gone;
+//! - close keep-alive connections idle for longer than the header read timeout
+//!   ([`Registry::close_idle`], run periodically by [`spawn_idle_sweeper`]): a client that
+//!   stalls on the head of a later request is idle too, since its request is not in flight
+//!   until the head has been read. One sweep per connection set, rather than a timer armed
+//!   for every request.
 //!
 //! A connection is idle when it has served at least one request and has no request in
 //! flight. A request is in flight from the moment its head has been read until its response
@@ -22,7 +27,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -240,6 +245,21 @@ impl Registry {
         self.shared.changed.notify_one();
     }
 
+    /// Asks every connection that has served a request and has had none in flight for
+    /// `timeout` to close. Connections still waiting for their first request head are left to
+    /// their own deadline (the connection task's).
+    pub(crate) fn close_idle(&self, timeout: Duration) {
+        let now = self.now();
+        let timeout = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
+        let mut state = self.lock();
+        for conn in state.conns.values_mut() {
+            let since = conn.activity.last_active.load(Ordering::Acquire);
+            if conn.is_idle() && now.saturating_sub(since) >= timeout {
+                conn.ask_to_close();
+            }
+        }
+    }
+
     /// Microseconds since the registry was made.
     fn now(&self) -> u64 {
         u64::try_from(self.shared.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
@@ -273,6 +293,24 @@ impl Drop for Slot {
             self.registry.changed();
         }
     }
+}
+
+/// Runs [`Registry::close_idle`] every quarter of `timeout` (at least once a second), so that
+/// an idle connection is closed at most a quarter of the timeout (or a second) late. It stops
+/// when the registry shuts down.
+pub(crate) fn spawn_idle_sweeper(registry: Registry, timeout: Duration) {
+    let period = (timeout / 4).min(Duration::from_secs(1));
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if registry.lock().shutting_down {
+                return;
+            }
+            registry.close_idle(timeout);
+        }
+    });
 }
 
 /// A request in flight on a connection: from its head being read until its response body is

@@ -158,18 +158,20 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
 
     let header_timeout = Duration::from_secs(config.header_read_timeout);
     let mut server = auto::Builder::new(TokioExecutor::new());
-    // HTTP/1: hyper answers a head over `max_buf_size` with 431 and closes the connection,
-    // and closes one whose head does not arrive within the timeout (also when idle).
+    // HTTP/1: hyper answers a head over `max_buf_size` with 431 and closes the connection.
+    // The header read timeout is not hyper's (a timer armed for every request): a connection's
+    // first head is bounded by its task below, and later ones by the idle sweeper, since a
+    // connection waiting for a head has no request in flight.
     server
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(None)
         .max_buf_size(config.max_header_bytes);
     server
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
     let registry = Registry::new(config.max_connections as usize);
+    crate::conns::spawn_idle_sweeper(registry.clone(), header_timeout);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {

@@ -88,3 +88,32 @@ async fn shutdown_asks_every_connection_to_close_and_refuses_new_ones() {
         .expect("closed once the last connection is gone")
         .expect("task");
 }
+
+#[tokio::test]
+async fn close_idle_closes_only_connections_idle_for_the_timeout() {
+    let registry = Registry::new(4);
+    let mut idle = admit_within(&registry, 100).await.expect("slot");
+    let mut busy = admit_within(&registry, 100).await.expect("slot");
+    let mut unserved = admit_within(&registry, 100).await.expect("slot");
+    drop(idle.slot.request());
+    let _in_flight = busy.slot.request();
+
+    registry.close_idle(Duration::from_secs(60));
+    assert!(idle.close.try_recv().is_err(), "closed before the timeout");
+
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    registry.close_idle(Duration::from_millis(1));
+    assert!(
+        idle.close.try_recv().is_ok(),
+        "the idle connection was not asked"
+    );
+    assert!(
+        busy.close.try_recv().is_err(),
+        "a busy connection was asked"
+    );
+    // A connection still waiting for its first head is bounded by its own task's deadline.
+    assert!(
+        unserved.close.try_recv().is_err(),
+        "an unserved one was asked"
+    );
+}
