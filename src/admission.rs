@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::key::CacheKey;
+use crate::key::{CacheKey, KeyHashing};
 
 /// The most keys whose uses are counted at once; beyond it the least used counters are
 /// dropped (moka's TinyLFU), which only delays those keys' admission.
@@ -18,7 +18,7 @@ pub(crate) struct Admission {
     /// Uses needed before a response is stored.
     uses: u32,
     /// Uses of each key counted so far; a counter lives for the window from the first use.
-    counts: moka::sync::Cache<CacheKey, Arc<AtomicU32>>,
+    counts: moka::sync::Cache<CacheKey, Arc<AtomicU32>, KeyHashing>,
 }
 
 impl Admission {
@@ -29,7 +29,7 @@ impl Admission {
             counts: moka::sync::Cache::builder()
                 .max_capacity(MAX_COUNTED_KEYS)
                 .time_to_live(window)
-                .build(),
+                .build_with_hasher(KeyHashing),
         }
     }
 

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub(crate) use crate::budget::{CaptureBudget, Reservation};
-use crate::key::CacheKey;
+use crate::key::{CacheKey, KeyHashing};
 use crate::store::{FillGuard, StoredResponse};
 
 /// How long a key whose response could not be stored is not waited on.
@@ -25,11 +25,11 @@ const UNCACHEABLE_BYTES: u64 = 4 * 1024 * 1024;
 /// storable.
 #[derive(Debug)]
 pub(crate) struct Flights {
-    map: Mutex<HashMap<CacheKey, Flight>>,
+    map: Mutex<HashMap<CacheKey, Flight, KeyHashing>>,
     next_id: AtomicU64,
     /// Keys whose last response could not be stored: requests for them do not wait for one
     /// another (Varnish's hit-for-miss).
-    uncacheable: moka::sync::Cache<CacheKey, ()>,
+    uncacheable: moka::sync::Cache<CacheKey, (), KeyHashing>,
 }
 
 #[derive(Debug)]
@@ -84,7 +84,7 @@ impl Default for Flights {
                     u32::try_from(key.as_str().len() + 64).unwrap_or(u32::MAX)
                 })
                 .time_to_live(UNCACHEABLE_TTL)
-                .build(),
+                .build_with_hasher(KeyHashing),
         }
     }
 }

@@ -38,6 +38,40 @@ thread_local! {
     static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
+/// Hashing for maps keyed by [`CacheKey`]: the key's own hash (random per process, so
+/// clients cannot aim at one bucket) is used as it is, instead of being hashed again.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct KeyHashing;
+
+impl BuildHasher for KeyHashing {
+    type Hasher = KeyHashHasher;
+
+    fn build_hasher(&self) -> KeyHashHasher {
+        KeyHashHasher(0)
+    }
+}
+
+/// The hasher of [`KeyHashing`]: a key's hash passes through.
+#[derive(Debug)]
+pub(crate) struct KeyHashHasher(u64);
+
+impl Hasher for KeyHashHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        // A key writes its hash once; anything more is mixed in.
+        self.0 = self.0.rotate_left(29) ^ hash;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached by `CacheKey` (it writes one `u64`); bytes go through the keyed hasher,
+        // never through a hash a client could aim at.
+        self.write_u64(key_hasher().hash_one(bytes));
+    }
+}
+
 impl PartialEq for CacheKey {
     fn eq(&self, other: &Self) -> bool {
         self.hash == other.hash && self.uri == other.uri
@@ -205,6 +239,21 @@ mod tests {
             key("https://example.com:443", None).as_deref(),
             Some("https://example.com/")
         );
+    }
+
+    #[test]
+    fn a_key_is_hashed_once_and_maps_use_that_hash() {
+        let a = CacheKey::from_uri(&"http://Example.com/a".parse().unwrap()).unwrap();
+        let same = CacheKey::from_uri(&"http://example.com:80/a".parse().unwrap()).unwrap();
+        let other = CacheKey::from_uri(&"http://example.com/b".parse().unwrap()).unwrap();
+        assert_eq!(a, same);
+        assert_eq!(a.hash_value(), same.hash_value());
+        assert_ne!(a.hash_value(), other.hash_value());
+        assert_eq!(KeyHashing.hash_one(&a), a.hash_value());
+        let mut map = std::collections::HashMap::with_hasher(KeyHashing);
+        map.insert(a, 1);
+        map.insert(other, 2);
+        assert_eq!(map.get(&same), Some(&1));
     }
 
     #[test]

@@ -132,21 +132,19 @@ fn time_of_day(s: &[u8]) -> Option<(u64, u64, u64)> {
 
 /// IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`
 fn imf_fixdate(s: &[u8]) -> Option<DateTime> {
-    if s.len() != 29 || s[3] != b',' {
+    // Every part has a fixed length, so in 29 bytes each sits at a fixed place:
+    // `Sun, 06 Nov 1994 08:49:37 GMT`.
+    if s.len() != 29 || s[3] != b',' || [4, 7, 11, 16, 25].iter().any(|&i| s[i] != b' ') {
         return None;
     }
-    let parts: Vec<&[u8]> = s[5..].split(|&b| b == b' ').collect();
-    if !is_day_name(&s[..3]) || s[4] != b' ' || parts.len() != 5 {
+    if !is_day_name(&s[..3]) || !s[26..].eq_ignore_ascii_case(b"GMT") {
         return None;
     }
-    if !parts[4].eq_ignore_ascii_case(b"GMT") {
-        return None;
-    }
-    let (hour, min, sec) = time_of_day(parts[3])?;
+    let (hour, min, sec) = time_of_day(&s[17..25])?;
     Some(DateTime {
-        year: digits(parts[2], 4)?,
-        month: month(parts[1])?,
-        day: digits(parts[0], 2)?,
+        year: digits(&s[12..16], 4)?,
+        month: month(&s[8..11])?,
+        day: digits(&s[5..7], 2)?,
         hour,
         min,
         sec,

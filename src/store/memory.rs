@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use moka::Expiry;
 
 use super::{Store, StoreError, StoredEntry};
-use crate::key::CacheKey;
+use crate::key::{CacheKey, KeyHashing};
 
 /// The default store: in memory, on [`moka::sync::Cache`], bounded in bytes.
 ///
@@ -19,7 +19,7 @@ use crate::key::CacheKey;
 /// Cloning a `MemoryStore` gives another handle to the same cache.
 #[derive(Clone, Debug)]
 pub struct MemoryStore {
-    cache: moka::sync::Cache<CacheKey, Held>,
+    cache: moka::sync::Cache<CacheKey, Held, KeyHashing>,
     writes: Arc<Writes>,
 }
 
@@ -104,7 +104,7 @@ impl MemoryStore {
                 u32::try_from(entry_weight(key, &held.entry)).unwrap_or(u32::MAX)
             })
             .expire_after(GivenTtl)
-            .build();
+            .build_with_hasher(KeyHashing);
         Self {
             cache,
             writes: Arc::new(Writes::new()),
