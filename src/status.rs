@@ -45,6 +45,18 @@ pub(crate) enum Forward {
 }
 
 impl Forward {
+    /// Every reason, each at the index of its discriminant.
+    const ALL: [Forward; 8] = [
+        Forward::Bypass,
+        Forward::Method,
+        Forward::Miss,
+        Forward::UriMiss,
+        Forward::VaryMiss,
+        Forward::Request,
+        Forward::Stale,
+        Forward::Partial,
+    ];
+
     fn as_str(self) -> &'static str {
         match self {
             Forward::Bypass => "bypass",
@@ -84,15 +96,22 @@ pub(crate) struct StatusHeaders {
     x_cache: bool,
     /// `<name>; hit; ttl=`, the start of every fresh hit's `Cache-Status`.
     hit_prefix: Bytes,
+    /// `<name>; fwd=<reason>; fwd-status=200` for every [`Forward`] reason (by its index): the
+    /// `Cache-Status` of most forwarded responses, made once.
+    forwarded_ok: [Option<HeaderValue>; Forward::ALL.len()],
 }
 
 impl StatusHeaders {
     pub(crate) fn new(name: String, x_cache: bool) -> Self {
         let hit_prefix = Bytes::from(format!("{name}; hit; ttl="));
+        let forwarded_ok = Forward::ALL.map(|forward| {
+            HeaderValue::try_from(format!("{name}; fwd={}; fwd-status=200", forward.as_str())).ok()
+        });
         Self {
             name,
             x_cache,
             hit_prefix,
+            forwarded_ok,
         }
     }
 
@@ -185,6 +204,12 @@ impl StatusHeaders {
         if self.x_cache {
             headers.insert(X_CACHE, MISS);
         }
+        if let (Some(StatusCode::OK), None, Some(value)) =
+            (fwd_status, detail, &self.forwarded_ok[forward as usize])
+        {
+            headers.append(CACHE_STATUS, value.clone());
+            return;
+        }
         let mut value = String::with_capacity(self.name.len() + 48);
         let _ = write!(value, "{}; fwd={}", self.name, forward.as_str());
         if let Some(status) = fwd_status {
@@ -250,6 +275,18 @@ mod tests {
             statuses(&headers),
             ["upstream; hit", "c; fwd=uri-miss; fwd-status=200"]
         );
+    }
+
+    #[test]
+    fn every_reason_forwarded_with_200_has_its_made_value() {
+        let status = StatusHeaders::new("c".into(), false);
+        for (index, forward) in Forward::ALL.into_iter().enumerate() {
+            assert_eq!(forward as usize, index);
+            let mut headers = HeaderMap::new();
+            status.forwarded(&mut headers, forward, Some(StatusCode::OK), None);
+            let expected = format!("c; fwd={}; fwd-status=200", forward.as_str());
+            assert_eq!(statuses(&headers), [expected.as_str()]);
+        }
     }
 
     // RFC 9211 §2.3: fwd-status only for a response the next hop sent

@@ -240,8 +240,14 @@ impl CacheControl {
     fn apply(&mut self, name: &[u8], arg: Arg<'_>) {
         // Permissive flags take no argument; anything else is read restrictively.
         let bare = matches!(arg, Arg::None);
-        let lower = name.to_ascii_lowercase();
-        match lower.as_slice() {
+        // Lowercased on the stack: a name longer than every known one is an extension.
+        let mut buf = [0u8; 24];
+        let Some(lower) = buf.get_mut(..name.len()) else {
+            return;
+        };
+        lower.copy_from_slice(name);
+        lower.make_ascii_lowercase();
+        match &*lower {
             // RFC 9111 §5.2.1.5, §5.2.2.5
             b"no-store" => self.no_store = true,
             // RFC 9111 §5.2.1.4, §5.2.2.4: optional quoted list of field names
@@ -676,7 +682,10 @@ fn quoted_end(input: &[u8]) -> Option<usize> {
 }
 
 /// The content of a quoted-string with quoted-pairs resolved (RFC 9110 §5.6.4).
-fn unescape(value: &[u8]) -> Vec<u8> {
+fn unescape(value: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !value.contains(&b'\\') {
+        return std::borrow::Cow::Borrowed(value);
+    }
     let mut out = Vec::with_capacity(value.len());
     let mut bytes = value.iter();
     while let Some(&b) = bytes.next() {
@@ -688,7 +697,7 @@ fn unescape(value: &[u8]) -> Vec<u8> {
             out.push(b);
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// delta-seconds from an argument in either form (RFC 9111 §5.2: "recipients ought to accept
