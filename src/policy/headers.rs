@@ -394,8 +394,8 @@ pub(crate) fn exact_value(text: String) -> Option<HeaderValue> {
 
 /// `headers` rebuilt to hold no more than it must: every value copied into one buffer (one
 /// allocation, shared by reference count when hits clone the map, instead of one per value),
-/// and tables sized for its fields and `spare` more. Values that were slices of a larger
-/// buffer (hyper's read buffer) no longer keep it alive.
+/// and tables with room for `spare` more fields. Values that were slices of a larger buffer
+/// (hyper's read buffer) no longer keep it alive.
 pub(crate) fn compacted(headers: &HeaderMap, spare: usize) -> HeaderMap {
     let total = headers.values().map(HeaderValue::len).sum();
     let mut buffer = BytesMut::with_capacity(total);
@@ -403,14 +403,17 @@ pub(crate) fn compacted(headers: &HeaderMap, spare: usize) -> HeaderMap {
         buffer.extend_from_slice(value.as_bytes());
     }
     let buffer = buffer.freeze();
-    let mut owned = HeaderMap::with_capacity(headers.len() + spare);
+    // A clone copies the tables as they are (no name is hashed again); then each value is
+    // pointed at its bytes in the buffer, in the same order.
+    let mut owned = headers.clone();
+    owned.reserve(spare);
     let mut at = 0;
-    for (name, value) in headers {
+    for value in owned.values_mut() {
         let end = at + value.len();
-        let mut copy =
-            HeaderValue::from_maybe_shared(buffer.slice(at..end)).unwrap_or_else(|_| value.clone());
-        copy.set_sensitive(value.is_sensitive());
-        owned.append(name.clone(), copy);
+        if let Ok(mut copy) = HeaderValue::from_maybe_shared(buffer.slice(at..end)) {
+            copy.set_sensitive(value.is_sensitive());
+            *value = copy;
+        }
         at = end;
     }
     owned
@@ -457,7 +460,7 @@ mod tests {
         let two: Vec<_> = compact.get_all("x-two").iter().collect();
         assert_eq!(two, ["a", "b"]);
         assert!(compact["x-secret"].is_sensitive());
-        assert!(compact.capacity() >= headers.len() + 3);
+        assert!(compact.capacity() >= headers.keys_len() + 3);
         // Every value points into one buffer.
         let starts: Vec<usize> = compact
             .values()
