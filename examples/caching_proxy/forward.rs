@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::uri::Uri;
+use http::uri::{PathAndQuery, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Full};
@@ -194,16 +194,18 @@ fn to_origin(origin: Option<&Origin>, parts: &mut Parts) -> Result<(), http::Err
     let Some(origin) = origin else {
         return Ok(());
     };
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
-    parts.uri = Uri::builder()
-        .scheme(origin.scheme.clone())
-        .authority(origin.authority.clone())
-        .path_and_query(path_and_query)
-        .build()?;
+    // The target's own path and query, by reference: not copied, not parsed again.
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(origin.scheme.clone());
+    uri.authority = Some(origin.authority.clone());
+    uri.path_and_query = Some(
+        parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
+    parts.uri = Uri::from_parts(uri)?;
     Ok(())
 }
 
