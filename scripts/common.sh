@@ -29,10 +29,13 @@ ensure_wrk() {
         || { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y wrk >/dev/null; }
 }
 
-# Builds the release origin and proxy; sets origin_bin and proxy_bin.
+# Builds the release origin and proxy (with the cargo features in $FEATURES, if any); sets
+# origin_bin and proxy_bin.
 build_servers() {
-    echo "$tag: cargo build --release --example bench_origin --example caching_proxy"
-    cargo build --quiet --release --example bench_origin --example caching_proxy
+    local features=()
+    if [ -n "${FEATURES:-}" ]; then features=(--features "$FEATURES"); fi
+    echo "$tag: cargo build --release ${features[*]} --example bench_origin --example caching_proxy"
+    cargo build --quiet --release "${features[@]}" --example bench_origin --example caching_proxy
     origin_bin="$root/target/release/examples/bench_origin"
     proxy_bin="$root/target/release/examples/caching_proxy"
 }

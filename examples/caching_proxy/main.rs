@@ -68,6 +68,11 @@ mod tls;
 mod tunnel;
 mod wire;
 
+/// With the `mimalloc` feature, the proxy allocates with mimalloc.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
