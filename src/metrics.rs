@@ -13,7 +13,7 @@
 //! | `cache_requests_total` | counter | `outcome` | Requests by how they were answered: `hit` (a fresh stored response), `stale` (a stale one: `stale-while-revalidate`, `stale-if-error`, an unreachable origin), `revalidated` (a stored response the origin confirmed with a 304), `collapsed` (answered from what the request it waited for stored), `miss` (a cacheable `GET`/`HEAD` answered by the origin), `bypass` (not handled: the [`bypass`](crate::CacheLayerBuilder::bypass) predicate, or no key), `method` (not handled: a method other than `GET`/`HEAD`) |
 //! | `cache_not_stored_total` | counter | `reason` | Origin responses to cacheable requests passed on without being stored: a rule of RFC 9111 §3 (`method`, `status`, `no-store`, `private`, `authorization`, `no-freshness`, `vary-star`, `set-cookie`, `must-understand`), `too-large` ([`max_entry_size`](crate::CacheLayerBuilder::max_entry_size)) or `min-uses` ([`min_uses`](crate::CacheLayerBuilder::min_uses)) |
 //! | `cache_served_bytes_total` | counter | `source` | Body bytes sent to clients, `source="cache"` from the store or `source="origin"` from the inner service |
-//! | `cache_store_errors_total` | counter | | Failed store operations (lookups, writes, removals by the cache itself) |
+//! | `cache_store_errors_total` | counter | | Failed store operations (lookups, writes, removals by the cache itself), and the failures a store absorbed itself ([`Store::failures`](crate::store::Store::failures): the disk and Redis stores answer them as misses), added when [`CacheHandle::stats`](crate::CacheHandle::stats) is read |
 //! | `cache_entries` | gauge | | Entries held, for a store that can say ([`Store::size`](crate::store::Store::size): [`MemoryStore`](crate::store::MemoryStore) can); updated when [`CacheHandle::stats`](crate::CacheHandle::stats) is read (so on every scrape of the proxy's `/metrics`) |
 //! | `cache_size_bytes` | gauge | | Bytes held (headers included), as `cache_entries` |
 //! | `cache_origin_duration_seconds` | histogram | | Time from forwarding a request through the cache until the inner service's response headers (requests passed on untouched, `bypass` and `method`, are not timed) |
@@ -86,6 +86,10 @@ impl RequestOutcome {
 pub(crate) struct Metrics {
     #[cfg(feature = "metrics")]
     handles: Handles,
+    /// The store's absorbed failures ([`Store::failures`](crate::store::Store::failures))
+    /// already added to `cache_store_errors_total`.
+    #[cfg(feature = "metrics")]
+    absorbed: std::sync::atomic::AtomicU64,
 }
 
 /// The registered handles (only with the `metrics` feature).
@@ -123,6 +127,8 @@ impl Metrics {
                 size: gauge!(SIZE_BYTES),
                 origin: histogram!(ORIGIN_DURATION),
             },
+            #[cfg(feature = "metrics")]
+            absorbed: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -167,6 +173,18 @@ impl Metrics {
     pub(crate) fn store_error(&self) {
         #[cfg(feature = "metrics")]
         self.handles.store_errors.increment(1);
+    }
+
+    /// Adds to `cache_store_errors_total` the failures the store absorbed since the last
+    /// reading (`total` is its count since it was made).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn absorbed_store_errors(&self, total: u64) {
+        let before = self
+            .absorbed
+            .fetch_max(total, std::sync::atomic::Ordering::Relaxed);
+        if total > before {
+            self.handles.store_errors.increment(total - before);
+        }
     }
 
     /// Sets the gauges of what the store holds.

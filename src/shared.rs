@@ -87,8 +87,11 @@ impl<St: Store> Shared<St> {
     /// the stats are read (a metrics scrape reads them), not on every write.
     pub(crate) fn update_gauges(&self) {
         #[cfg(feature = "metrics")]
-        if let Some((entries, bytes)) = self.store.size() {
-            self.metrics.held(entries, bytes);
+        {
+            if let Some((entries, bytes)) = self.store.size() {
+                self.metrics.held(entries, bytes);
+            }
+            self.metrics.absorbed_store_errors(self.store.failures());
         }
     }
 }

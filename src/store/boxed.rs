@@ -70,6 +70,7 @@ trait ErasedStore: Send + Sync + 'static {
     fn keys_tagged<'a>(&'a self, tag: &'a str) -> BoxFuture<'a, Result<Vec<CacheKey>, StoreError>>;
     fn body_sink(&self, key: &CacheKey, length: Option<u64>) -> Option<Box<dyn BodySink>>;
     fn size(&self) -> Option<(u64, u64)>;
+    fn failures(&self) -> u64;
     fn fill_lock<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, FillLock>;
 }
 
@@ -123,6 +124,10 @@ impl<S: Store> ErasedStore for S {
         Store::size(self)
     }
 
+    fn failures(&self) -> u64 {
+        Store::failures(self)
+    }
+
     fn fill_lock<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, FillLock> {
         Box::pin(Store::fill_lock(self, key))
     }
@@ -173,6 +178,10 @@ impl Store for BoxStore {
 
     fn size(&self) -> Option<(u64, u64)> {
         self.inner.size()
+    }
+
+    fn failures(&self) -> u64 {
+        self.inner.failures()
     }
 
     async fn fill_lock(&self, key: &CacheKey) -> FillLock {

@@ -203,6 +203,15 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// How many failures the store has absorbed since it was made: operations it answered
+    /// as a miss or skipped (a store that cannot be reached, a disk that fails) rather than
+    /// returning an error. The default, 0, suits a store that returns its errors. Added to the
+    /// `cache_store_errors_total` counter (feature `metrics`) when
+    /// [`CacheHandle::stats`](crate::CacheHandle::stats) is read.
+    fn failures(&self) -> u64 {
+        0
+    }
+
     /// Where the body of a miss for `key` (of `length` bytes, when known) is written as it
     /// streams, for a store that keeps bodies outside memory; `None` (the default) when the
     /// cache should collect it in memory and store it as [`Bytes`](bytes::Bytes).

@@ -121,6 +121,11 @@ impl<B: Store> Store for Tiered<B> {
         self.back.size().or_else(|| self.front.size())
     }
 
+    /// The failures both tiers absorbed.
+    fn failures(&self) -> u64 {
+        self.front.failures() + self.back.failures()
+    }
+
     async fn fill_lock(&self, key: &CacheKey) -> FillLock {
         self.back.fill_lock(key).await
     }

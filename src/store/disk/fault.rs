@@ -3,13 +3,15 @@
 use std::collections::HashSet;
 use std::io;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The failures seen since the disk last worked.
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     seen: Mutex<HashSet<(&'static str, io::ErrorKind)>>,
     failing: AtomicBool,
+    /// Every failure reported since the store was opened.
+    count: AtomicU64,
 }
 
 impl Faults {
@@ -17,6 +19,7 @@ impl Faults {
     /// after that, until the disk works again.
     pub(crate) fn report(&self, what: &'static str, error: &io::Error) {
         self.failing.store(true, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
         let first = self
             .seen
             .lock()
@@ -32,6 +35,11 @@ impl Faults {
         } else {
             tracing::debug!(%error, "disk cache store cannot {what}");
         }
+    }
+
+    /// Failures reported since the store was opened.
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
     }
 
     /// A write succeeded: the disk works (again).
@@ -62,5 +70,7 @@ mod tests {
         faults.recovered();
         assert!(faults.seen.lock().unwrap().is_empty());
         assert!(!faults.failing.load(Ordering::Relaxed));
+        // Every failure is counted, logged or not, and the count survives recovery.
+        assert_eq!(faults.count(), 3);
     }
 }

@@ -161,6 +161,12 @@ impl Store for DiskStore {
         blocking(move || inner.clear()).await
     }
 
+    /// Reads and writes that failed and were answered as misses or skipped (each is also
+    /// logged, once per kind).
+    fn failures(&self) -> u64 {
+        self.inner.faults.count()
+    }
+
     /// Looks tags up in the in-memory index: no file is read.
     async fn keys_tagged(&self, tag: &str) -> Result<Vec<CacheKey>, StoreError> {
         Ok(self.inner.tagged(tag))

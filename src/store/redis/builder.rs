@@ -128,6 +128,7 @@ impl RedisStoreBuilder {
                 max_value_size: self.max_value_size,
                 invalidations,
                 subscriber,
+                absorbed: std::sync::atomic::AtomicU64::new(0),
             }
         });
         Ok(RedisStore { inner })

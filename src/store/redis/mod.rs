@@ -7,6 +7,7 @@ mod lock;
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub use self::builder::RedisStoreBuilder;
@@ -79,6 +80,9 @@ struct Inner {
     max_value_size: usize,
     invalidations: Arc<Invalidations>,
     subscriber: Option<tokio::task::JoinHandle<()>>,
+    /// Lookups and writes that failed and were answered as a miss or skipped
+    /// ([`Store::failures`]).
+    absorbed: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Inner {
@@ -224,6 +228,7 @@ impl Store for RedisStore {
         let mut get = redis::cmd("GET");
         get.arg(inner.keys.entry(key));
         let Ok(bytes) = inner.conn.cmd::<Option<Vec<u8>>>(&get, inner.timeout).await else {
+            inner.absorbed.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         };
         if inner.invalidations.has_pending() {
@@ -253,7 +258,9 @@ impl Store for RedisStore {
             }
             _ => None,
         };
-        let _ = self.write(&key, encoded, ttl_ms).await;
+        if self.write(&key, encoded, ttl_ms).await.is_err() {
+            self.inner.absorbed.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -279,6 +286,10 @@ impl Store for RedisStore {
 
     /// Deletes every key under the prefix (`SCAN` and `UNLINK`), and tells every process to
     /// drop its memory tier, before and after.
+    fn failures(&self) -> u64 {
+        self.inner.absorbed.load(Ordering::Relaxed)
+    }
+
     async fn clear(&self) -> Result<u64, StoreError> {
         let inner = &self.inner;
         let mut publish = redis::cmd("PUBLISH");
