@@ -8,14 +8,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::header::{CONTENT_LENGTH, CONTENT_RANGE};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, StatusCode};
 
 use crate::admission::Admission;
 use crate::clock::Clock;
 use crate::flight::{CaptureBudget, FlightGuard, Flights, Outcome};
 use crate::key::CacheKey;
 use crate::metrics::{Metrics, RequestOutcome};
-use crate::policy::headers::decimal_value;
+use crate::policy::headers::{decimal_value, exact_value};
 use crate::policy::range::{ContentRange, combine_parts, content_range};
 use crate::policy::{CacheOptions, lifetime};
 use crate::status::StatusHeaders;
@@ -295,7 +295,7 @@ fn combined(
         StatusCode::OK
     } else {
         let range = content_range(merged.first, merged.last, merged.complete);
-        headers.insert(CONTENT_RANGE, HeaderValue::try_from(range).ok()?);
+        headers.insert(CONTENT_RANGE, exact_value(range)?);
         StatusCode::PARTIAL_CONTENT
     };
     headers.insert(CONTENT_LENGTH, decimal_value(body.len() as u64));

@@ -105,7 +105,7 @@ impl StatusHeaders {
     pub(crate) fn new(name: String, x_cache: bool) -> Self {
         let hit_prefix = Bytes::from(format!("{name}; hit; ttl="));
         let forwarded_ok = Forward::ALL.map(|forward| {
-            HeaderValue::try_from(format!("{name}; fwd={}; fwd-status=200", forward.as_str())).ok()
+            exact_value(format!("{name}; fwd={}; fwd-status=200", forward.as_str()))
         });
         Self {
             name,

@@ -8,7 +8,7 @@
 use super::conditional::{
     EntityTag, etag, has_preconditions, last_modified, single_date, strong_match,
 };
-use super::headers::{is_tchar, trim_ows};
+use super::headers::{exact_value, is_tchar, trim_ows};
 use http::header::{CONTENT_RANGE, DATE, ETAG, IF_RANGE, RANGE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use std::time::Duration;
@@ -381,7 +381,7 @@ pub(crate) fn rest_request(
         return None;
     }
     let next = rest_of_part(part_headers)?;
-    let range = HeaderValue::try_from(format!("bytes={next}-")).ok()?;
+    let range = exact_value(format!("bytes={next}-"))?;
     let tag = part_headers.get(ETAG)?.clone();
     Some((range, tag))
 }

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{AGE, CONTENT_LENGTH, CONTENT_RANGE};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 use super::{Exchange, FromStore};
 use crate::body::ResponseBody;
@@ -15,7 +15,7 @@ use crate::policy::conditional::{
     Precondition, evaluate_preconditions, has_preconditions, not_modified_headers,
 };
 use crate::policy::decide::{self, Found, Lookup};
-use crate::policy::headers::decimal_value;
+use crate::policy::headers::{decimal_value, exact_value};
 use crate::policy::range::{
     ContentRange, RangeDecision, content_range, evaluate_range, evaluate_range_in_part,
     unsatisfied_range,
@@ -211,7 +211,7 @@ fn ranged_answer(
         RangeDecision::Partial { start, end } => {
             let mut headers = stored.headers.clone();
             let range = content_range(start, end, len);
-            headers.insert(CONTENT_RANGE, header_value(range)?);
+            headers.insert(CONTENT_RANGE, exact_value(range)?);
             headers.insert(CONTENT_LENGTH, decimal_value(end - start + 1));
             let (from, to) = (start.checked_sub(offset)?, end.checked_sub(offset)?);
             (
@@ -222,7 +222,7 @@ fn ranged_answer(
         }
         RangeDecision::Unsatisfiable => {
             let mut headers = HeaderMap::new();
-            headers.insert(CONTENT_RANGE, header_value(unsatisfied_range(len))?);
+            headers.insert(CONTENT_RANGE, exact_value(unsatisfied_range(len))?);
             (
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 headers,
@@ -231,9 +231,4 @@ fn ranged_answer(
         }
         RangeDecision::Forward => return None,
     })
-}
-
-/// `value` as a header value, when it is one.
-fn header_value(value: String) -> Option<HeaderValue> {
-    HeaderValue::try_from(value).ok()
 }

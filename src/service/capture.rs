@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, DATE};
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, Response, StatusCode};
 use http_body::Body;
 
 use super::Exchange;
@@ -15,7 +15,7 @@ use crate::flight::{FlightGuard, Reservation};
 use crate::growing::growing;
 use crate::metrics::RequestOutcome;
 use crate::policy::decide::{self, Keep};
-use crate::policy::headers::decimal_value;
+use crate::policy::headers::{decimal_value, exact_value};
 use crate::policy::storable::is_storable_with;
 use crate::policy::{CacheControl, ResponsePolicy, Vary, VaryKey, targeted_cache_control};
 use crate::shared::{Commit, Shared};
@@ -59,7 +59,7 @@ impl<St: Store> Shared<St> {
         // RFC 9110 §6.6.1: a cache adds `Date` to a response that lacks one.
         if !parts.headers.contains_key(DATE) {
             let date = httpdate::fmt_http_date(exchange.response_time);
-            if let Ok(date) = HeaderValue::try_from(date) {
+            if let Some(date) = exact_value(date) {
                 parts.headers.insert(DATE, date);
             }
         }

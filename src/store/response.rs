@@ -313,6 +313,10 @@ impl StoredEntry {
 mod tests {
     use super::*;
 
+    use bytes::Bytes;
+    use http::header::{ACCEPT_ENCODING, CONTENT_TYPE};
+    use std::time::{Duration, SystemTime};
+
     #[test]
     fn static_names_are_https_standard_names() {
         use http::header::*;
@@ -356,9 +360,6 @@ mod tests {
         assert!(!is_static_name(&http::HeaderName::from_static("x-custom")));
         assert!(!is_static_name(&ACCEPT));
     }
-    use bytes::Bytes;
-    use http::header::{ACCEPT_ENCODING, CONTENT_TYPE};
-    use std::time::{Duration, SystemTime};
 
     fn response(body: &'static str, encoding: &str) -> StoredResponse {
         let mut headers = HeaderMap::new();
