@@ -29,15 +29,16 @@ ensure_wrk() {
         || { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y wrk >/dev/null; }
 }
 
-# Builds the release origin and proxy (with the cargo features in $FEATURES, if any); sets
+# Builds the origin and proxy with the cargo profile in $PROFILE (default `release`; e.g.
+# `production`, the deployment build) and the cargo features in $FEATURES, if any; sets
 # origin_bin and proxy_bin.
 build_servers() {
-    local features=()
+    local features=() profile=${PROFILE:-release}
     if [ -n "${FEATURES:-}" ]; then features=(--features "$FEATURES"); fi
-    echo "$tag: cargo build --release ${features[*]} --example bench_origin --example caching_proxy"
-    cargo build --quiet --release "${features[@]}" --example bench_origin --example caching_proxy
-    origin_bin="$root/target/release/examples/bench_origin"
-    proxy_bin="$root/target/release/examples/caching_proxy"
+    echo "$tag: cargo build --profile $profile ${features[*]} --example bench_origin --example caching_proxy"
+    cargo build --quiet --profile "$profile" "${features[@]}" --example bench_origin --example caching_proxy
+    origin_bin="$root/target/$profile/examples/bench_origin"
+    proxy_bin="$root/target/$profile/examples/caching_proxy"
 }
 
 # Kills and reaps the processes whose ids the script adds to `pids`, and removes `$work` (when

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::CONTENT_LENGTH;
@@ -12,10 +13,10 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::flight::{FlightGuard, Flights, Reservation};
-use crate::growing::{Writer, is_cut};
+use crate::growing::{Writer, growing, is_cut};
 use crate::key::CacheKey;
 use crate::metrics::ByteCount;
-use crate::policy::headers::decimal_value;
+use crate::policy::headers::{decimal_value, says_length};
 use crate::policy::range::ContentRange;
 use crate::policy::{ResponsePolicy, VaryKey};
 use crate::shared::Commit;
@@ -151,7 +152,12 @@ where
                 if let Some(data) = prefix.take() {
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                let frame = ready!(body.as_mut().poll_frame(cx));
+                let Poll::Ready(frame) = body.as_mut().poll_frame(cx) else {
+                    if let Some(capture) = tee.as_mut() {
+                        capture.share_when_followed(cx.waker());
+                    }
+                    return Poll::Pending;
+                };
                 match &frame {
                     Some(Ok(frame)) => {
                         counted.add(frame.data_ref().map_or(0, Bytes::len));
@@ -178,6 +184,8 @@ where
                             if let Some(capture) = tee.take() {
                                 capture.commit();
                             }
+                        } else if let Some(capture) = tee.as_mut() {
+                            capture.share_if_followed();
                         }
                     }
                     // A partial body is never stored.
@@ -277,9 +285,10 @@ pub(crate) struct Tee {
     pub(crate) vary: VaryKey,
     pub(crate) extensions: Extensions,
     pub(crate) req_headers: HeaderMap,
-    pub(crate) chunks: Vec<Bytes>,
+    /// The body kept in memory (unless `spool` takes it).
+    pub(crate) kept: Kept,
     /// Where a store that keeps bodies outside memory takes this one in as it streams
-    /// ([`Store::body_sink`](crate::store::Store::body_sink)); `None`: kept in `chunks`.
+    /// ([`Store::body_sink`](crate::store::Store::body_sink)); `None`: kept in `kept`.
     pub(crate) spool: Option<Box<dyn BodySink>>,
     pub(crate) len: usize,
     /// The body's exact size when known in advance (`SizeHint::exact`).
@@ -293,10 +302,24 @@ pub(crate) struct Tee {
     /// Held while this is the request others wait for; released with its outcome when
     /// stored or found not storable, or dropped (failed).
     pub(crate) flight: Option<FlightGuard>,
+    /// The collapse timeout, while the body may be shared with the requests that follow this
+    /// one and is not yet: it is shared once one does ([`Tee::share_if_followed`]).
+    pub(crate) share: Option<Duration>,
     /// The body shared with those requests as it arrives (read-while-write), when it is:
     /// its bytes are then reserved whole in the capture budget already. Dropped with the
     /// capture before the end, it fails their bodies.
     pub(crate) stream: Option<Writer>,
+}
+
+/// A body being captured in memory.
+pub(crate) enum Kept {
+    /// Copied as it arrives into one buffer of its announced length, reserved whole in the
+    /// capture budget up front: stored as it is, without a copy at the end.
+    Sized(BytesMut),
+    /// Its frames (reference-count clones, reserved as they arrive), copied into one
+    /// exact-size buffer at the end: a body of unknown length, one the budget could not
+    /// reserve whole, or one longer than announced.
+    Frames(Vec<Bytes>),
 }
 
 /// What became of a captured frame.
@@ -310,6 +333,72 @@ enum Captured {
 }
 
 impl Tee {
+    /// Read-while-write: shares the body with the requests that follow this one, if one does
+    /// and it may be shared ([`Tee::share`]); what arrived so far first.
+    pub(crate) fn share_if_followed(&mut self) {
+        if self.share.is_some() && self.flight.as_ref().is_some_and(FlightGuard::is_followed) {
+            self.start_sharing();
+        }
+    }
+
+    /// As [`Tee::share_if_followed`], for a body waiting for the origin: when nobody follows
+    /// yet, `waker` is woken when a request does, so that it gets what arrived so far then,
+    /// not with the next frame.
+    fn share_when_followed(&mut self, waker: &Waker) {
+        if self.share.is_some()
+            && self
+                .flight
+                .as_ref()
+                .is_some_and(|flight| flight.followed_or_wake(waker))
+        {
+            self.start_sharing();
+        }
+    }
+
+    /// Publishes the response with a growing body ([`crate::growing`]) that holds the bytes
+    /// captured so far and is fed every frame from now on. Its bytes are reserved whole in
+    /// the capture budget (those captured so far move to that reservation); when the budget
+    /// has no room, the body is not shared, and followers wait for it to be stored.
+    fn start_sharing(&mut self) {
+        let (Some(stall), Some(flight), Some(len)) =
+            (self.share.take(), &self.flight, self.expected)
+        else {
+            return;
+        };
+        let mut whole = self.reservation.twin();
+        if !usize::try_from(len).is_ok_and(|bytes| whole.grow(bytes)) {
+            return;
+        }
+        let (writer, source) = growing(len, whole, stall);
+        match &self.kept {
+            // The growing body holds its own copy: the buffer stays reserved.
+            Kept::Sized(buf) if buf.is_empty() => {}
+            Kept::Sized(buf) => writer.push(&Bytes::copy_from_slice(buf)),
+            // The same bytes: counted in the growing body's reservation from now on.
+            Kept::Frames(frames) => {
+                for frame in frames {
+                    writer.push(frame);
+                }
+                self.reservation.clear();
+            }
+        }
+        let mut headers = self.headers.clone();
+        // As `Tee::commit` sets it on the stored response.
+        if !says_length(&headers, len) {
+            headers.insert(CONTENT_LENGTH, decimal_value(len));
+        }
+        let response = StoredResponse {
+            status: self.status,
+            headers,
+            body: StoredBody::from_source(source),
+            policy: self.policy,
+            vary: self.vary.clone(),
+            extensions: self.extensions.clone(),
+        };
+        flight.publish(Arc::new(response));
+        self.stream = Some(writer);
+    }
+
     /// Records a data frame.
     fn push(&mut self, data: &Bytes) -> Captured {
         self.len = self.len.saturating_add(data.len());
@@ -326,14 +415,25 @@ impl Tee {
                 }
             };
         }
-        match &self.stream {
-            // Reserved whole when it was shared.
-            Some(stream) => stream.push(data),
-            None if !self.reservation.grow(data.len()) => return Captured::OverBudget,
-            None => {}
+        if let Some(stream) = &self.stream {
+            stream.push(data);
         }
-        if !data.is_empty() {
-            self.chunks.push(data.clone());
+        if let Kept::Sized(buf) = &mut self.kept {
+            if self.expected.is_some_and(|len| self.len as u64 <= len) {
+                buf.extend_from_slice(data);
+                return Captured::Kept;
+            }
+            // Longer than announced: kept as frames from here on, reserved as they come.
+            self.kept = Kept::Frames(vec![std::mem::take(buf).freeze()]);
+        }
+        // A shared body is reserved whole already.
+        if self.stream.is_none() && !self.reservation.grow(data.len()) {
+            return Captured::OverBudget;
+        }
+        if let Kept::Frames(frames) = &mut self.kept {
+            if !data.is_empty() {
+                frames.push(data.clone());
+            }
         }
         Captured::Kept
     }
@@ -369,8 +469,9 @@ impl Tee {
         let mut headers = self.headers;
         // The whole body is known now; its length answers HEAD requests correctly later.
         // RFC 9110 §8.6: never on a 204.
-        if self.status != StatusCode::NO_CONTENT {
-            headers.insert(CONTENT_LENGTH, decimal_value(body.len() as u64));
+        let len = body.len() as u64;
+        if self.status != StatusCode::NO_CONTENT && !says_length(&headers, len) {
+            headers.insert(CONTENT_LENGTH, decimal_value(len));
         }
         let response = StoredResponse {
             status: self.status,
@@ -384,14 +485,21 @@ impl Tee {
             .commit(self.key, response, self.req_headers, self.flight);
     }
 
-    /// The body collected in memory, in one exact-size buffer: even a single frame is copied,
-    /// as it may be a slice of a larger read buffer, which storing it would keep alive
+    /// The body kept in memory, in one exact-size buffer: frames are copied, even a single
+    /// one, as it may be a slice of a larger read buffer, which storing it would keep alive
     /// unaccounted. The store's byte bound holds only if what it weighs is what it holds.
-    fn collected(&self) -> StoredBody {
-        let mut buf = BytesMut::with_capacity(self.len);
-        for chunk in &self.chunks {
-            buf.extend_from_slice(chunk);
+    fn collected(&mut self) -> StoredBody {
+        match std::mem::replace(&mut self.kept, Kept::Frames(Vec::new())) {
+            Kept::Sized(buf) if buf.len() == buf.capacity() => buf.freeze().into(),
+            // Shorter than announced.
+            Kept::Sized(buf) => Bytes::copy_from_slice(&buf).into(),
+            Kept::Frames(frames) => {
+                let mut buf = BytesMut::with_capacity(self.len);
+                for frame in &frames {
+                    buf.extend_from_slice(frame);
+                }
+                buf.freeze().into()
+            }
         }
-        buf.freeze().into()
     }
 }

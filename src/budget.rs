@@ -49,6 +49,16 @@ impl Reservation {
         Self { budget, bytes: 0 }
     }
 
+    /// A new, empty reservation in the same budget.
+    pub(crate) fn twin(&self) -> Self {
+        Self::new(Arc::clone(&self.budget))
+    }
+
+    /// Gives back every byte reserved so far.
+    pub(crate) fn clear(&mut self) {
+        self.budget.release(std::mem::take(&mut self.bytes));
+    }
+
     /// Reserves `bytes` more; `false` when the budget is exhausted.
     pub(crate) fn grow(&mut self, bytes: usize) -> bool {
         if self.budget.try_reserve(bytes) {

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Waker;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -35,7 +36,15 @@ pub(crate) struct Flights {
 #[derive(Debug)]
 struct Flight {
     id: u64,
-    done: watch::Receiver<State>,
+    /// Where followers watch the flight's state: made when the first one follows, so that a
+    /// flight nobody follows (most misses) makes no channel and wakes nobody.
+    watchers: Option<watch::Sender<State>>,
+    /// The state while nobody follows; in `watchers` from then on.
+    state: State,
+    /// The leader's body task while it waits for the origin with its body not shared yet:
+    /// woken when a request follows, so that it shares what arrived so far at once
+    /// ([`FlightGuard::followed_or_wake`]).
+    leader: Option<Waker>,
 }
 
 /// Where a flight is, as its followers see it.
@@ -93,20 +102,32 @@ impl Flights {
     /// Leads the fetch of `key`, or follows the request that already does.
     pub(crate) fn join(self: &Arc<Self>, key: &CacheKey) -> Join {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(flight) = map.get(key) {
-            return Join::Follow(Follower {
-                done: flight.done.clone(),
-            });
+        if let Some(flight) = map.get_mut(key) {
+            let follower = Follower {
+                done: flight.watch(),
+            };
+            let leader = flight.leader.take();
+            drop(map);
+            if let Some(leader) = leader {
+                leader.wake();
+            }
+            return Join::Follow(follower);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (sender, done) = watch::channel(State::Fetching);
-        map.insert(key.clone(), Flight { id, done });
+        map.insert(
+            key.clone(),
+            Flight {
+                id,
+                watchers: None,
+                state: State::Fetching,
+                leader: None,
+            },
+        );
         Join::Lead(FlightGuard {
             flights: Arc::clone(self),
             key: key.clone(),
             id,
             outcome: Outcome::Failed,
-            sender,
             fill: None,
         })
     }
@@ -152,7 +173,6 @@ pub(crate) struct FlightGuard {
     key: CacheKey,
     id: u64,
     outcome: Outcome,
-    sender: watch::Sender<State>,
     /// The store's lock across processes on filling the key, released with the flight.
     fill: Option<FillGuard>,
 }
@@ -164,26 +184,57 @@ impl FlightGuard {
         self.fill = Some(fill);
     }
 
+    /// This guard's flight in `map` (a flight of the same key made after this one was released
+    /// is another's).
+    fn own<'a>(
+        &self,
+        map: &'a mut HashMap<CacheKey, Flight, KeyHashing>,
+    ) -> Option<&'a mut Flight> {
+        map.get_mut(&self.key).filter(|flight| flight.id == self.id)
+    }
+
+    /// Does a request follow this one (wait for its response)?
+    pub(crate) fn is_followed(&self) -> bool {
+        let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
+        self.own(&mut map)
+            .is_some_and(|flight| flight.is_followed())
+    }
+
+    /// Whether a request follows this one; if none does yet, `waker` is woken when one does.
+    /// Both under the flights' lock, under which followers join: a follower is counted
+    /// here, or finds the waker.
+    pub(crate) fn followed_or_wake(&self, waker: &Waker) -> bool {
+        let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(flight) = self.own(&mut map) else {
+            return false;
+        };
+        if flight.is_followed() {
+            return true;
+        }
+        match &mut flight.leader {
+            Some(leader) if leader.will_wake(waker) => {}
+            leader => *leader = Some(waker.clone()),
+        }
+        false
+    }
+
     /// Shares the response being received with the followers, who may answer from it before
     /// it is stored (read-while-write); its body is a growing one ([`crate::growing`]).
     pub(crate) fn publish(&self, response: Arc<StoredResponse>) {
         self.set(State::Streaming(response));
     }
 
-    /// Sets the state followers see. Waking them costs a lock per slot of tokio's watch
-    /// notifier, so it is done only when one follows already; one that joins later reads the
-    /// state when it starts waiting. Both under the flights' lock, under which followers join:
-    /// the state is set before a follower joins, or the follower is counted.
+    /// Sets the state followers see, waking those that follow already; one that follows
+    /// later starts from it. Under the flights' lock, under which followers join.
     fn set(&self, state: State) {
-        let _joining = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
-        // One receiver is the flight's own, in the map.
-        if self.sender.receiver_count() > 1 {
-            self.sender.send_replace(state);
-        } else {
-            self.sender.send_if_modified(|current| {
-                *current = state;
-                false
-            });
+        let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(flight) = self.own(&mut map) {
+            match &flight.watchers {
+                Some(watchers) => {
+                    watchers.send_replace(state);
+                }
+                None => flight.state = state,
+            }
         }
     }
 
@@ -207,21 +258,43 @@ impl Drop for FlightGuard {
         if self.outcome == Outcome::NotStorable {
             self.flights.remember_uncacheable(&self.key);
         }
-        {
+        let flight = {
             let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
-            if map
-                .get(&self.key)
-                .is_some_and(|flight| flight.id == self.id)
-            {
-                map.remove(&self.key);
+            match self.own(&mut map) {
+                Some(_) => map.remove(&self.key),
+                None => None,
+            }
+        };
+        // After the map entry is removed: a woken follower that joins again leads or follows
+        // a new flight, never this finished one. Nobody can follow any more: with no follower
+        // left there is no one to tell.
+        if let Some(watchers) = flight.and_then(|flight| flight.watchers) {
+            if watchers.receiver_count() > 0 {
+                watchers.send_replace(State::Done(self.outcome));
             }
         }
-        // After the map entry is removed: a woken follower that joins again leads or follows
-        // a new flight, never this finished one. The flight's own receiver went with the
-        // entry, and nobody can follow any more: with no follower left there is no one to tell.
-        if self.sender.receiver_count() > 0 {
-            self.sender.send_replace(State::Done(self.outcome));
+    }
+}
+
+impl Flight {
+    /// A new follower's view of the flight: the channel is made with the first.
+    fn watch(&mut self) -> watch::Receiver<State> {
+        match &self.watchers {
+            Some(watchers) => watchers.subscribe(),
+            None => {
+                let state = std::mem::replace(&mut self.state, State::Fetching);
+                let (watchers, receiver) = watch::channel(state);
+                self.watchers = Some(watchers);
+                receiver
+            }
         }
+    }
+
+    /// Does a request wait for this flight?
+    fn is_followed(&self) -> bool {
+        self.watchers
+            .as_ref()
+            .is_some_and(|watchers| watchers.receiver_count() > 0)
     }
 }
 
@@ -281,6 +354,40 @@ mod tests {
 
     fn in_secs(secs: u64) -> Instant {
         Instant::now() + Duration::from_secs(secs)
+    }
+
+    /// A waker that counts its wakes.
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_leader_waiting_to_share_is_woken_by_the_first_follower() {
+        let flights = Arc::new(Flights::default());
+        let Join::Lead(guard) = flights.join(&key("http://h/a")) else {
+            panic!("first request leads");
+        };
+        let wakes = Arc::new(Wakes(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&wakes));
+        assert!(!guard.is_followed());
+        assert!(!guard.followed_or_wake(&waker));
+        // Another key's follower is not this flight's.
+        let _other = flights.join(&key("http://h/b"));
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+
+        let Join::Follow(_follower) = flights.join(&key("http://h/a")) else {
+            panic!("second request follows");
+        };
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "woken once");
+        assert!(guard.is_followed());
+        assert!(guard.followed_or_wake(&waker));
+        // The waker was taken: a second follower wakes nobody.
+        let _second = flights.join(&key("http://h/a"));
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

@@ -43,6 +43,10 @@ impl Path {
     }
 }
 
+/// Whether request lines are logged: the level is set once, at start (`RUST_LOG`), and asked
+/// of the subscriber at the first request, not at every one.
+static INFO_ENABLED: OnceLock<bool> = OnceLock::new();
+
 /// The response field the line reports.
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
@@ -53,7 +57,7 @@ impl RequestLog {
     /// Starts the line for `req` from the client `peer` (its address, formatted once per
     /// connection), or `None` when the log level hides it (nothing is gathered then).
     pub(crate) fn start<B>(req: &Request<B>, peer: &Arc<str>) -> Option<Self> {
-        if !tracing::enabled!(tracing::Level::INFO) {
+        if !*INFO_ENABLED.get_or_init(|| tracing::enabled!(tracing::Level::INFO)) {
             return None;
         }
         let uri = req.uri();
@@ -100,7 +104,7 @@ impl RequestLog {
                 line.extend_from_slice(b" path=");
                 line.extend_from_slice(self.path.as_bytes());
                 line.extend_from_slice(b" status=");
-                push_number(line, u64::from(status));
+                push_status(line, status);
                 line.extend_from_slice(b" cache=");
                 line.extend_from_slice(cache.as_bytes());
                 line.extend_from_slice(b" elapsed_ms=");
@@ -244,6 +248,16 @@ fn timestamp(out: &mut Vec<u8>, at: SystemTime) {
     out.push(b'Z');
 }
 
+/// Appends a status code: three digits (`http::StatusCode` is 100 to 999).
+fn push_status(out: &mut Vec<u8>, status: u16) {
+    if (100..1000).contains(&status) {
+        let digits = [status / 100, status / 10 % 10, status % 10].map(|d| b'0' + d as u8);
+        out.extend_from_slice(&digits);
+    } else {
+        push_number(out, u64::from(status));
+    }
+}
+
 /// Appends `n` in decimal.
 fn push_number(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
@@ -380,6 +394,11 @@ mod tests {
             let mut out = b"x=".to_vec();
             push_number(&mut out, n);
             assert_eq!(out, format!("x={n}").into_bytes());
+        }
+        for status in [100, 200, 304, 499, 999, 0, 1000] {
+            let mut out = Vec::new();
+            push_status(&mut out, status);
+            assert_eq!(out, status.to_string().into_bytes());
         }
     }
 }

@@ -8,12 +8,16 @@
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::HeaderName;
+use http::uri::Authority;
 use http::{Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -21,14 +25,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::{Service, ServiceBuilder};
 use tower_cache_layer::policy::CacheOptions;
 use tower_cache_layer::store::BoxStore;
 use tower_cache_layer::{Cache, CacheLayer, ResponseBody};
 
 use crate::admin::AdminServer;
 use crate::config::Config;
-use crate::conns::{Registry, TrackedBody};
+use crate::conns::{Registry, Slot, TrackedBody};
 use crate::forward::{ClientBody, ForwardLimits, Proxy, ProxyBody};
 use crate::front::{Admission, Admitted, FrontDoor, FrontDoorConfig, Peer};
 use crate::log::RequestLog;
@@ -45,38 +49,97 @@ type CachedProxy = Cache<Proxy, BoxStore>;
 /// answer (a refusal, a tunnel's `200`).
 type ServerBody = Either<ResponseBody<ProxyBody>, Full<Bytes>>;
 
-/// Answers one request: the front door checks it and gives it its authority, the cache
-/// answers it (through the proxy on a miss), redirects to the origin are pointed back at
-/// the proxy, and one line is logged.
-async fn handle(
+/// What the requests of one client connection share, made once per connection.
+struct Connection {
     cached: CachedProxy,
     front: Arc<FrontDoor>,
     tunnels: Arc<Tunnels>,
-    client: Arc<Peer>,
-    (log, req): (Option<RequestLog>, Request<Incoming>),
-) -> Result<Response<ServerBody>, Infallible> {
-    let response = match front.admit_from(req, &client) {
-        Err(refusal) => refusal.into_response().map(Either::Right),
-        Ok(Admission::Tunnel {
-            target,
-            mut request,
-        }) => tunnels.open(&mut request, target).await.map(Either::Right),
-        Ok(Admission::Request(Admitted {
-            request,
-            client_authority,
-        })) => {
-            let mut response = match cached.oneshot(request.map(ClientBody::new)).await {
-                Ok(response) => response.map(Either::Left),
-                Err(never) => match never {},
+    /// The client's forwarding fields.
+    client: Peer,
+    /// The client's address as the request log writes it.
+    peer_text: Arc<str>,
+    slot: Arc<Slot>,
+}
+
+/// The answer to an admitted request, while it is under way.
+enum Pending {
+    /// The front door's refusal.
+    Ready(Response<ServerBody>),
+    /// A `CONNECT` tunnel being opened (boxed: it is rare, and its future is large).
+    Tunnel(Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>),
+    /// The cache's answer, the front door, and the authority the client asked for:
+    /// redirects to the origin are pointed back at it.
+    Cached(CachedFuture, Arc<FrontDoor>, Authority),
+}
+
+/// The cache's response future over the proxy.
+type CachedFuture = <CachedProxy as Service<Request<ClientBody>>>::Future;
+
+impl Connection {
+    /// Answers one request: the front door checks it and gives it its authority, the cache
+    /// answers it (through the proxy on a miss), redirects to the origin are pointed back at
+    /// the proxy, and one line is logged. The request is admitted, and handed to the cache,
+    /// before the returned future is first polled: the future holds only what the answer
+    /// needs afterwards.
+    fn respond(
+        &self,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Result<Response<TrackedBody<ServerBody>>, Infallible>> + use<> {
+        // In flight until the response body is written in full or dropped.
+        let in_flight = self.slot.request();
+        let log = RequestLog::start(&req, &self.peer_text);
+        let pending = match self.front.admit_from(req, &self.client) {
+            Err(refusal) => Pending::Ready(refusal.into_response().map(Either::Right)),
+            Ok(Admission::Tunnel {
+                target,
+                mut request,
+            }) => {
+                let tunnels = Arc::clone(&self.tunnels);
+                Pending::Tunnel(Box::pin(
+                    async move { tunnels.open(&mut request, target).await },
+                ))
+            }
+            Ok(Admission::Request(Admitted {
+                request,
+                client_authority,
+            })) => Pending::Cached(
+                self.call_cache(request),
+                Arc::clone(&self.front),
+                client_authority,
+            ),
+        };
+        async move {
+            let response = match pending {
+                Pending::Ready(response) => response,
+                Pending::Tunnel(tunnel) => tunnel.await.map(Either::Right),
+                Pending::Cached(cached, front, client_authority) => {
+                    let mut response = match cached.await {
+                        Ok(response) => response.map(Either::Left),
+                        Err(never) => match never {},
+                    };
+                    front.rewrite_redirects(response.headers_mut(), &client_authority);
+                    response
+                }
             };
-            front.rewrite_redirects(response.headers_mut(), &client_authority);
-            response
+            if let Some(log) = log {
+                log.finish(&response);
+            }
+            Ok(response.map(|body| TrackedBody::new(body, in_flight)))
         }
-    };
-    if let Some(log) = log {
-        log.finish(&response);
     }
-    Ok(response)
+
+    /// Hands `request` to the cache. The cache is ready whenever the proxy is, and the proxy
+    /// always is (its client queues on its pool), so it is called at once, without a future
+    /// that would hold the service and the request until polled.
+    fn call_cache(&self, request: Request<Incoming>) -> CachedFuture {
+        let mut cached = self.cached.clone();
+        let ready = cached.poll_ready(&mut Context::from_waker(Waker::noop()));
+        debug_assert!(
+            matches!(ready, Poll::Ready(Ok(()))),
+            "the proxy is always ready"
+        );
+        cached.call(request.map(ClientBody::new))
+    }
 }
 
 /// Runs the proxy until Ctrl-C or SIGTERM, then lets in-flight connections finish for up to
@@ -200,35 +263,19 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(error = %err, "set_nodelay failed");
         }
-        let cached = ServiceBuilder::new()
-            .layer(cache_layer.clone())
-            .service(proxy.clone());
-        let (front, tunnels) = (Arc::clone(&front), Arc::clone(&tunnels));
-        // The client's forwarding fields, made once for all its requests.
-        let client = Arc::new(front.peer(peer));
-        // As the request log writes it, made once for all the connection's requests.
-        let peer_text: Arc<str> = peer.to_string().into();
-        let slot = Arc::new(admitted.slot);
-        let mut close = admitted.close;
-        let service = tower::service_fn({
-            let slot = Arc::clone(&slot);
-            move |req| {
-                // In flight until the response body is written in full or dropped.
-                let in_flight = slot.request();
-                let log = RequestLog::start(&req, &peer_text);
-                let response = handle(
-                    cached.clone(),
-                    Arc::clone(&front),
-                    Arc::clone(&tunnels),
-                    Arc::clone(&client),
-                    (log, req),
-                );
-                async move {
-                    let response = response.await?;
-                    Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
-                }
-            }
+        let connection = Arc::new(Connection {
+            cached: ServiceBuilder::new()
+                .layer(cache_layer.clone())
+                .service(proxy.clone()),
+            front: Arc::clone(&front),
+            tunnels: Arc::clone(&tunnels),
+            client: front.peer(peer),
+            peer_text: peer.to_string().into(),
+            slot: Arc::new(admitted.slot),
         });
+        let slot = Arc::clone(&connection.slot);
+        let mut close = admitted.close;
+        let service = tower::service_fn(move |req| connection.respond(req));
         let conn = server
             .serve_connection_with_upgrades(
                 TokioIo::new(Explained::new(stream)),

@@ -183,10 +183,12 @@ pub fn evaluate_preconditions(
     stored_status: StatusCode,
     stored_headers: &HeaderMap,
 ) -> Precondition {
-    let has_if_match = req_headers.contains_key(IF_MATCH);
-    let has_if_none_match = req_headers.contains_key(IF_NONE_MATCH);
-    let has_ims = req_headers.contains_key(IF_MODIFIED_SINCE);
-    let has_ius = req_headers.contains_key(IF_UNMODIFIED_SINCE);
+    let Conditions {
+        if_match: has_if_match,
+        if_none_match: has_if_none_match,
+        if_modified_since: has_ims,
+        if_unmodified_since: has_ius,
+    } = Conditions::of(req_headers);
     if !(has_if_match || has_if_none_match || has_ims || has_ius) {
         return Precondition::None;
     }
@@ -301,14 +303,37 @@ pub(crate) fn single_date(headers: &HeaderMap, name: &http::HeaderName) -> Optio
 /// `If-Modified-Since` or `If-Unmodified-Since`? (`If-Range` modifies a range request and is
 /// not counted.)
 pub(crate) fn has_preconditions(req_headers: &HeaderMap) -> bool {
-    [
-        IF_MATCH,
-        IF_NONE_MATCH,
-        IF_MODIFIED_SINCE,
-        IF_UNMODIFIED_SINCE,
-    ]
-    .iter()
-    .any(|name| req_headers.contains_key(name))
+    let found = Conditions::of(req_headers);
+    found.if_match || found.if_none_match || found.if_modified_since || found.if_unmodified_since
+}
+
+/// Which precondition fields a request has.
+#[derive(Default)]
+struct Conditions {
+    if_match: bool,
+    if_none_match: bool,
+    if_modified_since: bool,
+    if_unmodified_since: bool,
+}
+
+impl Conditions {
+    /// Found in one pass over the request's field names (most requests have a few fields
+    /// and none of these: cheaper than four lookups, each hashing its name).
+    fn of(req_headers: &HeaderMap) -> Self {
+        let mut found = Self::default();
+        for name in req_headers.keys() {
+            if name == IF_MATCH {
+                found.if_match = true;
+            } else if name == IF_NONE_MATCH {
+                found.if_none_match = true;
+            } else if name == IF_MODIFIED_SINCE {
+                found.if_modified_since = true;
+            } else if name == IF_UNMODIFIED_SINCE {
+                found.if_unmodified_since = true;
+            }
+        }
+        found
+    }
 }
 
 #[cfg(test)]

@@ -378,6 +378,16 @@ pub(crate) fn decimal_digits(n: u64, buf: &mut [u8; 20]) -> &[u8] {
     }
 }
 
+/// Does `headers` say `Content-Length: n`, in one field line and no other?
+pub(crate) fn says_length(headers: &HeaderMap, n: u64) -> bool {
+    let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let mut buf = [0; 20];
+    values
+        .next()
+        .is_some_and(|value| value.as_bytes() == decimal_digits(n, &mut buf))
+        && values.next().is_none()
+}
+
 /// A field value of the number `n` (`Age`, `Content-Length`) in one allocation of its exact
 /// size; `HeaderValue::from(u64)` makes two.
 pub(crate) fn decimal_value(n: u64) -> HeaderValue {
@@ -403,17 +413,21 @@ pub(crate) fn compacted(headers: &HeaderMap, spare: usize) -> HeaderMap {
         buffer.extend_from_slice(value.as_bytes());
     }
     let buffer = buffer.freeze();
-    // A clone copies the tables as they are (no name is hashed again); then each value is
-    // pointed at its bytes in the buffer, in the same order.
-    let mut owned = headers.clone();
-    owned.reserve(spare);
+    // Tables made at their final size (a clone would copy them, then grow them for `spare`);
+    // names are standard ones or own their bytes, and each value is pointed at its bytes in
+    // the buffer, in the same order.
+    let mut owned = HeaderMap::with_capacity(headers.len() + spare);
     let mut at = 0;
-    for value in owned.values_mut() {
+    for (name, value) in headers {
         let end = at + value.len();
-        if let Ok(mut copy) = HeaderValue::from_maybe_shared(buffer.slice(at..end)) {
-            copy.set_sensitive(value.is_sensitive());
-            *value = copy;
-        }
+        let copy = match HeaderValue::from_maybe_shared(buffer.slice(at..end)) {
+            Ok(mut copy) => {
+                copy.set_sensitive(value.is_sensitive());
+                copy
+            }
+            Err(_) => value.clone(),
+        };
+        owned.append(name.clone(), copy);
         at = end;
     }
     owned
@@ -432,6 +446,18 @@ mod tests {
         for name in ["tx", "trailers", "connections", "host", "x-upgrade", "age"] {
             assert!(!is_hop_by_hop(&HeaderName::from_static(name)), "{name}");
         }
+    }
+
+    #[test]
+    fn says_length_only_of_one_equal_field_line() {
+        let mut headers = HeaderMap::new();
+        assert!(!says_length(&headers, 0));
+        headers.insert("content-length", HeaderValue::from_static("1024"));
+        assert!(says_length(&headers, 1024));
+        assert!(!says_length(&headers, 102));
+        assert!(!says_length(&headers, 10240));
+        headers.append("content-length", HeaderValue::from_static("1024"));
+        assert!(!says_length(&headers, 1024));
     }
 
     #[test]

@@ -2,24 +2,24 @@
 //! they may be stored.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, DATE};
+use bytes::{Bytes, BytesMut};
+use http::header::DATE;
 use http::{HeaderMap, Response, StatusCode};
 use http_body::Body;
 
 use super::Exchange;
 use crate::OriginUnreachable;
-use crate::body::{ResponseBody, Tee};
+use crate::body::{Kept, ResponseBody, Tee};
 use crate::flight::{FlightGuard, Reservation};
-use crate::growing::growing;
 use crate::metrics::RequestOutcome;
 use crate::policy::decide::{self, Keep};
-use crate::policy::headers::{decimal_value, exact_value};
+use crate::policy::headers::exact_value;
 use crate::policy::storable::is_storable_with;
 use crate::policy::{CacheControl, ResponsePolicy, Vary, VaryKey, targeted_cache_control};
 use crate::shared::{Commit, Shared};
-use crate::store::{Store, StoredBody, StoredResponse};
+use crate::store::Store;
 
 impl<St> Shared<St> {
     /// The `Cache-Control` this cache obeys: the targeted field when configured, present and
@@ -153,6 +153,8 @@ impl<St: Store> Shared<St> {
             Some(len) if len > self.max_entry_size as u64 => None,
             _ => self.store.body_sink(&exchange.key, expected),
         };
+        let mut reservation = Reservation::new(Arc::clone(&self.capture));
+        let kept = self.kept(expected, spool.is_some(), &mut reservation);
         let tee = Tee {
             key: exchange.key,
             status: parts.status,
@@ -166,15 +168,16 @@ impl<St: Store> Shared<St> {
                 parts.extensions.clone()
             },
             req_headers: exchange.req_headers,
-            chunks: Vec::new(),
+            kept,
             spool,
             len: 0,
             expected,
             limit: self.max_entry_size,
             sink: Arc::clone(self) as Arc<dyn Commit>,
-            reservation: Reservation::new(Arc::clone(&self.capture)),
+            reservation,
             flights: Arc::clone(&self.flights),
             flight,
+            share: None,
             stream: None,
         };
         // A body that is already complete (a 204, an empty 200) may never be polled: hyper
@@ -184,48 +187,43 @@ impl<St: Store> Shared<St> {
             ResponseBody::pass(body)
         } else {
             let mut tee = tee;
-            self.share(&mut tee);
+            tee.share = self.sharing(&tee);
+            tee.share_if_followed();
             ResponseBody::miss(body, tee)
         }
     }
 
-    /// Read-while-write: shares the body `tee` captures with the requests waiting for its
-    /// flight, as it arrives ([`crate::growing`]), and tells them its response so that they
-    /// answer from it at once, as they would from the stored one.
+    /// How a body of `expected` length is kept in memory: in one buffer of that length when
+    /// it is known, within the size limit, and `reservation` can hold it whole; else as its
+    /// frames. Nothing is reserved for a body a store `spooled` to its own medium.
+    fn kept(&self, expected: Option<u64>, spooled: bool, reservation: &mut Reservation) -> Kept {
+        let whole = expected
+            .filter(|&len| !spooled && len <= self.max_entry_size as u64)
+            .and_then(|len| usize::try_from(len).ok())
+            .filter(|&len| reservation.grow(len));
+        match whole {
+            Some(len) => Kept::Sized(BytesMut::with_capacity(len)),
+            None => Kept::Frames(Vec::new()),
+        }
+    }
+
+    /// Read-while-write: whether the body `tee` captures may be shared with the requests
+    /// waiting for its flight as it arrives ([`crate::growing`]), so that they answer from it
+    /// at once, as they would from the stored response; `Some(stall)`, the collapse timeout,
+    /// when it may.
     ///
-    /// Only a body of known length (`Content-Length`) that is kept in memory whole, within the
-    /// size limit and reserved in the capture budget up front, so that a follower never lacks
-    /// a byte; and not a part (RFC 9111 §3.3: stored only when it matches its
+    /// Only a body of known length (`Content-Length`) that is kept in memory whole, within
+    /// the size limit, and not a part (RFC 9111 §3.3: stored only when it matches its
     /// `Content-Range`). Otherwise, or when nobody leads a flight, the followers wait for the
-    /// response to be stored, as before.
-    fn share(&self, tee: &mut Tee) {
-        let (Some(flight), Some(stall)) = (&tee.flight, self.collapse) else {
-            return;
-        };
-        let len = match tee.expected {
-            Some(len) if len > 0 && len <= self.max_entry_size as u64 => len,
-            _ => return,
-        };
-        if tee.spool.is_some() || tee.status == StatusCode::PARTIAL_CONTENT {
-            return;
+    /// response to be stored, as before. It is shared once a request follows
+    /// ([`Tee::share_if_followed`]): a miss nobody waits for makes no copy for followers.
+    fn sharing(&self, tee: &Tee) -> Option<Duration> {
+        let stall = self.collapse?;
+        tee.flight.as_ref()?;
+        match tee.expected {
+            Some(len) if len > 0 && len <= self.max_entry_size as u64 => {}
+            _ => return None,
         }
-        let mut reservation = Reservation::new(Arc::clone(&self.capture));
-        if !usize::try_from(len).is_ok_and(|bytes| reservation.grow(bytes)) {
-            return;
-        }
-        let (writer, source) = growing(len, reservation, stall);
-        let mut headers = tee.headers.clone();
-        // As `Tee::commit` sets it on the stored response.
-        headers.insert(CONTENT_LENGTH, decimal_value(len));
-        let response = StoredResponse {
-            status: tee.status,
-            headers,
-            body: StoredBody::from_source(source),
-            policy: tee.policy,
-            vary: tee.vary.clone(),
-            extensions: tee.extensions.clone(),
-        };
-        flight.publish(Arc::new(response));
-        tee.stream = Some(writer);
+        (tee.spool.is_none() && tee.status != StatusCode::PARTIAL_CONTENT).then_some(stall)
     }
 }

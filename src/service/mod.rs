@@ -108,9 +108,6 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // Only the service that was polled ready may be called (tower-service docs).
-        let fresh = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, fresh);
         let shared = &self.shared;
         let cacheable = req.method() == Method::GET || req.method() == Method::HEAD;
         let (req, bypassed) = match &shared.bypass {
@@ -137,12 +134,13 @@ where
                     FastLookup::Found(entry) => Some(entry),
                     FastLookup::Later => None,
                 };
+                let inner = take_ready(&mut self.inner);
                 let future = cached_call(Arc::clone(shared), inner, req, req_cc, key, found);
                 return ResponseFuture::cached(Box::pin(future));
             }
             // RFC 9111 §4.4: unsafe methods invalidate what is stored for their target.
             Some(key) if !is_safe_method(req.method()) => {
-                let future = unsafe_call(Arc::clone(shared), inner, req, key);
+                let future = unsafe_call(Arc::clone(shared), take_ready(&mut self.inner), req, key);
                 return ResponseFuture::cached(Box::pin(future));
             }
             Some(_) => Forward::Method,
@@ -155,8 +153,16 @@ where
         });
         let status = Arc::clone(&shared.status);
         let counted = shared.metrics.origin_bytes();
-        ResponseFuture::forward(inner.call(req), status, forward, counted)
+        ResponseFuture::forward(self.inner.call(req), status, forward, counted)
     }
+}
+
+/// The inner service that was polled ready, to be called later (in a future), leaving a
+/// clone in its place: only the service that was polled ready may be called (tower-service
+/// docs). A request answered at once from the store does not call it, and leaves it ready.
+fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let fresh = inner.clone();
+    std::mem::replace(inner, fresh)
 }
 
 /// A GET or HEAD request: answer from the store, or forward (validating what is stored) and

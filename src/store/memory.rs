@@ -87,7 +87,11 @@ fn entry_weight(key: &CacheKey, entry: &StoredEntry) -> usize {
     let variants = entry.variants();
     allocation(key.as_str().len() + ARC_COUNTS)
         + allocation(std::mem::size_of::<StoredEntry>() + ARC_COUNTS)
-        + allocation(variants.len() * std::mem::size_of::<usize>())
+        // One variant is held in the entry itself; several in a list.
+        + match variants.len() {
+            0 | 1 => 0,
+            n => allocation(n * std::mem::size_of::<usize>()),
+        }
         + entry.weight()
         + MOKA_ENTRY
 }

@@ -230,7 +230,45 @@ fn header_map_weight(headers: &HeaderMap) -> usize {
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct StoredEntry {
-    variants: Vec<Arc<StoredResponse>>,
+    variants: Variants,
+}
+
+/// An entry's variants: most URLs have one, kept without a list (one allocation fewer per
+/// stored response, one pointer fewer per hit).
+#[derive(Clone, Debug)]
+enum Variants {
+    One([Arc<StoredResponse>; 1]),
+    Many(Vec<Arc<StoredResponse>>),
+}
+
+impl Default for Variants {
+    fn default() -> Self {
+        Self::Many(Vec::new())
+    }
+}
+
+impl Variants {
+    fn as_slice(&self) -> &[Arc<StoredResponse>] {
+        match self {
+            Self::One(one) => one,
+            Self::Many(many) => many,
+        }
+    }
+}
+
+impl From<Vec<Arc<StoredResponse>>> for Variants {
+    fn from(mut variants: Vec<Arc<StoredResponse>>) -> Self {
+        match variants.pop() {
+            Some(only) if variants.is_empty() => Self::One([only]),
+            Some(last) => {
+                variants.push(last);
+                // As the weigher counts it.
+                variants.shrink_to_fit();
+                Self::Many(variants)
+            }
+            None => Self::Many(variants),
+        }
+    }
 }
 
 impl StoredEntry {
@@ -240,27 +278,28 @@ impl StoredEntry {
     /// An entry holding one response.
     pub fn new(response: Arc<StoredResponse>) -> Self {
         Self {
-            variants: vec![response],
+            variants: Variants::One([response]),
         }
     }
 
     /// An entry holding `variants`, most recent first, as [`variants`](Self::variants) returned
     /// them. Variants beyond the most the cache keeps for one URL (32) are dropped.
     pub fn from_variants(variants: impl IntoIterator<Item = Arc<StoredResponse>>) -> Self {
+        let variants: Vec<_> = variants.into_iter().take(Self::MAX_VARIANTS).collect();
         Self {
-            variants: variants.into_iter().take(Self::MAX_VARIANTS).collect(),
+            variants: variants.into(),
         }
     }
 
     /// The stored variants, most recent first.
     pub fn variants(&self) -> &[Arc<StoredResponse>] {
-        &self.variants
+        self.variants.as_slice()
     }
 
     /// The most recent variant selected by the request's header fields (RFC 9111 §4.1: "the
     /// most recent one" when several match).
     pub fn select(&self, req_headers: &HeaderMap) -> Option<&Arc<StoredResponse>> {
-        self.variants.iter().find(|v| v.vary.matches(req_headers))
+        self.variants().iter().find(|v| v.vary.matches(req_headers))
     }
 
     /// This entry with `response`, newly received for a request with `req_headers`, in front:
@@ -270,16 +309,16 @@ impl StoredEntry {
         response: Arc<StoredResponse>,
         req_headers: &HeaderMap,
     ) -> Self {
-        let mut variants = Vec::with_capacity(self.variants.len() + 1);
+        let others = self
+            .variants()
+            .iter()
+            .filter(|v| !v.vary.matches(req_headers));
+        let mut variants = Vec::with_capacity(self.variants().len() + 1);
         variants.push(response);
-        variants.extend(
-            self.variants
-                .iter()
-                .filter(|v| !v.vary.matches(req_headers))
-                .take(Self::MAX_VARIANTS - 1)
-                .cloned(),
-        );
-        Self { variants }
+        variants.extend(others.take(Self::MAX_VARIANTS - 1).cloned());
+        Self {
+            variants: variants.into(),
+        }
     }
 
     /// This entry with `old` replaced by `new` (e.g. after a 304 freshened it); unchanged when
@@ -289,8 +328,8 @@ impl StoredEntry {
         old: &Arc<StoredResponse>,
         new: Arc<StoredResponse>,
     ) -> Self {
-        let variants = self
-            .variants
+        let variants: Vec<_> = self
+            .variants()
             .iter()
             .map(|v| {
                 if Arc::ptr_eq(v, old) {
@@ -300,12 +339,14 @@ impl StoredEntry {
                 }
             })
             .collect();
-        Self { variants }
+        Self {
+            variants: variants.into(),
+        }
     }
 
     /// Sum of the variants' [`StoredResponse::weight`].
     pub fn weight(&self) -> usize {
-        self.variants.iter().map(|v| v.weight()).sum()
+        self.variants().iter().map(|v| v.weight()).sum()
     }
 }
 
