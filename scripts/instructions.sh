@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# User-space instructions per request (callgrind), for the cases the performance work tracks:
+#   hit         one cached 1 KiB URL (`/bytes/1024`);
+#   miss        a new 1 KiB URL every request (`/miss/1024/<n>`), stored in the default store;
+#   forwarded   as miss, with `Cache-Control: no-store` on the request (nothing captured);
+#   stored, 0   as miss, with `--max-capacity 0` (captured and handed to a store that keeps
+#               nothing: each entry is evicted as it is inserted);
+#   evicting    as miss, into a 4 MiB store that the warm-up has filled (every insert evicts).
+#
+#   bash scripts/instructions.sh               # all five; CASES="hit miss" for some
+#
+# PROXY_BIN measures another build of the proxy (e.g. an older commit's, copied aside).
+# ORIGIN_BIN and MISS_PREFIX run them against another origin, e.g. the shared harness's, as
+# README's table of instructions does: ORIGIN_BIN=/tmp/bench-origin-target/release/bench-origin
+# MISS_PREFIX=/uniq/r (its 1 KiB miss responses carry more header fields than bench_origin's).
+#
+# Builds `bench_origin` and `caching_proxy` in release (cargo profile $PROFILE, default
+# release: the count needs the proxy's symbols, see below). For each case it runs the proxy
+# under `valgrind --tool=callgrind`, warms it up with wrk (one thread, 4 connections, 3 s),
+# zeroes the counters, runs wrk for DURATION (default 10) seconds, and dumps them. Under
+# valgrind the counters are zeroed late, so the total is divided not by wrk's count but by
+# the calls of a function that runs once per request: the request log's
+# `caching_proxy::log::RequestLog::write` (the log must be on: the default level). Needs
+# valgrind (installed with apt-get when missing).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+# shellcheck source=scripts/common.sh
+source scripts/common.sh instructions
+duration=${DURATION:-10}
+cases=${CASES:-hit miss forwarded stored0 evicting}
+work=$(mktemp -d)
+
+if ! command -v valgrind >/dev/null; then
+    echo "$tag: valgrind not found; installing it: apt-get install -y valgrind"
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+    "${sudo[@]}" apt-get install -y valgrind >/dev/null \
+        || { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y valgrind >/dev/null; }
+fi
+build_servers
+ensure_wrk
+origin_bin=${ORIGIN_BIN:-$origin_bin}
+proxy_bin=${PROXY_BIN:-$proxy_bin}
+miss_prefix=${MISS_PREFIX:-/miss/1024/}
+
+clean_up_on_exit
+
+write_lua() {
+    # $1: file, $2: extra headers as a Lua table
+    cat >"$1" <<LUA
+counter = 0
+request = function()
+    counter = counter + 1
+    return wrk.format("GET", "$miss_prefix" .. math.random(1, 1000000000) .. "-" .. counter, $2)
+end
+LUA
+}
+write_lua "$work/stored.lua" "nil"
+write_lua "$work/forwarded.lua" '{["Cache-Control"] = "no-store"}'
+
+# $1: label, $2: what wrk asks for (`path:/bytes/1024`, or `lua:FILE`), then the proxy's flags.
+run_case() {
+    local label=$1 target=$2
+    shift 2
+    local origin_port port origin proxy out total calls
+    origin_port=$(free_port)
+    "$origin_bin" --port "$origin_port" >"$work/origin.log" 2>&1 &
+    origin=$!
+    port=$(free_port)
+    out="$work/$label.callgrind"
+    valgrind --tool=callgrind --callgrind-out-file="$out" \
+        "$proxy_bin" --port "$port" --origin "http://127.0.0.1:$origin_port" "$@" \
+        >"$work/proxy.log" 2>&1 &
+    proxy=$!
+    pids+=("$origin" "$proxy")
+    wait_listening "$origin_port"
+    for _ in $(seq 100); do
+        if listening "$port"; then break; fi
+        sleep 0.3
+    done
+    local -a load
+    case $target in
+        path:*) load=("http://127.0.0.1:$port${target#path:}") ;;
+        lua:*) load=(-s "${target#lua:}" "http://127.0.0.1:$port/") ;;
+    esac
+    wrk -t1 -c4 -d3s "${load[@]}" >/dev/null
+    callgrind_control -z "$proxy" >/dev/null 2>&1
+    wrk -t1 -c4 -d"${duration}s" "${load[@]}" >/dev/null
+    callgrind_control -d "$proxy" >/dev/null 2>&1
+    sleep 1
+    kill "$proxy" "$origin"
+    wait "$proxy" "$origin" 2>/dev/null || true
+    out=$(ls -t "$out".* | head -1)
+    total=$(callgrind_annotate --threshold=100 "$out" 2>/dev/null |
+        awk '/PROGRAM TOTALS/ { gsub(/,/, "", $1); print $1 }')
+    calls=$(callgrind_annotate --tree=caller --threshold=100 "$out" 2>/dev/null |
+        grep -A3 '\* .*RequestLog::write ' | grep -o '([0-9,]*x)' | head -1 | tr -dc 0-9)
+    if [ -z "$calls" ] || [ "$calls" -eq 0 ]; then
+        echo "$tag: $label: no call of RequestLog::write counted (inlined, or the log off?)" >&2
+        return 1
+    fi
+    python3 -c "import sys; t, n = map(int, sys.argv[1:3]); print(f'{sys.argv[3]:<11} {t / n / 1000:6.1f}k instructions per request ({n} requests)')" \
+        "$total" "$calls" "$label"
+}
+
+for case in $cases; do
+    case $case in
+        hit) run_case hit path:/bytes/1024 ;;
+        miss) run_case miss "lua:$work/stored.lua" ;;
+        forwarded) run_case forwarded "lua:$work/forwarded.lua" ;;
+        stored0) run_case "stored, 0" "lua:$work/stored.lua" --max-capacity 0 ;;
+        evicting) run_case evicting "lua:$work/stored.lua" --max-capacity 4M ;;
+        *) echo "$tag: unknown case $case (hit, miss, forwarded, stored0, evicting)" >&2; exit 2 ;;
+    esac
+done
