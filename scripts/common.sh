@@ -19,14 +19,29 @@ wait_listening() {
     return 1
 }
 
-# Installs wrk from Debian's packages when it is missing.
-ensure_wrk() {
-    command -v wrk >/dev/null && return 0
-    echo "$tag: wrk not found; installing it: apt-get install -y wrk"
-    local sudo=()
+# Installs the Debian package $2 (default: $1) when the command $1 is missing.
+ensure_tool() {
+    command -v "$1" >/dev/null && return 0
+    local package=${2:-$1} sudo=()
+    echo "$tag: $1 not found; installing it: apt-get install -y $package"
     if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
-    "${sudo[@]}" apt-get install -y wrk >/dev/null \
-        || { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y wrk >/dev/null; }
+    "${sudo[@]}" apt-get install -y "$package" >/dev/null \
+        || { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y "$package" >/dev/null; }
+}
+
+# Installs wrk from Debian's packages when it is missing.
+ensure_wrk() { ensure_tool wrk; }
+
+# Writes to $1 a wrk script asking for a new URL every request, `$2<random>-<n>` (e.g.
+# `/miss/1024/`), with the extra header fields $3 (a Lua table, or `nil`).
+write_unique_urls_lua() {
+    cat >"$1" <<LUA
+counter = 0
+request = function()
+    counter = counter + 1
+    return wrk.format("GET", "$2" .. math.random(1, 1000000000) .. "-" .. counter, $3)
+end
+LUA
 }
 
 # Builds the origin and proxy with the cargo profile in $PROFILE (default `release`; e.g.

@@ -32,13 +32,7 @@ duration=${DURATION:-10}
 cases=${CASES:-hit miss forwarded stored0 evicting}
 work=$(mktemp -d)
 
-if ! command -v valgrind >/dev/null; then
-    echo "$tag: valgrind not found; installing it: apt-get install -y valgrind"
-    sudo=()
-    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
-    "${sudo[@]}" apt-get install -y valgrind >/dev/null \
-        || { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y valgrind >/dev/null; }
-fi
+ensure_tool valgrind
 build_servers
 ensure_wrk
 origin_bin=${ORIGIN_BIN:-$origin_bin}
@@ -47,18 +41,8 @@ miss_prefix=${MISS_PREFIX:-/miss/1024/}
 
 clean_up_on_exit
 
-write_lua() {
-    # $1: file, $2: extra headers as a Lua table
-    cat >"$1" <<LUA
-counter = 0
-request = function()
-    counter = counter + 1
-    return wrk.format("GET", "$miss_prefix" .. math.random(1, 1000000000) .. "-" .. counter, $2)
-end
-LUA
-}
-write_lua "$work/stored.lua" "nil"
-write_lua "$work/forwarded.lua" '{["Cache-Control"] = "no-store"}'
+write_unique_urls_lua "$work/stored.lua" "$miss_prefix" nil
+write_unique_urls_lua "$work/forwarded.lua" "$miss_prefix" '{["Cache-Control"] = "no-store"}'
 
 # $1: label, $2: what wrk asks for (`path:/bytes/1024`, or `lua:FILE`), then the proxy's flags.
 run_case() {
@@ -76,10 +60,16 @@ run_case() {
     proxy=$!
     pids+=("$origin" "$proxy")
     wait_listening "$origin_port"
-    for _ in $(seq 100); do
+    # valgrind starts slowly: up to a minute.
+    for _ in $(seq 200); do
         if listening "$port"; then break; fi
         sleep 0.3
     done
+    if ! listening "$port"; then
+        echo "$tag: $label: the proxy did not start under valgrind; its log:" >&2
+        tail -5 "$work/proxy.log" >&2
+        return 1
+    fi
     local -a load
     case $target in
         path:*) load=("http://127.0.0.1:$port${target#path:}") ;;

@@ -26,18 +26,8 @@ ensure_wrk
 
 clean_up_on_exit
 
-write_lua() {
-    # $1: file, $2: extra headers as a Lua table
-    cat >"$1" <<LUA
-counter = 0
-request = function()
-    counter = counter + 1
-    return wrk.format("GET", "/miss/1024/" .. math.random(1, 1000000000) .. "-" .. counter, $2)
-end
-LUA
-}
-write_lua "$work/stored.lua" "nil"
-write_lua "$work/forwarded.lua" '{["Cache-Control"] = "no-store"}'
+write_unique_urls_lua "$work/stored.lua" /miss/1024/ nil
+write_unique_urls_lua "$work/forwarded.lua" /miss/1024/ '{["Cache-Control"] = "no-store"}'
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -99,9 +99,15 @@ impl Default for Flights {
 }
 
 impl Flights {
+    /// The flights under way. Every change under the lock is one call that leaves the map
+    /// consistent, so a panic while it was held poisons nothing that matters.
+    fn lock(&self) -> MutexGuard<'_, HashMap<CacheKey, Flight, KeyHashing>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Leads the fetch of `key`, or follows the request that already does.
     pub(crate) fn join(self: &Arc<Self>, key: &CacheKey) -> Join {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.lock();
         if let Some(flight) = map.get_mut(key) {
             let follower = Follower {
                 done: flight.watch(),
@@ -161,7 +167,7 @@ impl Flights {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().len()
     }
 }
 
@@ -195,7 +201,7 @@ impl FlightGuard {
 
     /// Does a request follow this one (wait for its response)?
     pub(crate) fn is_followed(&self) -> bool {
-        let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.flights.lock();
         self.own(&mut map)
             .is_some_and(|flight| flight.is_followed())
     }
@@ -204,7 +210,7 @@ impl FlightGuard {
     /// Both under the flights' lock, under which followers join: a follower is counted
     /// here, or finds the waker.
     pub(crate) fn followed_or_wake(&self, waker: &Waker) -> bool {
-        let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.flights.lock();
         let Some(flight) = self.own(&mut map) else {
             return false;
         };
@@ -227,7 +233,7 @@ impl FlightGuard {
     /// Sets the state followers see, waking those that follow already; one that follows
     /// later starts from it. Under the flights' lock, under which followers join.
     fn set(&self, state: State) {
-        let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.flights.lock();
         if let Some(flight) = self.own(&mut map) {
             match &flight.watchers {
                 Some(watchers) => {
@@ -259,7 +265,7 @@ impl Drop for FlightGuard {
             self.flights.remember_uncacheable(&self.key);
         }
         let flight = {
-            let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map = self.flights.lock();
             match self.own(&mut map) {
                 Some(_) => map.remove(&self.key),
                 None => None,

@@ -4,18 +4,19 @@
 //!
 //! The leader's [`Tee`](crate::body::Tee) appends each data frame through a [`Writer`] as the
 //! frame passes to the leader's client: the same [`Bytes`], a reference-count clone (what
-//! arrived before the body was shared, one copy). Followers read it through a [`BodySource`] of the body's announced length, so a
-//! follower's answer is built exactly as one from a stored response (ranges included).
+//! arrived before the body was shared, one copy). Followers read it through a [`BodySource`]
+//! of the body's announced length, so a follower's answer is built exactly as one from a
+//! stored response (ranges included).
 //!
 //! Only a body whose exact length is known in advance is shared, only when it is held in
 //! memory whole, and only once a request follows the leader: the buffer then starts with the
 //! bytes captured so far (a follower that joins while the origin holds back the rest wakes the
 //! leader's body task, which shares at once), and a miss nobody waits for makes none. Its
 //! bytes are reserved in the capture budget up front, and kept until the last reader is done,
-//! so a follower never lacks a chunk. A body that fails, or a leader
-//! whose client goes away before the end (the capture stops with it), marks the buffer
-//! failed: the followers' bodies end early, and their `Content-Length` tells their clients so
-//! (the connection is cut). A truncated body is never served as complete.
+//! so a follower never lacks a chunk. A body that fails, or a leader whose client goes away
+//! before the end (the capture stops with it), marks the buffer failed: the followers' bodies
+//! end early, and their `Content-Length` tells their clients so (the connection is cut). A
+//! truncated body is never served as complete.
 //!
 //! The leader's connection paces the capture: followers get the bytes as fast as the leader's
 //! client takes them (as they got the stored body only once the leader's client had taken it

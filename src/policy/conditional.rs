@@ -183,13 +183,8 @@ pub fn evaluate_preconditions(
     stored_status: StatusCode,
     stored_headers: &HeaderMap,
 ) -> Precondition {
-    let Conditions {
-        if_match: has_if_match,
-        if_none_match: has_if_none_match,
-        if_modified_since: has_ims,
-        if_unmodified_since: has_ius,
-    } = Conditions::of(req_headers);
-    if !(has_if_match || has_if_none_match || has_ims || has_ius) {
+    let found = Conditions::of(req_headers);
+    if !found.any() {
         return Precondition::None;
     }
 
@@ -208,12 +203,12 @@ pub fn evaluate_preconditions(
 
     // RFC 9111 §4.3.2: If-Match and If-Unmodified-Since are not applicable to a cache.
     // RFC 9110 §13.1.4: an If-Unmodified-Since that is not a valid HTTP-date is ignored.
-    if has_if_match || single_date(req_headers, &IF_UNMODIFIED_SINCE).is_some() {
+    if found.if_match || single_date(req_headers, &IF_UNMODIFIED_SINCE).is_some() {
         return Precondition::Forward;
     }
 
     // RFC 9110 §13.2.2 step 3, §13.1.2: If-None-Match, weak comparison.
-    if has_if_none_match {
+    if found.if_none_match {
         return match parse_etag_list(req_headers.get_all(IF_NONE_MATCH)) {
             // RFC 9110 §13.1.2: "*" is false when a current representation exists; the
             // stored 2xx is one. For GET / HEAD a false condition means 304.
@@ -303,8 +298,7 @@ pub(crate) fn single_date(headers: &HeaderMap, name: &http::HeaderName) -> Optio
 /// `If-Modified-Since` or `If-Unmodified-Since`? (`If-Range` modifies a range request and is
 /// not counted.)
 pub(crate) fn has_preconditions(req_headers: &HeaderMap) -> bool {
-    let found = Conditions::of(req_headers);
-    found.if_match || found.if_none_match || found.if_modified_since || found.if_unmodified_since
+    Conditions::of(req_headers).any()
 }
 
 /// Which precondition fields a request has.
@@ -333,6 +327,10 @@ impl Conditions {
             }
         }
         found
+    }
+
+    fn any(&self) -> bool {
+        self.if_match || self.if_none_match || self.if_modified_since || self.if_unmodified_since
     }
 }
 

@@ -205,8 +205,10 @@ fn ranged_answer(
         None => evaluate_range(method, req_headers, stored.status, &stored.headers, len),
     };
     Some(match decision {
-        // A clone copies the map's tables as they are (no name hashed again); stored maps
-        // have room for the fields the cache adds (`Age`, `X-Cache`, `Cache-Status`).
+        // A clone copies the map's tables as they are (no name hashed again). Stored maps'
+        // index tables have room for the fields the cache adds (`Age`, `X-Cache`,
+        // `Cache-Status`), so adding them rehashes nothing; the field list itself is cloned at
+        // its length and grows once.
         RangeDecision::Full => (stored.status, stored.headers.clone(), stored.body.clone()),
         RangeDecision::Partial { start, end } => {
             let mut headers = stored.headers.clone();

@@ -11,9 +11,9 @@ use crate::key::{CacheKey, KeyHashing};
 ///
 /// Entries are weighed by what they cost in memory: [`StoredEntry::weight`], the key and
 /// moka's own bookkeeping, so the configured capacity bounds the memory the store holds;
-/// moka's TinyLFU admission and LRU eviction decide what stays when it is full. Each entry also expires once the `ttl` the cache gave
-/// it has passed, which only reclaims memory early: whether an entry may be served is decided
-/// on every read by [`policy`](crate::policy).
+/// moka's TinyLFU admission and LRU eviction decide what stays when it is full. Each entry
+/// also expires once the `ttl` the cache gave it has passed, which only reclaims memory early:
+/// whether an entry may be served is decided on every read by [`policy`](crate::policy).
 ///
 /// It answers at once ([`Store::get_now`], [`Store::put_now`]): a hit creates no future.
 /// Cloning a `MemoryStore` gives another handle to the same cache.

@@ -257,16 +257,14 @@ impl Variants {
 }
 
 impl From<Vec<Arc<StoredResponse>>> for Variants {
-    fn from(mut variants: Vec<Arc<StoredResponse>>) -> Self {
-        match variants.pop() {
-            Some(only) if variants.is_empty() => Self::One([only]),
-            Some(last) => {
-                variants.push(last);
+    fn from(variants: Vec<Arc<StoredResponse>>) -> Self {
+        match <[_; 1]>::try_from(variants) {
+            Ok(one) => Self::One(one),
+            Err(mut many) => {
                 // As the weigher counts it.
-                variants.shrink_to_fit();
-                Self::Many(variants)
+                many.shrink_to_fit();
+                Self::Many(many)
             }
-            None => Self::Many(variants),
         }
     }
 }

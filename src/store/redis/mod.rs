@@ -284,12 +284,14 @@ impl Store for RedisStore {
         }
     }
 
-    /// Deletes every key under the prefix (`SCAN` and `UNLINK`), and tells every process to
-    /// drop its memory tier, before and after.
+    /// Lookups and writes that failed and were answered as a miss or skipped (each is logged
+    /// when the connection's health changes).
     fn failures(&self) -> u64 {
         self.inner.absorbed.load(Ordering::Relaxed)
     }
 
+    /// Deletes every key under the prefix (`SCAN` and `UNLINK`), and tells every process to
+    /// drop its memory tier, before and after.
     async fn clear(&self) -> Result<u64, StoreError> {
         let inner = &self.inner;
         let mut publish = redis::cmd("PUBLISH");
