@@ -46,14 +46,15 @@ LUA
 
 # Builds the origin and proxy with the cargo profile in $PROFILE (default `release`; e.g.
 # `production`, the deployment build) and the cargo features in $FEATURES, if any; sets
-# origin_bin and proxy_bin.
+# origin_bin and proxy_bin. PROXY_BIN runs another build of the proxy instead (e.g. an older
+# commit's, copied aside).
 build_servers() {
     local features=() profile=${PROFILE:-release}
     if [ -n "${FEATURES:-}" ]; then features=(--features "$FEATURES"); fi
     echo "$tag: cargo build --profile $profile ${features[*]} --example bench_origin --example caching_proxy"
     cargo build --quiet --profile "$profile" "${features[@]}" --example bench_origin --example caching_proxy
     origin_bin="$root/target/$profile/examples/bench_origin"
-    proxy_bin="$root/target/$profile/examples/caching_proxy"
+    proxy_bin=${PROXY_BIN:-"$root/target/$profile/examples/caching_proxy"}
 }
 
 # Kills and reaps the processes whose ids the script adds to `pids`, and removes `$work` (when

@@ -36,7 +36,6 @@ ensure_tool valgrind
 build_servers
 ensure_wrk
 origin_bin=${ORIGIN_BIN:-$origin_bin}
-proxy_bin=${PROXY_BIN:-$proxy_bin}
 miss_prefix=${MISS_PREFIX:-/miss/1024/}
 
 clean_up_on_exit

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # What storing a miss costs over forwarding it unstored: the proxy's own CPU per request.
 #
-#   bash scripts/store-cost.sh            # DURATION=8 seconds per case
+#   bash scripts/store-cost.sh            # DURATION=8 seconds per case, ROUNDS=1
+#   ROUNDS=3 bash scripts/store-cost.sh   # the four cases in turn, three times: this machine's
+#                                         # figures move by a tenth from run to run
 #
-# Builds `bench_origin` and `caching_proxy` in release. For each case it starts both on CPU 1
+# Builds `bench_origin` and `caching_proxy` in release ($PROFILE, $FEATURES and $PROXY_BIN as
+# in scripts/common.sh). For each case it starts both on CPU 1
 # (taskset) and runs wrk (one thread, 64 connections, CPU 0) on unique URLs
-# (/miss/1024/<n>, each a cacheable 1 KiB response), then prints the proxy's CPU time (from
-# /proc/PID/stat) per request:
+# (/miss/1024/<n>, each a cacheable 1 KiB response), then prints the proxy's CPU time per
+# request (from /proc/PID/stat), in user space and in the kernel, and its minor page faults
+# (fresh memory touched) per request:
 #   forwarded   the request says `Cache-Control: no-store`: forwarded, nothing captured;
 #   stored, 0   captured and handed to a store of `--max-capacity 0` (nothing stays);
 #   stored, 16M stored in a 16 MiB store that is full and evicts;
@@ -19,6 +23,7 @@ root=$(pwd)
 # shellcheck source=scripts/common.sh
 source scripts/common.sh store-cost
 duration=${DURATION:-8}
+rounds=${ROUNDS:-1}
 work=$(mktemp -d)
 
 build_servers
@@ -29,7 +34,8 @@ clean_up_on_exit
 write_unique_urls_lua "$work/stored.lua" /miss/1024/ nil
 write_unique_urls_lua "$work/forwarded.lua" /miss/1024/ '{["Cache-Control"] = "no-store"}'
 
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# User and system ticks, and minor page faults.
+usage() { awk '{ print $14, $15, $10 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 # $1: label, $2: Lua script, then the proxy's extra flags.
@@ -47,17 +53,27 @@ run_case() {
     pids+=("$origin" "$proxy")
     wait_listening "$origin_port"
     wait_listening "$port"
-    before=$(ticks "$proxy")
+    before=$(usage "$proxy")
     requests=$(taskset -c 0 wrk -t1 -c64 -d"${duration}s" -s "$lua" "http://127.0.0.1:$port/" |
         awk '/requests in/ { print $1 }')
-    after=$(ticks "$proxy")
+    after=$(usage "$proxy")
     kill "$proxy" "$origin"
     wait "$proxy" "$origin" 2>/dev/null || true
-    python3 -c "import sys; t, n, hz = map(int, sys.argv[1:4]); print(f'{sys.argv[4]:<12} {n:>8} requests  proxy CPU {t / hz / n * 1e6:6.1f} us per request')" \
-        "$((after - before))" "$requests" "$hz" "$label"
+    python3 - "$before" "$after" "$requests" "$hz" "$label" <<'PY'
+import sys
+before, after = (list(map(int, field.split())) for field in sys.argv[1:3])
+requests, hz, label = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+user, system, faults = (b - a for a, b in zip(before, after))
+us = 1e6 / hz / requests
+print(f"{label:<12} {requests:>8} requests  proxy CPU {(user + system) * us:6.1f} us per request"
+      f" (user {user * us:5.1f}, system {system * us:5.1f}), {faults / requests:.2f} page faults")
+PY
 }
 
-run_case "forwarded" "$work/forwarded.lua"
-run_case "stored, 0" "$work/stored.lua" --max-capacity 0
-run_case "stored, 16M" "$work/stored.lua" --max-capacity 16M
-run_case "stored" "$work/stored.lua"
+for round in $(seq "$rounds"); do
+    if [ "$rounds" -gt 1 ]; then echo "$tag: round $round"; fi
+    run_case "forwarded" "$work/forwarded.lua"
+    run_case "stored, 0" "$work/stored.lua" --max-capacity 0
+    run_case "stored, 16M" "$work/stored.lua" --max-capacity 16M
+    run_case "stored" "$work/stored.lua"
+done
