@@ -228,7 +228,7 @@
 //! | `stale-while-revalidate` (one background revalidation per key) and `stale-if-error` | 5861 |
 //! | Stale responses served when the origin cannot be reached ([`OriginUnreachable`], an `Err`), up to [`CacheLayerBuilder::max_stale_if_unreachable`], never with `must-revalidate`, `proxy-revalidate`, `no-cache` or `s-maxage` | 9111 §4.2.4 |
 //! | A targeted field such as `CDN-Cache-Control` takes precedence ([`CacheLayerBuilder::targeted_cache_control`]) | 9213 |
-//! | Several `Vary` variants per URL; `Vary: *` is not stored | 9111 §4.1 |
+//! | Several `Vary` variants per URL; `Vary: *` is not stored, nor a `Vary` on a field the inner service sets on the way to the origin ([`policy::CacheOptions::unseen_fields`]) | 9111 §4.1 |
 //! | Unsafe methods invalidate the target URI and same-origin `Location` / `Content-Location` | 9111 §4.4 |
 //! | A single byte range of a stored `200` is served `206` / `416` from the cache, with `If-Range` | 9110 §14 |
 //! | `206` responses are stored and answer the ranges they hold; parts with the same strong `ETag` are combined, and a stored prefix is completed with a request for the rest | 9111 §3.3, §3.4 |

@@ -80,6 +80,22 @@ impl<St> Shared<St> {
         counter.fetch_add(1, Ordering::Relaxed);
         self.metrics.request(outcome);
     }
+
+    /// The stored response `entry` selects for a request with `req_headers` (RFC 9111 §4.1),
+    /// unless it varies on a field the cache does not see as the origin does
+    /// ([`CacheOptions::unseen_fields`]): one a store kept from before the field was declared.
+    pub(crate) fn select<'a>(
+        &self,
+        entry: &'a StoredEntry,
+        req_headers: &HeaderMap,
+    ) -> Option<&'a Arc<StoredResponse>> {
+        let stored = entry.select(req_headers)?;
+        let unseen = &self.options.unseen_fields;
+        if !unseen.is_empty() && stored.vary.fields().any(|field| unseen.contains(field)) {
+            return None;
+        }
+        Some(stored)
+    }
 }
 
 impl<St: Store> Shared<St> {
@@ -246,7 +262,7 @@ impl<St> Shared<St> {
         req_headers: &HeaderMap,
     ) -> Option<StoredEntry> {
         if response.status == StatusCode::PARTIAL_CONTENT {
-            if let Some(stored) = entry.select(req_headers) {
+            if let Some(stored) = self.select(entry, req_headers) {
                 if stored.status != StatusCode::PARTIAL_CONTENT {
                     return None;
                 }

@@ -40,6 +40,7 @@ fn believed_host(headers: &HeaderMap) -> String {
 /// - `/login`: a redirect to that host, cacheable for an hour
 /// - `/moved`: a redirect to the origin's own address (`{self}` is its authority)
 /// - `/cached`: cacheable for a minute
+/// - `/by-client`: the `X-Forwarded-For` it received, cacheable for a minute, varying on it
 /// - anything else (its body read, so that a client's broken body shows up): `ok`, not stored
 async fn start_origin() -> CountingOrigin {
     CountingOrigin::builder()
@@ -67,6 +68,13 @@ async fn start_origin() -> CountingOrigin {
                 .header("content-location", format!("http://{me}/moved"))
                 .header("cache-control", "no-store");
             reply(builder, "")
+        })
+        .route("/by-client", |exchange| {
+            let client = exchange.req.headers()["x-forwarded-for"].clone();
+            let builder = Response::builder()
+                .header("cache-control", "max-age=60")
+                .header("vary", "X-Forwarded-For");
+            reply(builder, format!("for {}", client.to_str().unwrap_or("?")))
         })
         .route("/cached", |_| {
             reply(
@@ -282,6 +290,28 @@ async fn client_forwarding_fields_do_not_reach_the_origin() {
     }
     assert_eq!(seen.get_all("forwarded").iter().count(), 1);
     assert_eq!(seen.get_all("x-forwarded-for").iter().count(), 1);
+}
+
+// RFC 9111 §4.1: a stored response is selected by the values its Vary fields had at the
+// origin. The proxy sets `X-Forwarded-For` after the cache, so the cache cannot know which
+// client's it was: such a response is not stored, and a client naming someone else's
+// address is not given that client's answer.
+#[tokio::test]
+async fn a_response_varying_on_a_forwarding_field_is_not_stored() {
+    let origin = start_origin().await;
+    let proxy = start_proxy(&["--origin", &origin.url()]).await;
+    let request = "GET /by-client HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\
+                   X-Forwarded-For: 203.0.113.9\r\n\r\n";
+    let first = raw(&proxy, request).await;
+    assert_eq!((first.status, first.body.as_str()), (200, "for 127.0.0.1"));
+    let status = first.header("cache-status").unwrap_or("");
+    assert!(status.ends_with("detail=vary-unseen"), "{status}");
+    let second = raw(&proxy, request).await;
+    assert_eq!(
+        (second.status, second.header("x-cache")),
+        (200, Some("MISS"))
+    );
+    assert_eq!(origin.hits(), 2);
 }
 
 #[tokio::test]

@@ -2,10 +2,12 @@
 
 mod support;
 
-use http::Request;
+use http::{HeaderName, Request};
 use http_body_util::Full;
 use support::{get, response, send, serve};
 use tower_cache_layer::CacheLayer;
+use tower_cache_layer::policy::CacheOptions;
+use tower_cache_layer::store::MemoryStore;
 
 async fn twice(
     headers: &'static [(&'static str, &'static str)],
@@ -274,6 +276,86 @@ async fn vary_selects_the_variant() {
     let gz = get(&server.url("/v"), &[("accept-encoding", "gzip")]).await;
     assert_eq!((gz.x_cache(), &gz.body[..]), ("HIT", &b"gzip-bytes"[..]));
     assert_eq!(server.calls(), 2);
+}
+
+/// A cache whose inner service sets `X-Forwarded-For` on the way to the origin (as a reverse
+/// proxy does), over `store`.
+fn unseen_forwarded_for(store: MemoryStore) -> CacheLayer {
+    let mut options = CacheOptions::default();
+    options.unseen_fields = vec![HeaderName::from_static("x-forwarded-for")];
+    CacheLayer::builder().store(store).options(options).build()
+}
+
+/// An origin that answers with its caller's `X-Forwarded-For`, varying on it.
+fn echo_forwarded_for(req: &Request<hyper::body::Incoming>) -> http::Response<support::TestBody> {
+    let body = match req.headers().get("x-forwarded-for") {
+        Some(client) if client == "192.0.2.1" => "for 192.0.2.1",
+        Some(_) => "for another",
+        None => "for nobody",
+    };
+    response(
+        &[
+            ("cache-control", "max-age=60"),
+            ("vary", "X-Forwarded-For, Accept"),
+        ],
+        body,
+    )
+}
+
+// RFC 9111 §4.1: a response is selected by the values of its Vary fields that the origin saw;
+// for a field the inner service sets, the cache never sees them, so it does not store it.
+#[tokio::test]
+async fn vary_on_a_field_the_cache_does_not_see_is_not_stored() {
+    let server = serve(
+        unseen_forwarded_for(MemoryStore::default()),
+        echo_forwarded_for,
+    )
+    .await;
+    let first = get(&server.url("/x"), &[("x-forwarded-for", "192.0.2.1")]).await;
+    assert_eq!(first.body, "for 192.0.2.1");
+    assert!(
+        first.cache_status().ends_with("detail=vary-unseen"),
+        "{}",
+        first.cache_status()
+    );
+    let second = get(&server.url("/x"), &[("x-forwarded-for", "192.0.2.1")]).await;
+    assert_eq!(
+        (second.x_cache(), &second.body[..]),
+        ("MISS", &b"for 192.0.2.1"[..])
+    );
+    assert_eq!(server.calls(), 2);
+    // Varying on fields the cache sees is stored as before.
+    let accept = serve(unseen_forwarded_for(MemoryStore::default()), |_| {
+        response(&[("cache-control", "max-age=60"), ("vary", "Accept")], "a")
+    })
+    .await;
+    get(&accept.url("/a"), &[]).await;
+    assert_eq!(get(&accept.url("/a"), &[]).await.x_cache(), "HIT");
+    assert_eq!(accept.calls(), 1);
+}
+
+// A store may hold a response stored before its Vary field was declared unseen: it is not
+// selected, since the value it was stored under may be anybody's.
+#[tokio::test]
+async fn a_stored_response_varying_on_an_unseen_field_is_not_selected() {
+    let store = MemoryStore::default();
+    // Both caches see the same key: the same Host, the same path.
+    let host = ("host", "shared.test");
+    let before = serve(
+        CacheLayer::builder().store(store.clone()).build(),
+        echo_forwarded_for,
+    )
+    .await;
+    get(&before.url("/x"), &[host, ("x-forwarded-for", "192.0.2.1")]).await;
+    let hit = get(&before.url("/x"), &[host, ("x-forwarded-for", "192.0.2.1")]).await;
+    assert_eq!(hit.x_cache(), "HIT");
+    let after = serve(unseen_forwarded_for(store), echo_forwarded_for).await;
+    let again = get(&after.url("/x"), &[host, ("x-forwarded-for", "192.0.2.1")]).await;
+    assert_eq!(
+        (again.x_cache(), &again.body[..]),
+        ("MISS", &b"for 192.0.2.1"[..])
+    );
+    assert_eq!((before.calls(), after.calls()), (1, 1));
 }
 
 // RFC 9111 §4.1: Accept-Language is compared without regard to case

@@ -13,13 +13,14 @@
 //! The path of a request, one module each:
 //!
 //! ```text
-//! server (limits, log) -> front (checks, one authority) -> CacheLayer -> forward (hyper-util Client) -> origin
+//! server (limits, log) -> front (checks, one authority) -> CacheLayer
+//!     -> front (Host, Via, forwarding fields) -> forward (hyper-util Client) -> origin
 //! ```
 //!
 //! `config` holds the flags, `admin` the admin interface, `wire` the reasons given to
 //! hyper's own error answers. The cache and the forwarding service are built as
-//! `ServiceBuilder::new().layer(cache_layer).service(proxy)` and served with hyper-util's
-//! `TowerToHyperService` and `auto::Builder` (HTTP/1 and HTTP/2).
+//! `ServiceBuilder::new().layer(cache_layer).service(OriginFields::new(front, peer, proxy))`
+//! and served with hyper-util's `TowerToHyperService` and `auto::Builder` (HTTP/1 and HTTP/2).
 //!
 //! # Admin interface
 //!

@@ -34,7 +34,9 @@ use crate::admin::AdminServer;
 use crate::config::Config;
 use crate::conns::{Registry, Slot, TrackedBody};
 use crate::forward::{ClientBody, ForwardLimits, Proxy, ProxyBody};
-use crate::front::{Admission, Admitted, FrontDoor, FrontDoorConfig, Peer};
+use crate::front::{
+    Admission, Admitted, FrontDoor, FrontDoorConfig, OriginFields, Peer, UNSEEN_FIELDS,
+};
 use crate::log::RequestLog;
 use crate::tunnel::Tunnels;
 use crate::wire::Explained;
@@ -42,8 +44,9 @@ use crate::wire::Explained;
 /// How long in-flight connections may take to finish after Ctrl-C or SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// The cache over the proxy, as built by `ServiceBuilder::new().layer(cache).service(proxy)`.
-type CachedProxy = Cache<Proxy, BoxStore>;
+/// The cache over the proxy, as built by `ServiceBuilder::new().layer(cache).service(proxy)`,
+/// the proxy setting its own fields on what the cache forwards ([`OriginFields`]).
+type CachedProxy = Cache<OriginFields<Proxy>, BoxStore>;
 
 /// The body of every response the server writes: the cache's body, or the proxy's own
 /// answer (a refusal, a tunnel's `200`).
@@ -55,7 +58,7 @@ struct Connection {
     front: Arc<FrontDoor>,
     tunnels: Arc<Tunnels>,
     /// The client's forwarding fields.
-    client: Peer,
+    client: Arc<Peer>,
     /// The client's address as the request log writes it.
     peer_text: Arc<str>,
     slot: Arc<Slot>,
@@ -152,6 +155,8 @@ impl Connection {
 pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
     let mut options = CacheOptions::default();
     options.store_set_cookie = config.store_set_cookie;
+    // Set after the cache, on what it forwards: it does not see them as the origin does.
+    options.unseen_fields = UNSEEN_FIELDS.to_vec();
     let store = crate::store::open(&config).await?;
     let mut cache = CacheLayer::builder()
         .store(store)
@@ -263,16 +268,18 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(error = %err, "set_nodelay failed");
         }
-        let connection = Arc::new(Connection {
-            cached: ServiceBuilder::new()
-                .layer(cache_layer.clone())
-                .service(proxy.clone()),
-            front: Arc::clone(&front),
-            tunnels: Arc::clone(&tunnels),
-            client: front.peer(peer),
-            peer_text: peer.to_string().into(),
-            slot: Arc::new(admitted.slot),
-        });
+        let client = Arc::new(front.peer(peer));
+        let connection =
+            Arc::new(Connection {
+                cached: ServiceBuilder::new().layer(cache_layer.clone()).service(
+                    OriginFields::new(Arc::clone(&front), Arc::clone(&client), proxy.clone()),
+                ),
+                front: Arc::clone(&front),
+                tunnels: Arc::clone(&tunnels),
+                client,
+                peer_text: peer.to_string().into(),
+                slot: Arc::new(admitted.slot),
+            });
         let slot = Arc::clone(&connection.slot);
         let mut close = admitted.close;
         let service = tower::service_fn(move |req| connection.respond(req));

@@ -275,7 +275,7 @@ pub(crate) enum Unstored {
 impl Unstored {
     /// Every reason, in the order of [`index`](Self::index).
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) const ALL: [Unstored; 11] = [
+    pub(crate) const ALL: [Unstored; 12] = [
         Unstored::Rule(NotStorable::Method),
         Unstored::Rule(NotStorable::Status),
         Unstored::Rule(NotStorable::NoStore),
@@ -285,6 +285,7 @@ impl Unstored {
         Unstored::Rule(NotStorable::VaryStar),
         Unstored::Rule(NotStorable::SetCookie),
         Unstored::Rule(NotStorable::MustUnderstand),
+        Unstored::Rule(NotStorable::VaryUnseen),
         Unstored::TooLarge,
         Unstored::NotAdmitted,
     ];
@@ -312,9 +313,10 @@ impl Unstored {
                 NotStorable::VaryStar => 6,
                 NotStorable::SetCookie => 7,
                 NotStorable::MustUnderstand => 8,
+                NotStorable::VaryUnseen => 9,
             },
-            Unstored::TooLarge => 9,
-            Unstored::NotAdmitted => 10,
+            Unstored::TooLarge => 10,
+            Unstored::NotAdmitted => 11,
         }
     }
 }

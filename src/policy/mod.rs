@@ -74,6 +74,13 @@ pub struct CacheOptions {
     /// for an hour past their last usable moment, so a longer bound only extends to responses
     /// with `ETag` or `Last-Modified` there.
     pub max_stale_if_unreachable: Duration,
+    /// Request header fields the inner service sets, replaces or removes on the way to the
+    /// origin, so that the cache does not see them as the origin does: a reverse proxy's
+    /// `X-Forwarded-For`, `Forwarded`, `Via`. A response whose `Vary` names one of them is
+    /// neither stored (`Cache-Status: …; detail=vary-unseen`, and the same `reason` in the
+    /// metrics) nor, when a store holds one from before, selected: RFC 9111 §4.1 selects a
+    /// stored response by the values the origin saw. Default empty.
+    pub unseen_fields: Vec<http::HeaderName>,
 }
 
 impl Default for CacheOptions {
@@ -84,6 +91,7 @@ impl Default for CacheOptions {
             default_ttl: None,
             store_set_cookie: false,
             max_stale_if_unreachable: DEFAULT_MAX_STALE_IF_UNREACHABLE,
+            unseen_fields: Vec::new(),
         }
     }
 }

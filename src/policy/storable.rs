@@ -40,6 +40,10 @@ pub enum NotStorable {
     /// `must-understand` on a response whose status this cache does not understand
     /// (RFC 9111 §5.2.2.3): only 200, 203, 204, 300, 301, 308, 404, 405, 410, 414 and 501 are.
     MustUnderstand,
+    /// `Vary` names a field the inner service sets on the way to the origin
+    /// ([`CacheOptions::unseen_fields`]): the cache does not see the value the origin saw, so
+    /// it could not select the response for a later request (RFC 9111 §4.1).
+    VaryUnseen,
 }
 
 impl NotStorable {
@@ -57,6 +61,7 @@ impl NotStorable {
             NotStorable::VaryStar => "vary-star",
             NotStorable::SetCookie => "set-cookie",
             NotStorable::MustUnderstand => "must-understand",
+            NotStorable::VaryUnseen => "vary-unseen",
         }
     }
 }
@@ -154,7 +159,8 @@ pub(crate) fn post_response_answers_get(
 ///    storable once the fields it names are removed (`fields_not_to_store`);
 /// 5. no `Authorization` on the request unless the response has `public`, `s-maxage` or
 ///    `must-revalidate` ([`NotStorable::Authorization`]);
-/// 6. no `Vary: *` ([`NotStorable::VaryStar`]);
+/// 6. no `Vary: *` ([`NotStorable::VaryStar`]), and no `Vary` naming one of
+///    [`CacheOptions::unseen_fields`] ([`NotStorable::VaryUnseen`]);
 /// 7. no `Set-Cookie` unless [`CacheOptions::store_set_cookie`] or a qualified `private` /
 ///    `no-cache` names it, so that it is stripped ([`NotStorable::SetCookie`]);
 /// 8. freshness information ([`freshness_lifetime`] is `Some`, including
@@ -255,8 +261,14 @@ pub(crate) fn is_storable_with(
 
     // RFC 9111 §4.1: "A stored response with a Vary header field value containing a member
     // "*" always fails to match."
-    if Vary::from_headers(resp_headers) == Vary::Star {
-        return Err(NotStorable::VaryStar);
+    match Vary::from_headers(resp_headers) {
+        Vary::Star => return Err(NotStorable::VaryStar),
+        // RFC 9111 §4.1: a stored response is selected by the values the origin saw; for a
+        // field the inner service sets on the way there, the cache never sees them.
+        Vary::Fields(fields) if fields.iter().any(|f| options.unseen_fields.contains(f)) => {
+            return Err(NotStorable::VaryUnseen);
+        }
+        Vary::Fields(_) | Vary::None => {}
     }
 
     // Policy (not RFC): one user's cookie must not reach another through a shared cache.
@@ -721,6 +733,7 @@ mod tests {
             NotStorable::VaryStar,
             NotStorable::SetCookie,
             NotStorable::MustUnderstand,
+            NotStorable::VaryUnseen,
         ];
         let mut tokens: Vec<&str> = all.iter().map(NotStorable::as_str).collect();
         assert!(
@@ -837,6 +850,7 @@ mod tests {
             NotStorable::VaryStar,
             NotStorable::SetCookie,
             NotStorable::MustUnderstand,
+            NotStorable::VaryUnseen,
         ] {
             assert!(reason.holds_for_later_requests(&none), "{reason:?}");
         }

@@ -81,7 +81,7 @@ impl<St> Shared<St> {
         now: SystemTime,
         served: Served,
     ) -> Option<Response<ResponseBody<B>>> {
-        let stored = entry.select(req_headers)?;
+        let stored = self.select(entry, req_headers)?;
         if !decide::answers_without_origin(&stored.policy, req_cc, req_headers, now) {
             return None;
         }

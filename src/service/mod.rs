@@ -193,7 +193,7 @@ where
     // RFC 9111 §4.1: a stored response is only selected by matching `Vary` values.
     let selected = stored
         .as_ref()
-        .and_then(|entry| entry.select(req.headers()).cloned());
+        .and_then(|entry| shared.select(entry, req.headers()).cloned());
     let offer = shared.stored_answer(stored.as_deref(), selected.as_ref(), &req, &req_cc, now);
     let forward = match offer {
         FromStore::Answer(response) => return Ok(response),

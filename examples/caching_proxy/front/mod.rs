@@ -5,9 +5,11 @@
 //! (by default), or with `--preserve-host` the one the client used. That authority is what
 //! the cache key holds and what the origin receives in `Host`, so no client-chosen host can
 //! shape an answer that is stored for others. The forwarding fields (`Forwarded`,
-//! `X-Forwarded-*`, `X-Real-IP`) are the proxy's own: whatever a client sends in them is
-//! removed before the cache (whose `Vary` matching must see what the origin sees) and the
-//! origin.
+//! `X-Forwarded-*`, `X-Real-IP`) and `Via` are the proxy's own: whatever a client sends in
+//! them is replaced when the request leaves for the origin ([`OriginFields`]), after the
+//! cache, which a hit then spares the work. The cache is told that it does not see them as
+//! the origin does ([`UNSEEN_FIELDS`]): a response that varies on one is neither stored nor
+//! selected, so no client can pick the variant the origin made for another.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -23,6 +25,8 @@ use crate::config::{IpNet, Origin};
 mod fields;
 mod purge;
 mod target;
+
+pub(crate) use self::fields::{OriginFields, UNSEEN_FIELDS};
 
 use self::target::{
     authority_value, client_authority, forward_target, joined, parse_authority, reverse_target,
@@ -254,14 +258,29 @@ impl FrontDoor {
         }
     }
 
-    /// [`FrontDoor::admit_from`] for a client at `peer` (tests).
+    /// [`FrontDoor::admit_from`] for a client at `peer`, with the fields the proxy then sets
+    /// for the origin ([`FrontDoor::set_origin_fields`]): what the origin receives (tests).
     #[cfg(test)]
     pub(crate) fn admit<B>(
         &self,
         req: Request<B>,
         peer: SocketAddr,
     ) -> Result<Admission<B>, Refusal> {
-        self.admit_from(req, &self.peer(peer))
+        let peer = self.peer(peer);
+        Ok(match self.admit_from(req, &peer)? {
+            Admission::Request(Admitted {
+                request,
+                client_authority,
+            }) => {
+                let (mut parts, body) = request.into_parts();
+                self.set_origin_fields(&mut parts, &peer);
+                Admission::Request(Admitted {
+                    request: Request::from_parts(parts, body),
+                    client_authority,
+                })
+            }
+            tunnel => tunnel,
+        })
     }
 
     /// The forwarding fields of a client connection from `addr`.
@@ -281,8 +300,9 @@ impl FrontDoor {
         }
     }
 
-    /// Checks `req`, from the client connection `peer`, and gives it its one authority and
-    /// the proxy's forwarding fields, or finds it asks for a tunnel.
+    /// Checks `req`, from the client connection `peer`, and gives it its one authority, or
+    /// finds it asks for a tunnel. `Host`, `Via` and the forwarding fields are set later, when
+    /// the request leaves for the origin ([`FrontDoor::set_origin_fields`]).
     ///
     /// # Errors
     ///
@@ -317,35 +337,26 @@ impl FrontDoor {
         }
         let client_authority = client_authority(&req, |host| peer.host_authority(host))?;
         let (mut parts, body) = req.into_parts();
-        let (authority, client_authority) = match &self.mode {
+        let client_authority = match &self.mode {
             Mode::Reverse {
                 origin,
                 preserve_host,
                 ..
             } => {
                 let client = client_authority.unwrap_or_else(|| origin.authority.clone());
+                // The authority the key holds and the origin is asked for (`Host`).
                 let authority = if *preserve_host {
-                    client.clone()
+                    &client
                 } else {
-                    origin.authority.clone()
+                    &origin.authority
                 };
-                parts.uri = reverse_target(origin, &authority, parts.uri.path_and_query())
+                parts.uri = reverse_target(origin, authority, parts.uri.path_and_query())
                     .map_err(|_| Refusal::bad_request("bad request: invalid request target"))?;
-                (authority, client)
+                client
             }
-            Mode::Forward { .. } => {
-                let authority = forward_target(&parts.uri)?;
-                (authority.clone(), authority)
-            }
+            Mode::Forward { .. } => forward_target(&parts.uri)?,
         };
         remove_hop_by_hop(&mut parts.headers);
-        let host = match &self.origin_host {
-            Some(host) => host.clone(),
-            None => authority_value(&authority),
-        };
-        parts.headers.insert(header::HOST, host);
-        self.set_forwarding_fields(&mut parts.headers, peer, &authority);
-        self.add_via(&mut parts.headers, parts.version);
         Ok(Admission::Request(Admitted {
             request: Request::from_parts(parts, body),
             client_authority,

@@ -120,6 +120,49 @@ fn client_forwarding_fields_are_replaced() {
     }
 }
 
+// The cache sees the request as the client sent it; the proxy's own fields are set when it
+// leaves for the origin, and every field they change but `Host` is one the cache is told it
+// does not see (`UNSEEN_FIELDS`), so that no response varying on one is stored.
+#[test]
+fn origin_fields_are_set_after_the_cache_and_declared_unseen() {
+    let door = door("http://127.0.0.1:8000", false);
+    let client = door.peer(peer());
+    let req = Request::get("/")
+        .header("host", "localhost:3000")
+        .header("forwarded", "for=1.2.3.4")
+        .header("x-forwarded-for", "1.2.3.4")
+        .header("x-forwarded-port", "443")
+        .header("x-real-ip", "1.2.3.4")
+        .header("via", "1.1 elsewhere")
+        .body(())
+        .unwrap();
+    let Admission::Request(admitted) = door.admit_from(req, &client).unwrap() else {
+        panic!("a tunnel");
+    };
+    let seen = admitted.request.headers().clone();
+    assert_eq!(seen["host"], "localhost:3000");
+    assert_eq!(seen["x-forwarded-for"], "1.2.3.4");
+    assert_eq!(seen["via"], "1.1 elsewhere");
+    let (mut parts, ()) = admitted.request.into_parts();
+    door.set_origin_fields(&mut parts, &client);
+    let sent = &parts.headers;
+    assert_eq!(sent["host"], "127.0.0.1:8000");
+    assert_eq!(sent["x-forwarded-for"], "192.0.2.7");
+    assert_eq!(sent.get_all("via").iter().count(), 2);
+    let changed = seen
+        .keys()
+        .chain(sent.keys())
+        .filter(|name| {
+            let before: Vec<_> = seen.get_all(*name).iter().collect();
+            let after: Vec<_> = sent.get_all(*name).iter().collect();
+            before != after
+        })
+        .filter(|name| *name != "host");
+    for name in changed {
+        assert!(UNSEEN_FIELDS.contains(name), "{name}");
+    }
+}
+
 #[test]
 fn a_trusted_proxy_keeps_the_chain() {
     let trusted = vec!["192.0.2.0/24".parse().unwrap()];
