@@ -84,8 +84,17 @@ run_case() {
     out=$(ls -t "$out".* | head -1)
     total=$(callgrind_annotate --threshold=100 "$out" 2>/dev/null |
         awk '/PROGRAM TOTALS/ { gsub(/,/, "", $1); print $1 }')
-    calls=$(callgrind_annotate --tree=caller --threshold=100 "$out" 2>/dev/null |
-        grep -A3 '\* .*RequestLog::write ' | grep -o '([0-9,]*x)' | head -1 | tr -dc 0-9)
+    # The calls of RequestLog::write: the sum of its callers' counts, the `<` lines above
+    # its `*` line in its block of the caller tree.
+    calls=$(callgrind_annotate --tree=caller --threshold=100 "$out" 2>/dev/null | python3 -c '
+import re, sys
+for block in sys.stdin.read().split("\n\n"):
+    lines = block.splitlines()
+    if any("*" in line and "RequestLog::write " in line for line in lines):
+        counts = (re.search(r"\(([0-9,]+)x\)", line) for line in lines if " < " in line)
+        print(sum(int(m.group(1).replace(",", "")) for m in counts if m))
+        break
+')
     if [ -z "$calls" ] || [ "$calls" -eq 0 ]; then
         echo "$tag: $label: no call of RequestLog::write counted (inlined, or the log off?)" >&2
         return 1
