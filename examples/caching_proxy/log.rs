@@ -77,19 +77,25 @@ impl RequestLog {
         })
     }
 
-    /// Writes the line for `response`.
-    pub(crate) fn finish<B>(mut self, response: &Response<B>) {
+    /// Writes the line for `response`. `at_once`: it was made as the request arrived (a hit,
+    /// a refusal), so the time it started stands for the time it was made, well within the
+    /// line's millisecond, without reading the clock again.
+    pub(crate) fn finish<B>(mut self, response: &Response<B>, at_once: bool) {
         self.finished = true;
         let cache = response
             .headers()
             .get(&X_CACHE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
-        self.write(response.status().as_str(), cache);
+        let now = if at_once {
+            self.started
+        } else {
+            SystemTime::now()
+        };
+        self.write(response.status().as_str(), cache, now);
     }
 
-    fn write(&self, status: &str, cache: &str) {
-        let now = SystemTime::now();
+    fn write(&self, status: &str, cache: &str, now: SystemTime) {
         let elapsed_ms = now
             .duration_since(self.started)
             .map_or(0, |elapsed| elapsed.as_millis() as u64);
@@ -130,7 +136,7 @@ impl RequestLog {
 impl Drop for RequestLog {
     fn drop(&mut self) {
         if !self.finished {
-            self.write(CLIENT_CLOSED, "-");
+            self.write(CLIENT_CLOSED, "-", SystemTime::now());
         }
     }
 }

@@ -23,7 +23,6 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder};
 use tower_cache_layer::policy::CacheOptions;
@@ -32,7 +31,7 @@ use tower_cache_layer::{Cache, CacheLayer, ResponseBody};
 
 use crate::admin::AdminServer;
 use crate::config::Config;
-use crate::conns::{Registry, Slot, TrackedBody};
+use crate::conns::{InFlight, Registry, Slot, TrackedBody};
 use crate::forward::{ClientBody, ForwardLimits, Proxy, ProxyBody};
 use crate::front::{
     Admission, Admitted, FrontDoor, FrontDoorConfig, OriginFields, Peer, UNSEEN_FIELDS,
@@ -66,8 +65,8 @@ struct Connection {
 
 /// The answer to an admitted request, while it is under way.
 enum Pending {
-    /// The front door's refusal.
-    Ready(Response<ServerBody>),
+    /// The front door's refusal (taken when the answer is made).
+    Ready(Option<Response<ServerBody>>),
     /// A `CONNECT` tunnel being opened (boxed: it is rare, and its future is large).
     Tunnel(Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>),
     /// The cache's answer, the front door, and the authority the client asked for:
@@ -78,21 +77,73 @@ enum Pending {
 /// The cache's response future over the proxy.
 type CachedFuture = <CachedProxy as Service<Request<ClientBody>>>::Future;
 
+/// A client connection's requests, answered as hyper asks: each call starts the answer at once
+/// ([`Connection::respond`]), with neither a service clone nor a readiness check per request.
+#[derive(Clone)]
+struct ConnectionService(Arc<Connection>);
+
+impl hyper::service::Service<Request<Incoming>> for ConnectionService {
+    type Response = Response<TrackedBody<ServerBody>>;
+    type Error = Infallible;
+    type Future = Responding;
+
+    fn call(&self, req: Request<Incoming>) -> Responding {
+        self.0.respond(req)
+    }
+}
+
+/// One request's answer under way, then its log line and its in-flight mark.
+struct Responding {
+    pending: Pending,
+    /// `None` when the log level hides request lines, and once written.
+    log: Option<RequestLog>,
+    /// In flight until the response body is written in full or dropped; `None` once the
+    /// response is made.
+    in_flight: Option<InFlight>,
+    /// Not yet polled: an answer ready at the first poll (a hit, a refusal) is logged with the
+    /// time the request started, one clock read less.
+    first_poll: bool,
+}
+
+impl Future for Responding {
+    type Output = Result<Response<TrackedBody<ServerBody>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let at_once = std::mem::replace(&mut this.first_poll, false);
+        let response = match &mut this.pending {
+            Pending::Ready(response) => response.take().expect("polled after completion"),
+            Pending::Tunnel(tunnel) => {
+                std::task::ready!(tunnel.as_mut().poll(cx)).map(Either::Right)
+            }
+            Pending::Cached(cached, front, client_authority) => {
+                let mut response = match std::task::ready!(Pin::new(cached).poll(cx)) {
+                    Ok(response) => response.map(Either::Left),
+                    Err(never) => match never {},
+                };
+                front.rewrite_redirects(response.headers_mut(), client_authority);
+                response
+            }
+        };
+        if let Some(log) = this.log.take() {
+            log.finish(&response, at_once);
+        }
+        let in_flight = this.in_flight.take().expect("polled after completion");
+        Poll::Ready(Ok(response.map(|body| TrackedBody::new(body, in_flight))))
+    }
+}
+
 impl Connection {
     /// Answers one request: the front door checks it and gives it its authority, the cache
     /// answers it (through the proxy on a miss), redirects to the origin are pointed back at
     /// the proxy, and one line is logged. The request is admitted, and handed to the cache,
     /// before the returned future is first polled: the future holds only what the answer
     /// needs afterwards.
-    fn respond(
-        &self,
-        req: Request<Incoming>,
-    ) -> impl Future<Output = Result<Response<TrackedBody<ServerBody>>, Infallible>> + use<> {
-        // In flight until the response body is written in full or dropped.
+    fn respond(&self, req: Request<Incoming>) -> Responding {
         let in_flight = self.slot.request();
         let log = RequestLog::start(&req, &self.peer_text);
         let pending = match self.front.admit_from(req, &self.client) {
-            Err(refusal) => Pending::Ready(refusal.into_response().map(Either::Right)),
+            Err(refusal) => Pending::Ready(Some(refusal.into_response().map(Either::Right))),
             Ok(Admission::Tunnel {
                 target,
                 mut request,
@@ -111,23 +162,11 @@ impl Connection {
                 client_authority,
             ),
         };
-        async move {
-            let response = match pending {
-                Pending::Ready(response) => response,
-                Pending::Tunnel(tunnel) => tunnel.await.map(Either::Right),
-                Pending::Cached(cached, front, client_authority) => {
-                    let mut response = match cached.await {
-                        Ok(response) => response.map(Either::Left),
-                        Err(never) => match never {},
-                    };
-                    front.rewrite_redirects(response.headers_mut(), &client_authority);
-                    response
-                }
-            };
-            if let Some(log) = log {
-                log.finish(&response);
-            }
-            Ok(response.map(|body| TrackedBody::new(body, in_flight)))
+        Responding {
+            pending,
+            log,
+            in_flight: Some(in_flight),
+            first_poll: true,
         }
     }
 
@@ -282,11 +321,10 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
             });
         let slot = Arc::clone(&connection.slot);
         let mut close = admitted.close;
-        let service = tower::service_fn(move |req| connection.respond(req));
         let conn = server
             .serve_connection_with_upgrades(
                 TokioIo::new(Explained::new(stream)),
-                TowerToHyperService::new(service),
+                ConnectionService(connection),
             )
             .into_owned();
         tokio::spawn(async move {
@@ -298,6 +336,8 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
             let (mut closing, mut timing) = (false, true);
             let result = loop {
                 tokio::select! {
+                    // In this order (no random pick per poll): the others are rare.
+                    biased;
                     result = conn.as_mut() => break result,
                     // To make room for a new connection, or shutting down: finish the
                     // responses in flight, then close.
