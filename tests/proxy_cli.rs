@@ -681,6 +681,13 @@ async fn the_log_has_a_line_per_request_and_499_for_a_client_that_left() {
     )
     .await;
     assert_eq!(answered.status, StatusCode::OK);
+    // The same again, a hit: answered at once, logged with one clock read.
+    let hit = send(
+        addr,
+        Request::get("/max-age").body(Full::default()).unwrap(),
+    )
+    .await;
+    assert_eq!(hit.status, StatusCode::OK);
     let mut leaver = TcpStream::connect(addr).await.expect("connect");
     leaver
         .write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -710,6 +717,14 @@ async fn the_log_has_a_line_per_request_and_499_for_a_client_that_left() {
         "{answered}"
     );
     assert!(answered.contains("cache=MISS"), "{answered}");
+    let hit = log
+        .lines()
+        .find(|l| l.contains("path=/max-age ") && l.contains("cache=HIT"))
+        .expect("a log line for the hit");
+    assert!(
+        hit.contains("status=200 cache=HIT elapsed_ms=0 peer=127.0.0.1:"),
+        "{hit}"
+    );
     let abandoned = line("/slow").expect("a log line for the abandoned request");
     assert!(abandoned.contains("status=499"), "{abandoned}");
 }
