@@ -69,3 +69,22 @@ clean_up() {
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     if [ -n "${work:-}" ]; then rm -rf "$work"; fi
 }
+
+# A process's user and system CPU ticks and minor page faults, from /proc/PID/stat.
+cpu_usage() {
+    awk '{ print $14, $15, $10 }' "/proc/$1/stat"
+}
+
+# Prints LABEL's REQUESTS and its process's CPU per request between two cpu_usage readings
+# (BEFORE, AFTER): in all, in user space and in the kernel, and its page faults.
+print_cpu_per_request() { # LABEL BEFORE AFTER REQUESTS
+    python3 - "$@" "$(getconf CLK_TCK)" <<'PY'
+import sys
+label, requests, hz = sys.argv[1], int(sys.argv[4]), int(sys.argv[5])
+before, after = (list(map(int, field.split())) for field in sys.argv[2:4])
+user, system, faults = (b - a for a, b in zip(before, after))
+us = 1e6 / hz / requests
+print(f"{label:<12} {requests:>8} requests  proxy CPU {(user + system) * us:6.2f} us per request"
+      f" (user {user * us:5.2f}, system {system * us:5.2f}), {faults / requests:.2f} page faults")
+PY
+}

@@ -25,14 +25,11 @@ ensure_wrk
 
 clean_up_on_exit
 
-hz=$(getconf CLK_TCK)
-
 # $1: label, then the environment for the proxy (e.g. RUST_LOG=warn).
 run_case() {
     local label=$1
     shift
-    local origin_port port origin proxy url requests
-    local -a before after
+    local origin_port port origin proxy url requests before after
     origin_port=$(free_port)
     taskset -c 1 "$origin_bin" --port "$origin_port" >"$work/origin.log" 2>&1 &
     origin=$!
@@ -45,13 +42,12 @@ run_case() {
     wait_listening "$port"
     url="http://127.0.0.1:$port/bytes/1024"
     taskset -c 0 wrk -t1 -c64 -d2s "$url" >/dev/null
-    read -r -a before < <(awk '{ print $14, $15 }' "/proc/$proxy/stat")
+    before=$(cpu_usage "$proxy")
     requests=$(taskset -c 0 wrk -t1 -c64 -d"${duration}s" "$url" | awk '/requests in/ { print $1 }')
-    read -r -a after < <(awk '{ print $14, $15 }' "/proc/$proxy/stat")
+    after=$(cpu_usage "$proxy")
     kill "$proxy" "$origin"
     wait "$proxy" "$origin" 2>/dev/null || true
-    python3 -c "import sys; u, s, n, hz = map(int, sys.argv[1:5]); f = 1e6 / hz / n; print(f'{sys.argv[5]:<10} {n:>8} requests  user {u * f:5.2f} us  system {s * f:5.2f} us  total {(u + s) * f:5.2f} us per request')" \
-        "$((after[0] - before[0]))" "$((after[1] - before[1]))" "$requests" "$hz" "$label"
+    print_cpu_per_request "$label" "$before" "$after" "$requests"
 }
 
 for round in $(seq "$rounds"); do

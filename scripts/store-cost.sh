@@ -34,9 +34,6 @@ clean_up_on_exit
 write_unique_urls_lua "$work/stored.lua" /miss/1024/ nil
 write_unique_urls_lua "$work/forwarded.lua" /miss/1024/ '{["Cache-Control"] = "no-store"}'
 
-# User and system ticks, and minor page faults.
-usage() { awk '{ print $14, $15, $10 }' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
 
 # $1: label, $2: Lua script, then the proxy's extra flags.
 run_case() {
@@ -53,21 +50,13 @@ run_case() {
     pids+=("$origin" "$proxy")
     wait_listening "$origin_port"
     wait_listening "$port"
-    before=$(usage "$proxy")
+    before=$(cpu_usage "$proxy")
     requests=$(taskset -c 0 wrk -t1 -c64 -d"${duration}s" -s "$lua" "http://127.0.0.1:$port/" |
         awk '/requests in/ { print $1 }')
-    after=$(usage "$proxy")
+    after=$(cpu_usage "$proxy")
     kill "$proxy" "$origin"
     wait "$proxy" "$origin" 2>/dev/null || true
-    python3 - "$before" "$after" "$requests" "$hz" "$label" <<'PY'
-import sys
-before, after = (list(map(int, field.split())) for field in sys.argv[1:3])
-requests, hz, label = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-user, system, faults = (b - a for a, b in zip(before, after))
-us = 1e6 / hz / requests
-print(f"{label:<12} {requests:>8} requests  proxy CPU {(user + system) * us:6.1f} us per request"
-      f" (user {user * us:5.1f}, system {system * us:5.1f}), {faults / requests:.2f} page faults")
-PY
+    print_cpu_per_request "$label" "$before" "$after" "$requests"
 }
 
 for round in $(seq "$rounds"); do

@@ -154,7 +154,7 @@ where
                 }
                 let Poll::Ready(frame) = body.as_mut().poll_frame(cx) else {
                     if let Some(capture) = tee.as_mut() {
-                        capture.share_when_followed(cx.waker());
+                        capture.share_if_followed(Some(cx.waker()));
                     }
                     return Poll::Pending;
                 };
@@ -185,7 +185,7 @@ where
                                 capture.commit();
                             }
                         } else if let Some(capture) = tee.as_mut() {
-                            capture.share_if_followed();
+                            capture.share_if_followed(None);
                         }
                     }
                     // A partial body is never stored.
@@ -334,22 +334,16 @@ enum Captured {
 
 impl Tee {
     /// Read-while-write: shares the body with the requests that follow this one, if one does
-    /// and it may be shared ([`Tee::share`]); what arrived so far first.
-    pub(crate) fn share_if_followed(&mut self) {
-        if self.share.is_some() && self.flight.as_ref().is_some_and(FlightGuard::is_followed) {
-            self.start_sharing();
-        }
-    }
-
-    /// As [`Tee::share_if_followed`], for a body waiting for the origin: when nobody follows
-    /// yet, `waker` is woken when a request does, so that it gets what arrived so far then,
-    /// not with the next frame.
-    fn share_when_followed(&mut self, waker: &Waker) {
+    /// and it may be shared ([`Tee::share`]); what arrived so far first. `waker`, the body
+    /// task's while it waits for the origin: when nobody follows yet, it is woken when a
+    /// request does, so that the follower gets what arrived so far then, not with the next
+    /// frame.
+    pub(crate) fn share_if_followed(&mut self, waker: Option<&Waker>) {
         if self.share.is_some()
             && self
                 .flight
                 .as_ref()
-                .is_some_and(|flight| flight.followed_or_wake(waker))
+                .is_some_and(|flight| flight.is_followed(waker))
         {
             self.start_sharing();
         }

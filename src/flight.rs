@@ -43,7 +43,7 @@ struct Flight {
     state: State,
     /// The leader's body task while it waits for the origin with its body not shared yet:
     /// woken when a request follows, so that it shares what arrived so far at once
-    /// ([`FlightGuard::followed_or_wake`]).
+    /// ([`FlightGuard::is_followed`]).
     leader: Option<Waker>,
 }
 
@@ -199,17 +199,10 @@ impl FlightGuard {
         map.get_mut(&self.key).filter(|flight| flight.id == self.id)
     }
 
-    /// Does a request follow this one (wait for its response)?
-    pub(crate) fn is_followed(&self) -> bool {
-        let mut map = self.flights.lock();
-        self.own(&mut map)
-            .is_some_and(|flight| flight.is_followed())
-    }
-
-    /// Whether a request follows this one; if none does yet, `waker` is woken when one does.
-    /// Both under the flights' lock, under which followers join: a follower is counted
-    /// here, or finds the waker.
-    pub(crate) fn followed_or_wake(&self, waker: &Waker) -> bool {
+    /// Does a request follow this one (wait for its response)? If none does yet, `waker`
+    /// (when given) is woken when one does. Both under the flights' lock, under which
+    /// followers join: a follower is counted here, or finds the waker.
+    pub(crate) fn is_followed(&self, waker: Option<&Waker>) -> bool {
         let mut map = self.flights.lock();
         let Some(flight) = self.own(&mut map) else {
             return false;
@@ -217,9 +210,10 @@ impl FlightGuard {
         if flight.is_followed() {
             return true;
         }
-        match &mut flight.leader {
-            Some(leader) if leader.will_wake(waker) => {}
-            leader => *leader = Some(waker.clone()),
+        match (&mut flight.leader, waker) {
+            (Some(leader), Some(waker)) if leader.will_wake(waker) => {}
+            (leader, Some(waker)) => *leader = Some(waker.clone()),
+            (_, None) => {}
         }
         false
     }
@@ -379,8 +373,8 @@ mod tests {
         };
         let wakes = Arc::new(Wakes(std::sync::atomic::AtomicUsize::new(0)));
         let waker = Waker::from(Arc::clone(&wakes));
-        assert!(!guard.is_followed());
-        assert!(!guard.followed_or_wake(&waker));
+        assert!(!guard.is_followed(None));
+        assert!(!guard.is_followed(Some(&waker)));
         // Another key's follower is not this flight's.
         let _other = flights.join(&key("http://h/b"));
         assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
@@ -389,8 +383,8 @@ mod tests {
             panic!("second request follows");
         };
         assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "woken once");
-        assert!(guard.is_followed());
-        assert!(guard.followed_or_wake(&waker));
+        assert!(guard.is_followed(None));
+        assert!(guard.is_followed(Some(&waker)));
         // The waker was taken: a second follower wakes nobody.
         let _second = flights.join(&key("http://h/a"));
         assert_eq!(wakes.0.load(Ordering::SeqCst), 1);

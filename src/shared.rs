@@ -90,11 +90,7 @@ impl<St> Shared<St> {
         req_headers: &HeaderMap,
     ) -> Option<&'a Arc<StoredResponse>> {
         let stored = entry.select(req_headers)?;
-        let unseen = &self.options.unseen_fields;
-        if !unseen.is_empty() && stored.vary.fields().any(|field| unseen.contains(field)) {
-            return None;
-        }
-        Some(stored)
+        (!self.options.names_unseen(stored.vary.fields())).then_some(stored)
     }
 }
 

@@ -11,7 +11,7 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -53,7 +53,10 @@ type ServerBody = Either<ResponseBody<ProxyBody>, Full<Bytes>>;
 
 /// What the requests of one client connection share, made once per connection.
 struct Connection {
-    cached: CachedProxy,
+    /// Called one request at a time, under a lock held only for the call (never across an
+    /// `.await`): cloning the service for each request instead would cost four reference
+    /// counts each way. Uncontended: a connection's requests are handed over by its one task.
+    cached: Mutex<CachedProxy>,
     front: Arc<FrontDoor>,
     tunnels: Arc<Tunnels>,
     /// The client's forwarding fields.
@@ -174,7 +177,10 @@ impl Connection {
     /// always is (its client queues on its pool), so it is called at once, without a future
     /// that would hold the service and the request until polled.
     fn call_cache(&self, request: Request<Incoming>) -> CachedFuture {
-        let mut cached = self.cached.clone();
+        let mut cached = self
+            .cached
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let ready = cached.poll_ready(&mut Context::from_waker(Waker::noop()));
         debug_assert!(
             matches!(ready, Poll::Ready(Ok(()))),
@@ -308,17 +314,16 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
             tracing::debug!(error = %err, "set_nodelay failed");
         }
         let client = Arc::new(front.peer(peer));
-        let connection =
-            Arc::new(Connection {
-                cached: ServiceBuilder::new().layer(cache_layer.clone()).service(
-                    OriginFields::new(Arc::clone(&front), Arc::clone(&client), proxy.clone()),
-                ),
-                front: Arc::clone(&front),
-                tunnels: Arc::clone(&tunnels),
-                client,
-                peer_text: peer.to_string().into(),
-                slot: Arc::new(admitted.slot),
-            });
+        let connection = Arc::new(Connection {
+            cached: Mutex::new(ServiceBuilder::new().layer(cache_layer.clone()).service(
+                OriginFields::new(Arc::clone(&front), Arc::clone(&client), proxy.clone()),
+            )),
+            front: Arc::clone(&front),
+            tunnels: Arc::clone(&tunnels),
+            client,
+            peer_text: peer.to_string().into(),
+            slot: Arc::new(admitted.slot),
+        });
         let slot = Arc::clone(&connection.slot);
         let mut close = admitted.close;
         let conn = server

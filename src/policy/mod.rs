@@ -29,6 +29,7 @@ pub(crate) mod vary;
 #[cfg(test)]
 mod test_util;
 
+use http::HeaderName;
 use std::time::Duration;
 
 pub(crate) use self::cache_control::{CacheControl, targeted_cache_control};
@@ -80,7 +81,18 @@ pub struct CacheOptions {
     /// neither stored (`Cache-Status: …; detail=vary-unseen`, and the same `reason` in the
     /// metrics) nor, when a store holds one from before, selected: RFC 9111 §4.1 selects a
     /// stored response by the values the origin saw. Default empty.
-    pub unseen_fields: Vec<http::HeaderName>,
+    pub unseen_fields: Vec<HeaderName>,
+}
+
+impl CacheOptions {
+    /// Does any of `fields` (a `Vary`'s names) name one of [`unseen_fields`](Self::unseen_fields)?
+    pub(crate) fn names_unseen<'a>(
+        &self,
+        fields: impl IntoIterator<Item = &'a HeaderName>,
+    ) -> bool {
+        let unseen = &self.unseen_fields;
+        !unseen.is_empty() && fields.into_iter().any(|field| unseen.contains(field))
+    }
 }
 
 impl Default for CacheOptions {

@@ -265,7 +265,7 @@ pub(crate) fn is_storable_with(
         Vary::Star => return Err(NotStorable::VaryStar),
         // RFC 9111 §4.1: a stored response is selected by the values the origin saw; for a
         // field the inner service sets on the way there, the cache never sees them.
-        Vary::Fields(fields) if fields.iter().any(|f| options.unseen_fields.contains(f)) => {
+        Vary::Fields(fields) if options.names_unseen(&fields) => {
             return Err(NotStorable::VaryUnseen);
         }
         Vary::Fields(_) | Vary::None => {}

@@ -188,7 +188,7 @@ impl<St: Store> Shared<St> {
         } else {
             let mut tee = tee;
             tee.share = self.sharing(&tee);
-            tee.share_if_followed();
+            tee.share_if_followed(None);
             ResponseBody::miss(body, tee)
         }
     }

@@ -59,30 +59,31 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let (mut parts, body) = req.into_parts();
-        self.front.set_origin_fields(&mut parts, &self.peer);
-        self.inner.call(Request::from_parts(parts, body))
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        self.front.set_origin_fields(&mut req, &self.peer);
+        self.inner.call(req)
     }
 }
 
 impl FrontDoor {
     /// Sets what the origin receives from this proxy with a request admitted by
-    /// [`FrontDoor::admit_from`] (`parts`, from the client `peer`): `Host` (the origin's, or
+    /// [`FrontDoor::admit_from`] (`req`, from the client `peer`): `Host` (the origin's, or
     /// with `--preserve-host` or as a forward proxy the authority of the target), the proxy's
     /// forwarding fields in place of the client's, and its `Via` entry.
-    pub(crate) fn set_origin_fields(&self, parts: &mut http::request::Parts, peer: &Peer) {
+    pub(crate) fn set_origin_fields<B>(&self, req: &mut Request<B>, peer: &Peer) {
         // Every admitted target has an authority: the origin's, or the client's.
-        let Some(authority) = parts.uri.authority().cloned() else {
+        let Some(authority) = req.uri().authority().cloned() else {
             return;
         };
+        let version = req.version();
+        let headers = req.headers_mut();
         let host = match &self.origin_host {
             Some(host) => host.clone(),
             None => authority_value(&authority),
         };
-        parts.headers.insert(header::HOST, host);
-        self.set_forwarding_fields(&mut parts.headers, peer, &authority);
-        self.add_via(&mut parts.headers, parts.version);
+        headers.insert(header::HOST, host);
+        self.set_forwarding_fields(headers, peer, &authority);
+        self.add_via(headers, version);
     }
 
     /// Whether this proxy's own `Via` entry is in `headers`.

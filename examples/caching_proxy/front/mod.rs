@@ -267,20 +267,11 @@ impl FrontDoor {
         peer: SocketAddr,
     ) -> Result<Admission<B>, Refusal> {
         let peer = self.peer(peer);
-        Ok(match self.admit_from(req, &peer)? {
-            Admission::Request(Admitted {
-                request,
-                client_authority,
-            }) => {
-                let (mut parts, body) = request.into_parts();
-                self.set_origin_fields(&mut parts, &peer);
-                Admission::Request(Admitted {
-                    request: Request::from_parts(parts, body),
-                    client_authority,
-                })
-            }
-            tunnel => tunnel,
-        })
+        let mut admission = self.admit_from(req, &peer)?;
+        if let Admission::Request(admitted) = &mut admission {
+            self.set_origin_fields(&mut admitted.request, &peer);
+        }
+        Ok(admission)
     }
 
     /// The forwarding fields of a client connection from `addr`.
