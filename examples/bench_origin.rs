@@ -16,6 +16,8 @@
 //!   is a reference-counted slice of them, so the server does no per-request copying.
 //! - `/miss/N/<anything>` (or `/miss/<anything>`, 1024 bytes): as `/bytes/N`, also cacheable;
 //!   a load generator that makes every path unique turns every request into a cache miss.
+//!   `/miss/N/<anything>?no-store` answers the same with `Cache-Control: no-store`: a miss
+//!   that a cache looks up and forwards but does not store.
 //! - `/stream/N`: `N` bytes (any `u64`) in 64 KiB chunks produced as the client reads them,
 //!   never held in memory, without `Content-Length` (chunked) and without any caching header.
 //!   `/stream/N?cacheable` adds `Cache-Control: public, max-age=3600`, so that a cache in front
@@ -144,11 +146,21 @@ fn respond(data: &Data, req: &Request<Incoming>) -> Response<OriginBody> {
                 "expected /bytes/N, N <= 67108864\n",
             ),
         },
-        (Some("miss"), Some(n)) => match (n.parse::<usize>(), segments.next()) {
-            (Ok(n), Some(_)) if n <= MAX_BYTES => cacheable(data, n),
-            (Ok(_), Some(_)) => plain(StatusCode::BAD_REQUEST, "N must be <= 67108864\n"),
-            _ => cacheable(data, DEFAULT_MISS_SIZE),
-        },
+        (Some("miss"), Some(n)) => {
+            let mut response = match (n.parse::<usize>(), segments.next()) {
+                (Ok(n), Some(_)) if n <= MAX_BYTES => cacheable(data, n),
+                (Ok(_), Some(_)) => {
+                    return plain(StatusCode::BAD_REQUEST, "N must be <= 67108864\n");
+                }
+                _ => cacheable(data, DEFAULT_MISS_SIZE),
+            };
+            if req.uri().query() == Some("no-store") {
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            }
+            response
+        }
         (Some("stream"), Some(n)) => match n.parse::<u64>() {
             Ok(n) => {
                 let mut response = Response::new(Either::Right(Generated {

@@ -32,14 +32,15 @@ ensure_tool() {
 # Installs wrk from Debian's packages when it is missing.
 ensure_wrk() { ensure_tool wrk; }
 
-# Writes to $1 a wrk script asking for a new URL every request, `$2<random>-<n>` (e.g.
-# `/miss/1024/`), with the extra header fields $3 (a Lua table, or `nil`).
+# Writes to $1 a wrk script asking for a new URL every request, `$2<random>-<n>$4` (e.g.
+# `/miss/1024/`, and `?no-store` or nothing), with the extra header fields $3 (a Lua table, or
+# `nil`).
 write_unique_urls_lua() {
     cat >"$1" <<LUA
 counter = 0
 request = function()
     counter = counter + 1
-    return wrk.format("GET", "$2" .. math.random(1, 1000000000) .. "-" .. counter, $3)
+    return wrk.format("GET", "$2" .. math.random(1, 1000000000) .. "-" .. counter .. "${4:-}", $3)
 end
 LUA
 }

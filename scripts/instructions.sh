@@ -2,12 +2,15 @@
 # User-space instructions per request (callgrind), for the cases the performance work tracks:
 #   hit         one cached 1 KiB URL (`/bytes/1024`);
 #   miss        a new 1 KiB URL every request (`/miss/1024/<n>`), stored in the default store;
-#   forwarded   as miss, with `Cache-Control: no-store` on the request (nothing captured);
+#   bypassed    as miss, with `Cache-Control: no-store` on the request (not looked up, nothing
+#               captured);
+#   forwarded   as miss, but the response says `Cache-Control: no-store` (bench_origin's
+#               `?no-store`): looked up, forwarded, not stored;
 #   stored, 0   as miss, with `--max-capacity 0` (captured and handed to a store that keeps
 #               nothing: each entry is evicted as it is inserted);
 #   evicting    as miss, into a 4 MiB store that the warm-up has filled (every insert evicts).
 #
-#   bash scripts/instructions.sh               # all five; CASES="hit miss" for some
+#   bash scripts/instructions.sh               # all six; CASES="hit miss" for some
 #
 # PROXY_BIN measures another build of the proxy (e.g. an older commit's, copied aside).
 # ORIGIN_BIN and MISS_PREFIX run them against another origin, e.g. the shared harness's, as
@@ -29,7 +32,7 @@ root=$(pwd)
 # shellcheck source=scripts/common.sh
 source scripts/common.sh instructions
 duration=${DURATION:-10}
-cases=${CASES:-hit miss forwarded stored0 evicting}
+cases=${CASES:-hit miss bypassed forwarded stored0 evicting}
 work=$(mktemp -d)
 
 ensure_tool valgrind
@@ -41,7 +44,8 @@ miss_prefix=${MISS_PREFIX:-/miss/1024/}
 clean_up_on_exit
 
 write_unique_urls_lua "$work/stored.lua" "$miss_prefix" nil
-write_unique_urls_lua "$work/forwarded.lua" "$miss_prefix" '{["Cache-Control"] = "no-store"}'
+write_unique_urls_lua "$work/bypassed.lua" "$miss_prefix" '{["Cache-Control"] = "no-store"}'
+write_unique_urls_lua "$work/forwarded.lua" "$miss_prefix" nil '?no-store'
 
 # $1: label, $2: what wrk asks for (`path:/bytes/1024`, or `lua:FILE`), then the proxy's flags.
 run_case() {
@@ -107,9 +111,17 @@ for case in $cases; do
     case $case in
         hit) run_case hit path:/bytes/1024 ;;
         miss) run_case miss "lua:$work/stored.lua" ;;
-        forwarded) run_case forwarded "lua:$work/forwarded.lua" ;;
+        bypassed) run_case bypassed "lua:$work/bypassed.lua" ;;
+        forwarded)
+            # Only bench_origin answers `?no-store` with `Cache-Control: no-store`.
+            if [ -n "${ORIGIN_BIN:-}" ]; then
+                echo "$tag: forwarded needs bench_origin (unset ORIGIN_BIN)" >&2
+                exit 2
+            fi
+            run_case forwarded "lua:$work/forwarded.lua"
+            ;;
         stored0) run_case "stored, 0" "lua:$work/stored.lua" --max-capacity 0 ;;
         evicting) run_case evicting "lua:$work/stored.lua" --max-capacity 4M ;;
-        *) echo "$tag: unknown case $case (hit, miss, forwarded, stored0, evicting)" >&2; exit 2 ;;
+        *) echo "$tag: unknown case $case (hit, miss, bypassed, forwarded, stored0, evicting)" >&2; exit 2 ;;
     esac
 done

@@ -14,13 +14,11 @@ use tokio::time::Instant;
 
 pub(crate) use crate::budget::{CaptureBudget, Reservation};
 use crate::key::{CacheKey, KeyHashing};
+use crate::recent::RecentKeys;
 use crate::store::{FillGuard, StoredResponse};
 
 /// How long a key whose response could not be stored is not waited on.
 const UNCACHEABLE_TTL: Duration = Duration::from_secs(30);
-/// How many bytes of such keys are remembered at most (keys are weighed by their length, so
-/// long URLs cannot make this grow past it).
-const UNCACHEABLE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The requests under way to the origin, one per key, and the keys recently found not
 /// storable.
@@ -30,7 +28,7 @@ pub(crate) struct Flights {
     next_id: AtomicU64,
     /// Keys whose last response could not be stored: requests for them do not wait for one
     /// another (Varnish's hit-for-miss).
-    uncacheable: moka::sync::Cache<CacheKey, (), KeyHashing>,
+    uncacheable: RecentKeys,
 }
 
 #[derive(Debug)]
@@ -87,13 +85,7 @@ impl Default for Flights {
         Self {
             map: Mutex::default(),
             next_id: AtomicU64::new(0),
-            uncacheable: moka::sync::Cache::builder()
-                .max_capacity(UNCACHEABLE_BYTES)
-                .weigher(|key: &CacheKey, _: &()| {
-                    u32::try_from(key.as_str().len() + 64).unwrap_or(u32::MAX)
-                })
-                .time_to_live(UNCACHEABLE_TTL)
-                .build_with_hasher(KeyHashing),
+            uncacheable: RecentKeys::new(UNCACHEABLE_TTL),
         }
     }
 }
@@ -148,7 +140,7 @@ impl Flights {
 
     /// Was a response for `key` recently found not storable?
     pub(crate) fn is_uncacheable(&self, key: &CacheKey) -> bool {
-        self.uncacheable.contains_key(key)
+        self.uncacheable.contains(key)
     }
 
     /// A response for `key` cannot be stored, for reasons that hold for the next request too:
@@ -162,7 +154,7 @@ impl Flights {
     }
 
     fn remember_uncacheable(&self, key: &CacheKey) {
-        self.uncacheable.insert(key.clone(), ());
+        self.uncacheable.mark(key);
     }
 
     #[cfg(test)]

@@ -311,6 +311,7 @@ mod key;
 mod layer;
 pub mod metrics;
 pub mod policy;
+mod recent;
 mod service;
 mod shared;
 mod status;

@@ -1,14 +1,12 @@
 //! The `X-Cache` and `Cache-Status` (RFC 9211) response fields.
 
-use std::fmt::Write as _;
-
 use bytes::Bytes;
 
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use crate::OriginUnreachable;
-use crate::policy::headers::{decimal_digits, exact_value};
+use crate::policy::headers::decimal_digits;
 
 /// `X-Cache: HIT | MISS`.
 pub(crate) const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
@@ -94,8 +92,6 @@ pub(crate) enum Served {
 pub(crate) struct StatusHeaders {
     name: String,
     x_cache: bool,
-    /// `<name>; hit; ttl=`, the start of every fresh hit's `Cache-Status`.
-    hit_prefix: Bytes,
     /// `<name>; fwd=<reason>; fwd-status=200` for every [`Forward`] reason (by its index): the
     /// `Cache-Status` of most forwarded responses, made once.
     forwarded_ok: [Option<HeaderValue>; Forward::ALL.len()],
@@ -103,14 +99,17 @@ pub(crate) struct StatusHeaders {
 
 impl StatusHeaders {
     pub(crate) fn new(name: String, x_cache: bool) -> Self {
-        let hit_prefix = Bytes::from(format!("{name}; hit; ttl="));
         let forwarded_ok = Forward::ALL.map(|forward| {
-            exact_value(format!("{name}; fwd={}; fwd-status=200", forward.as_str()))
+            joined(&[
+                name.as_bytes(),
+                b"; fwd=",
+                forward.as_str().as_bytes(),
+                b"; fwd-status=200",
+            ])
         });
         Self {
             name,
             x_cache,
-            hit_prefix,
             forwarded_ok,
         }
     }
@@ -121,43 +120,55 @@ impl StatusHeaders {
         if self.x_cache {
             headers.insert(X_CACHE, HIT);
         }
-        let name = &self.name;
+        let name = self.name.as_bytes();
+        let mut buf = [0; 20];
+        let digits = decimal_digits(ttl.unsigned_abs(), &mut buf);
+        let sign: &[u8] = if ttl < 0 { b"-" } else { b"" };
         let value = match served {
-            // The hit path: one exact allocation, no formatting machinery.
-            Served::Fresh => {
-                let mut buf = [0; 20];
-                let digits = decimal_digits(ttl.unsigned_abs(), &mut buf);
-                let sign = if ttl < 0 { &b"-"[..] } else { b"" };
-                let mut value =
-                    Vec::with_capacity(self.hit_prefix.len() + sign.len() + digits.len());
-                value.extend_from_slice(&self.hit_prefix);
-                value.extend_from_slice(sign);
-                value.extend_from_slice(digits);
-                // Length and capacity are equal: `Bytes` takes the vector as it is.
-                if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
-                    headers.append(CACHE_STATUS, value);
-                }
-                return;
+            Served::Fresh => joined(&[name, b"; hit; ttl=", sign, digits]),
+            Served::Revalidated => {
+                joined(&[name, b"; fwd=stale; fwd-status=304; ttl=", sign, digits])
             }
-            Served::Revalidated => format!("{name}; fwd=stale; fwd-status=304; ttl={ttl}"),
             // Answered from the store without waiting for the origin: a hit (RFC 9211 §2.1);
             // the revalidation happens apart from this response.
-            Served::StaleWhileRevalidate => {
-                format!("{name}; hit; ttl={ttl}; detail=stale-while-revalidate")
-            }
-            Served::StaleIfError(Some(status)) => format!(
-                "{name}; fwd=stale; fwd-status={}; ttl={ttl}; detail=stale-if-error",
-                status.as_u16()
-            ),
-            Served::StaleIfError(None) => {
-                format!("{name}; fwd=stale; ttl={ttl}; detail=stale-if-error")
-            }
-            Served::StaleIfUnreachable => {
-                format!("{name}; fwd=stale; ttl={ttl}; detail=origin-unreachable")
-            }
-            Served::Collapsed(forward) => {
-                format!("{name}; fwd={}; collapsed; ttl={ttl}", forward.as_str())
-            }
+            Served::StaleWhileRevalidate => joined(&[
+                name,
+                b"; hit; ttl=",
+                sign,
+                digits,
+                b"; detail=stale-while-revalidate",
+            ]),
+            Served::StaleIfError(Some(status)) => joined(&[
+                name,
+                b"; fwd=stale; fwd-status=",
+                status.as_str().as_bytes(),
+                b"; ttl=",
+                sign,
+                digits,
+                b"; detail=stale-if-error",
+            ]),
+            Served::StaleIfError(None) => joined(&[
+                name,
+                b"; fwd=stale; ttl=",
+                sign,
+                digits,
+                b"; detail=stale-if-error",
+            ]),
+            Served::StaleIfUnreachable => joined(&[
+                name,
+                b"; fwd=stale; ttl=",
+                sign,
+                digits,
+                b"; detail=origin-unreachable",
+            ]),
+            Served::Collapsed(forward) => joined(&[
+                name,
+                b"; fwd=",
+                forward.as_str().as_bytes(),
+                b"; collapsed; ttl=",
+                sign,
+                digits,
+            ]),
         };
         append(headers, value);
     }
@@ -168,7 +179,8 @@ impl StatusHeaders {
         if self.x_cache {
             headers.insert(X_CACHE, MISS);
         }
-        append(headers, format!("{}; detail={detail}", self.name));
+        let value = joined(&[self.name.as_bytes(), b"; detail=", detail.as_bytes()]);
+        append(headers, value);
     }
 
     /// Marks a response of the inner service by its parts: its status is the `fwd-status`,
@@ -210,21 +222,43 @@ impl StatusHeaders {
             headers.append(CACHE_STATUS, value.clone());
             return;
         }
-        let mut value = String::with_capacity(self.name.len() + 48);
-        let _ = write!(value, "{}; fwd={}", self.name, forward.as_str());
-        if let Some(status) = fwd_status {
-            let _ = write!(value, "; fwd-status={}", status.as_u16());
-        }
-        if let Some(detail) = detail {
-            let _ = write!(value, "; detail={detail}");
-        }
+        let (status_key, status): (&[u8], &[u8]) = match &fwd_status {
+            Some(status) => (b"; fwd-status=", status.as_str().as_bytes()),
+            None => (b"", b""),
+        };
+        let (detail_key, detail): (&[u8], &[u8]) = match detail {
+            Some(detail) => (b"; detail=", detail.as_bytes()),
+            None => (b"", b""),
+        };
+        let value = joined(&[
+            self.name.as_bytes(),
+            b"; fwd=",
+            forward.as_str().as_bytes(),
+            status_key,
+            status,
+            detail_key,
+            detail,
+        ]);
         append(headers, value);
     }
 }
 
+/// A field value made of `parts`, in one allocation of its size, without formatting
+/// machinery: every hit and every forwarded response gets one. `None` if a part holds a byte
+/// a field value may not (the parts are the cache's name, checked when it is configured, and
+/// fixed texts).
+fn joined(parts: &[&[u8]]) -> Option<HeaderValue> {
+    let mut value = Vec::with_capacity(parts.iter().map(|part| part.len()).sum());
+    for part in parts {
+        value.extend_from_slice(part);
+    }
+    // Length and capacity are equal: `Bytes` takes the vector as it is.
+    HeaderValue::from_maybe_shared(Bytes::from(value)).ok()
+}
+
 /// RFC 9211 §2: a cache adds its member at the end, after those of caches nearer the origin.
-fn append(headers: &mut HeaderMap, value: String) {
-    if let Some(value) = exact_value(value) {
+fn append(headers: &mut HeaderMap, value: Option<HeaderValue>) {
+    if let Some(value) = value {
         headers.append(CACHE_STATUS, value);
     }
 }
@@ -347,6 +381,46 @@ mod tests {
             StatusHeaders::new("c".into(), false).served(&mut headers, Served::Fresh, ttl);
             assert_eq!(statuses(&headers), [format!("c; hit; ttl={text}")]);
         }
+    }
+
+    #[test]
+    fn every_served_kind_and_forwarded_detail_render_in_full() {
+        let status = StatusHeaders::new("c".into(), false);
+        let served = [
+            (Served::Revalidated, "c; fwd=stale; fwd-status=304; ttl=-3"),
+            (
+                Served::StaleIfError(Some(StatusCode::BAD_GATEWAY)),
+                "c; fwd=stale; fwd-status=502; ttl=-3; detail=stale-if-error",
+            ),
+            (
+                Served::StaleIfError(None),
+                "c; fwd=stale; ttl=-3; detail=stale-if-error",
+            ),
+            (
+                Served::StaleIfUnreachable,
+                "c; fwd=stale; ttl=-3; detail=origin-unreachable",
+            ),
+            (
+                Served::Collapsed(Forward::VaryMiss),
+                "c; fwd=vary-miss; collapsed; ttl=-3",
+            ),
+        ];
+        for (kind, expected) in served {
+            let mut headers = HeaderMap::new();
+            status.served(&mut headers, kind, -3);
+            assert_eq!(statuses(&headers), [expected]);
+        }
+        let mut headers = HeaderMap::new();
+        status.forwarded(
+            &mut headers,
+            Forward::UriMiss,
+            Some(StatusCode::OK),
+            Some("no-store"),
+        );
+        assert_eq!(
+            statuses(&headers),
+            ["c; fwd=uri-miss; fwd-status=200; detail=no-store"]
+        );
     }
 
     #[test]
