@@ -128,6 +128,9 @@ async fn idle_keep_alive_connections_make_room_for_new_clients() {
         idle.push(client);
     }
 
+    // Each newcomer keeps its connection open to the end, as the idle clients do: one that
+    // closed after its answer would free a slot for the next newcomer, and an idle connection
+    // fewer would be closed.
     let newcomers: Vec<_> = (0..4)
         .map(|n| {
             let addr = proxy.addr;
@@ -136,11 +139,13 @@ async fn idle_keep_alive_connections_make_room_for_new_clients() {
                 client
                     .get_hello(&format!("/new/{n}"), Duration::from_secs(5))
                     .await;
+                client
             })
         })
         .collect();
+    let mut answered = Vec::new();
     for newcomer in newcomers {
-        newcomer.await.expect("a new client was answered");
+        answered.push(newcomer.await.expect("a new client was answered"));
     }
     assert_eq!(origin.hits(), 74);
 
@@ -163,6 +168,10 @@ async fn idle_keep_alive_connections_make_room_for_new_clients() {
     assert!(
         closed.iter().all(|&n| n < 16),
         "more recently active connections were closed: {closed:?}"
+    );
+    assert!(
+        answered.iter().all(|client| !client.is_closed()),
+        "a newcomer's connection was closed"
     );
 }
 
