@@ -241,8 +241,8 @@ impl<St: Store> CacheLayerBuilder<St> {
     ///
     /// Keys whose response turned out not storable are remembered for 30 seconds, during
     /// which their requests do not wait for one another (in a fixed table of 16,384 slots,
-    /// 256 KiB per layer: a key marked into a slot another holds makes the other forgotten
-    /// early, and its requests wait for one another again).
+    /// 256 KiB per layer, in pairs: a new key takes an expired mark's slot, else that of the
+    /// key marked fewer times, whose requests then wait for one another again).
     pub fn collapse_requests(mut self, timeout: Option<Duration>) -> Self {
         self.collapse = timeout;
         self

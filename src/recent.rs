@@ -7,20 +7,30 @@ use std::time::{Duration, Instant};
 
 use crate::key::CacheKey;
 
-/// Slots of a [`RecentKeys`] table: 16 bytes each, 256 KiB in all.
+/// Slots of a [`RecentKeys`] table: 16 bytes each, 256 KiB in all, in sets of [`WAYS`].
 const SLOTS: usize = 16 * 1024;
 
-/// Keys marked for `ttl`, in a table of [`SLOTS`] slots indexed by each key's hash (keyed with
-/// this process's random keys, so a client cannot aim URLs at one slot): marking or looking
-/// up a key takes no lock, allocates nothing, and costs a few instructions (a look-up reads
-/// the clock only when the slot holds the key).
+/// Slots a key may take: the set its hash picks.
+const WAYS: usize = 2;
+
+/// Bits of a slot's `state` that count the key's marks; the rest hold the mark's end.
+const COUNT_BITS: u32 = 16;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+
+/// Keys marked for `ttl`, in a table of [`SLOTS`] slots in sets of [`WAYS`], the set picked by
+/// each key's hash (keyed with this process's random keys, so a client cannot aim URLs at one
+/// set). Marking or looking up a key takes no lock, allocates nothing and costs a few
+/// instructions; a look-up reads the clock only when the set holds the key.
 ///
-/// A key marked into a slot another key holds takes it over, so a mark may be forgotten early:
-/// requests for that key then wait for one another again, as they do for any key, until its
-/// next response is found not storable. A mark is never taken for another key's: the whole
-/// 64-bit hash is compared. Two marks written into one slot at once may leave one key's hash
-/// with the other's end: either key was marked just then, so either way a key stays marked
-/// for at most `ttl` from its last mark, which is all a mark promises.
+/// A key is marked into a free or expired slot of its set if there is one, else over the key
+/// marked fewer times. So a flood of one-off keys (a client asking for many uncacheable URLs)
+/// takes over the slots of other one-off keys, not those of keys marked again and again, as
+/// moka's TinyLFU did for the cache this table replaces. A mark forgotten early costs only
+/// waiting: requests for that key wait for one another again, as they do for any key, until
+/// its next response is found not storable. A mark is never taken for another key's: the
+/// whole 64-bit hash is compared. Two marks written into one slot at once may leave one key's
+/// hash with the other's end and count: either key was marked just then, so either way a key
+/// stays marked for at most `ttl` from its last mark, which is all a mark promises.
 pub(crate) struct RecentKeys {
     slots: Box<[Slot]>,
     ttl: Duration,
@@ -30,8 +40,19 @@ pub(crate) struct RecentKeys {
 #[derive(Default)]
 struct Slot {
     hash: AtomicU64,
-    /// When the mark ends, in milliseconds since the table's epoch; 0 in a slot never marked.
-    until: AtomicU64,
+    /// When the mark ends, in milliseconds since the table's epoch (0 in a slot never
+    /// marked), shifted past [`COUNT_BITS`] that count the key's marks.
+    state: AtomicU64,
+}
+
+impl Slot {
+    fn until(state: u64) -> u64 {
+        state >> COUNT_BITS
+    }
+
+    fn count(state: u64) -> u64 {
+        state & COUNT_MASK
+    }
 }
 
 impl RecentKeys {
@@ -56,26 +77,61 @@ impl RecentKeys {
 
     /// [`mark`](Self::mark) at `now` (milliseconds since the epoch).
     fn mark_at(&self, key: &CacheKey, now: u64) {
-        let slot = self.slot(key);
+        let hash = key.hash_value();
+        let set = self.set(key);
+        let until = now
+            .saturating_add(millis(self.ttl))
+            .min(u64::MAX >> COUNT_BITS);
         // Relaxed: whoever must see the mark at once (a flight's followers) is told after it
         // through a channel, which orders these writes before their reads.
-        slot.hash.store(key.hash_value(), Ordering::Relaxed);
-        slot.until
-            .store(now.saturating_add(millis(self.ttl)), Ordering::Relaxed);
+        let state = |slot: &Slot| slot.state.load(Ordering::Relaxed);
+        if let Some(slot) = set
+            .iter()
+            .find(|slot| slot.hash.load(Ordering::Relaxed) == hash)
+        {
+            // Marks are counted while they last: a key whose mark ended starts again at one.
+            let state = state(slot);
+            let count = if Slot::until(state) <= now {
+                1
+            } else {
+                (Slot::count(state) + 1).min(COUNT_MASK)
+            };
+            slot.state
+                .store(until << COUNT_BITS | count, Ordering::Relaxed);
+            return;
+        }
+        // A free or expired slot, else the one whose key was marked fewer times.
+        let victim = set
+            .iter()
+            .min_by_key(|slot| {
+                let state = state(slot);
+                if Slot::until(state) <= now {
+                    0
+                } else {
+                    Slot::count(state)
+                }
+            })
+            .unwrap_or(&set[0]);
+        victim.hash.store(hash, Ordering::Relaxed);
+        victim
+            .state
+            .store(until << COUNT_BITS | 1, Ordering::Relaxed);
     }
 
-    /// [`contains`](Self::contains) at the time `now` gives, read only when the slot holds
+    /// [`contains`](Self::contains) at the time `now` gives, read only when the set holds
     /// the key.
     fn contains_when(&self, key: &CacheKey, now: impl FnOnce() -> u64) -> bool {
-        let slot = self.slot(key);
-        slot.hash.load(Ordering::Relaxed) == key.hash_value()
-            && now() < slot.until.load(Ordering::Relaxed)
+        let hash = key.hash_value();
+        self.set(key)
+            .iter()
+            .find(|slot| slot.hash.load(Ordering::Relaxed) == hash)
+            .is_some_and(|slot| now() < Slot::until(slot.state.load(Ordering::Relaxed)))
     }
 
-    fn slot(&self, key: &CacheKey) -> &Slot {
-        // `SLOTS` is a power of two: the low bits of the hash pick the slot.
-        let index = key.hash_value() as usize & (SLOTS - 1);
-        &self.slots[index]
+    fn set(&self, key: &CacheKey) -> &[Slot] {
+        // `SLOTS / WAYS` is a power of two: the low bits of the hash pick the set.
+        let index = key.hash_value() as usize & (SLOTS / WAYS - 1);
+        &self.slots[index * WAYS..(index + 1) * WAYS]
     }
 
     /// Milliseconds since the table was made, from 1 (so that no mark ends at 0).
@@ -105,6 +161,14 @@ mod tests {
         CacheKey::from_uri(&format!("http://example.com{path}").parse().unwrap()).unwrap()
     }
 
+    /// Keys other than `of` whose hash picks its set.
+    fn same_set(of: &CacheKey) -> impl Iterator<Item = CacheKey> + '_ {
+        let set = |key: &CacheKey| key.hash_value() as usize & (SLOTS / WAYS - 1);
+        (0..)
+            .map(|n| key(&format!("/other/{n}")))
+            .filter(move |other| other != of && set(other) == set(of))
+    }
+
     #[test]
     fn a_marked_key_is_contained_and_no_other() {
         let recent = RecentKeys::new(Duration::from_secs(30));
@@ -129,22 +193,70 @@ mod tests {
     }
 
     #[test]
-    fn a_key_that_takes_a_slot_over_is_not_taken_for_the_one_before() {
+    fn a_full_set_gives_up_its_least_marked_key_never_confusing_them() {
         let recent = RecentKeys::new(Duration::from_secs(30));
-        let a = key("/a");
-        // Another key with the same slot: the same low bits of the hash.
-        let same_slot = (0..)
-            .map(|n| key(&format!("/{n}")))
-            .find(|other| {
-                other != &a
-                    && (other.hash_value() as usize & (SLOTS - 1))
-                        == (a.hash_value() as usize & (SLOTS - 1))
-            })
-            .unwrap();
-        recent.mark(&a);
-        recent.mark(&same_slot);
-        assert!(recent.contains(&same_slot));
-        // Forgotten early, never confused.
-        assert!(!recent.contains(&a));
+        let hot = key("/hot");
+        let mut others = same_set(&hot);
+        let (one_off, newcomer) = (others.next().unwrap(), others.next().unwrap());
+        recent.mark_at(&hot, 1_000);
+        recent.mark_at(&hot, 1_001);
+        recent.mark_at(&one_off, 1_002);
+        // The set is full: the newcomer takes the slot of the key marked once.
+        recent.mark_at(&newcomer, 1_003);
+        assert!(recent.contains_when(&hot, || 1_004));
+        assert!(recent.contains_when(&newcomer, || 1_004));
+        assert!(!recent.contains_when(&one_off, || 1_004));
+    }
+
+    #[test]
+    fn a_flood_of_one_off_keys_leaves_a_key_marked_again_and_again() {
+        let recent = RecentKeys::new(Duration::from_secs(30));
+        let hot = key("/hot");
+        recent.mark_at(&hot, 1_000);
+        recent.mark_at(&hot, 1_000);
+        // Far more one-off keys than the table has slots, some in the hot key's set.
+        for n in 0..4 * SLOTS {
+            recent.mark_at(&key(&format!("/flood/{n}")), 1_000);
+        }
+        for other in same_set(&hot).take(8) {
+            recent.mark_at(&other, 1_000);
+        }
+        assert!(recent.contains_when(&hot, || 1_001));
+    }
+
+    #[test]
+    fn marks_are_counted_while_they_last() {
+        let recent = RecentKeys::new(Duration::from_secs(30));
+        let was_hot = key("/was-hot");
+        let mut others = same_set(&was_hot);
+        let (other, newcomer) = (others.next().unwrap(), others.next().unwrap());
+        for _ in 0..5 {
+            recent.mark_at(&was_hot, 1_000);
+        }
+        // Marked again after its mark ended: it counts one, not six.
+        recent.mark_at(&was_hot, 40_000);
+        recent.mark_at(&other, 40_000);
+        recent.mark_at(&other, 40_000);
+        recent.mark_at(&newcomer, 40_001);
+        assert!(!recent.contains_when(&was_hot, || 40_002));
+        assert!(recent.contains_when(&other, || 40_002));
+        assert!(recent.contains_when(&newcomer, || 40_002));
+    }
+
+    #[test]
+    fn an_expired_mark_is_taken_over_before_a_live_one_however_often_marked() {
+        let recent = RecentKeys::new(Duration::from_secs(30));
+        let hot = key("/hot");
+        let mut others = same_set(&hot);
+        let (later, newcomer) = (others.next().unwrap(), others.next().unwrap());
+        for _ in 0..5 {
+            recent.mark_at(&hot, 1_000);
+        }
+        recent.mark_at(&later, 20_000);
+        // At 40 s the hot key's mark (to 31 s) has ended; the later one's (to 50 s) has not.
+        recent.mark_at(&newcomer, 40_000);
+        assert!(recent.contains_when(&newcomer, || 40_001));
+        assert!(recent.contains_when(&later, || 40_001));
+        assert!(!recent.contains_when(&hot, || 40_001));
     }
 }
