@@ -1,24 +1,26 @@
 //! Admission after a number of uses (`CacheLayerBuilder::min_uses`, as nginx's
 //! `proxy_cache_min_uses`): a key's response is stored only once the key was requested that
-//! many times within a window. Configuration, not RFC 9111: a cache may always decline to
+//! many times within a window. The uses are counted in a fixed table ([`RecentKeys`]): no lock,
+//! no allocation per key, and a flood of one-off URLs takes the places of other one-off URLs,
+//! not those of URLs requested again. Configuration, not RFC 9111: a cache may always decline to
 //! store (RFC 9111 §3 says when it *may* store, never that it must).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::key::{CacheKey, KeyHashing};
+use crate::key::CacheKey;
+use crate::recent::RecentKeys;
 
-/// The most keys whose uses are counted at once; beyond it the least used counters are
-/// dropped (moka's TinyLFU), which only delays those keys' admission.
-pub(crate) const MAX_COUNTED_KEYS: u64 = 100_000;
+/// Slots of the table that counts uses: 16 bytes each, 2 MiB in all, made only when a
+/// number of uses is configured.
+const COUNTED_SLOTS: usize = 128 * 1024;
 
 /// Counts the uses of keys not yet stored.
 pub(crate) struct Admission {
     /// Uses needed before a response is stored.
     uses: u32,
-    /// Uses of each key counted so far; a counter lives for the window from the first use.
-    counts: moka::sync::Cache<CacheKey, Arc<AtomicU32>, KeyHashing>,
+    /// Uses of each key counted so far, for the window from its first use; `None` when one
+    /// use admits.
+    counts: Option<RecentKeys>,
 }
 
 impl Admission {
@@ -26,22 +28,17 @@ impl Admission {
     pub(crate) fn new(uses: u32, window: Duration) -> Self {
         Self {
             uses,
-            counts: moka::sync::Cache::builder()
-                .max_capacity(MAX_COUNTED_KEYS)
-                .time_to_live(window)
-                .build_with_hasher(KeyHashing),
+            counts: (uses > 1).then(|| RecentKeys::counting(COUNTED_SLOTS, window)),
         }
     }
 
-    /// Counts one use of `key`; whether its response may now be stored.
+    /// Counts one use of `key`; whether its response may now be stored. Uses are counted up
+    /// to 65,535: a configured number above that admits at 65,535.
     pub(crate) fn admit(&self, key: &CacheKey) -> bool {
-        if self.uses <= 1 {
+        let Some(counts) = &self.counts else {
             return true;
-        }
-        let count = self
-            .counts
-            .get_with_by_ref(key, || Arc::new(AtomicU32::new(0)));
-        count.fetch_add(1, Ordering::Relaxed).saturating_add(1) >= self.uses
+        };
+        counts.mark(key) >= u64::from(self.uses).min(u64::from(u16::MAX))
     }
 }
 
@@ -71,6 +68,19 @@ mod tests {
         assert!(admission.admit(&a));
         // Each key counts on its own.
         assert!(!admission.admit(&key("/b")));
+    }
+
+    #[test]
+    fn a_flood_of_one_off_keys_leaves_the_count_of_a_key_used_again() {
+        let admission = Admission::new(3, Duration::from_secs(60));
+        let a = key("/a");
+        assert!(!admission.admit(&a));
+        assert!(!admission.admit(&a));
+        // Twice as many one-off URLs as the table has places.
+        for n in 0..2 * COUNTED_SLOTS {
+            assert!(!admission.admit(&key(&format!("/one-off/{n}"))));
+        }
+        assert!(admission.admit(&a));
     }
 
     #[test]

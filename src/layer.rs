@@ -267,9 +267,10 @@ impl<St: Store> CacheLayerBuilder<St> {
     /// on unstored, marked `Cache-Status: <name>; fwd=miss; …; detail=min-uses` (`X-Cache:
     /// MISS`). Keeping one-off URLs out saves the store for the ones requested again.
     ///
-    /// The counters are bounded: at most 100 000 keys are counted at once (a few MiB; the
-    /// least used counters are dropped first, which only delays those keys' admission), each
-    /// for `window`.
+    /// The counters are bounded: a fixed table of 131,072 places (2 MiB), in pairs. A key not
+    /// counted yet takes an expired count's place, else that of the key counted fewer times
+    /// (which only delays that key's admission), so a flood of one-off URLs does not push out
+    /// the counts of URLs requested again. Uses above 65,535 count as 65,535.
     ///
     /// ```
     /// use std::convert::Infallible;

@@ -1,13 +1,14 @@
-//! Keys remembered for a while in a fixed table: the keys whose responses were recently found
-//! not storable (Varnish's hit-for-miss), whose requests go forward at once rather than wait
-//! for one another ([`Flights`](crate::flight::Flights)).
+//! Keys remembered for a while in a fixed table, with how often they were marked: the keys
+//! whose responses were recently found not storable (Varnish's hit-for-miss), whose requests
+//! go forward at once rather than wait for one another ([`Flights`](crate::flight::Flights)),
+//! and the uses of keys not yet admitted to the store ([`Admission`](crate::admission)).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::key::CacheKey;
 
-/// Slots of a [`RecentKeys`] table: 16 bytes each, 256 KiB in all, in sets of [`WAYS`].
+/// Slots of a [`RecentKeys::new`] table: 16 bytes each, 256 KiB in all, in sets of [`WAYS`].
 const SLOTS: usize = 16 * 1024;
 
 /// Slots a key may take: the set its hash picks.
@@ -33,7 +34,12 @@ const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
 /// stays marked for at most `ttl` from its last mark, which is all a mark promises.
 pub(crate) struct RecentKeys {
     slots: Box<[Slot]>,
+    /// Sets in the table, less one (their number is a power of two).
+    set_mask: usize,
     ttl: Duration,
+    /// Whether each mark lasts `ttl` from itself ([`new`](Self::new)), or every mark of a key
+    /// ends `ttl` after its first ([`counting`](Self::counting)).
+    renew: bool,
     epoch: Instant,
 }
 
@@ -56,18 +62,32 @@ impl Slot {
 }
 
 impl RecentKeys {
-    /// An empty table whose marks last `ttl`.
+    /// An empty table of 16,384 slots whose marks last `ttl` from the last one.
     pub(crate) fn new(ttl: Duration) -> Self {
+        Self::with_slots(SLOTS, ttl, true)
+    }
+
+    /// An empty table of at least `slots` slots (a power of two), which counts a key's marks
+    /// for `window` from its first: [`mark`](Self::mark) answers how many there were.
+    pub(crate) fn counting(slots: usize, window: Duration) -> Self {
+        Self::with_slots(slots, window, false)
+    }
+
+    fn with_slots(slots: usize, ttl: Duration, renew: bool) -> Self {
+        let sets = (slots / WAYS).max(1).next_power_of_two();
         Self {
-            slots: (0..SLOTS).map(|_| Slot::default()).collect(),
+            slots: (0..sets * WAYS).map(|_| Slot::default()).collect(),
+            set_mask: sets - 1,
             ttl,
+            renew,
             epoch: Instant::now(),
         }
     }
 
-    /// Marks `key` until `ttl` from now.
-    pub(crate) fn mark(&self, key: &CacheKey) {
-        self.mark_at(key, self.now_ms());
+    /// Marks `key`, until `ttl` from now (from its first mark, in a
+    /// [`counting`](Self::counting) table); how many times it is marked now, at most 65,535.
+    pub(crate) fn mark(&self, key: &CacheKey) -> u64 {
+        self.mark_at(key, self.now_ms())
     }
 
     /// Whether `key` was marked less than `ttl` ago (and its mark not taken over since).
@@ -76,7 +96,7 @@ impl RecentKeys {
     }
 
     /// [`mark`](Self::mark) at `now` (milliseconds since the epoch).
-    fn mark_at(&self, key: &CacheKey, now: u64) {
+    fn mark_at(&self, key: &CacheKey, now: u64) -> u64 {
         let hash = key.hash_value();
         let set = self.set(key);
         let until = now
@@ -91,14 +111,17 @@ impl RecentKeys {
         {
             // Marks are counted while they last: a key whose mark ended starts again at one.
             let state = state(slot);
-            let count = if Slot::until(state) <= now {
-                1
+            let count = (Slot::count(state) + 1).min(COUNT_MASK);
+            let (until, count) = if Slot::until(state) <= now {
+                (until, 1)
+            } else if self.renew {
+                (until, count)
             } else {
-                (Slot::count(state) + 1).min(COUNT_MASK)
+                (Slot::until(state), count)
             };
             slot.state
                 .store(until << COUNT_BITS | count, Ordering::Relaxed);
-            return;
+            return count;
         }
         // A free or expired slot, else the one whose key was marked fewer times.
         let victim = set
@@ -116,6 +139,7 @@ impl RecentKeys {
         victim
             .state
             .store(until << COUNT_BITS | 1, Ordering::Relaxed);
+        1
     }
 
     /// [`contains`](Self::contains) at the time `now` gives, read only when the set holds
@@ -129,8 +153,8 @@ impl RecentKeys {
     }
 
     fn set(&self, key: &CacheKey) -> &[Slot] {
-        // `SLOTS / WAYS` is a power of two: the low bits of the hash pick the set.
-        let index = key.hash_value() as usize & (SLOTS / WAYS - 1);
+        // The number of sets is a power of two: the low bits of the hash pick the set.
+        let index = key.hash_value() as usize & self.set_mask;
         &self.slots[index * WAYS..(index + 1) * WAYS]
     }
 
@@ -161,12 +185,35 @@ mod tests {
         CacheKey::from_uri(&format!("http://example.com{path}").parse().unwrap()).unwrap()
     }
 
-    /// Keys other than `of` whose hash picks its set.
+    /// Keys other than `of` whose hash picks its set in a table made by `new`.
     fn same_set(of: &CacheKey) -> impl Iterator<Item = CacheKey> + '_ {
         let set = |key: &CacheKey| key.hash_value() as usize & (SLOTS / WAYS - 1);
         (0..)
             .map(|n| key(&format!("/other/{n}")))
             .filter(move |other| other != of && set(other) == set(of))
+    }
+
+    #[test]
+    fn a_counting_table_counts_marks_within_the_window_from_the_first() {
+        let counts = RecentKeys::counting(1024, Duration::from_secs(600));
+        let (a, b) = (key("/a"), key("/b"));
+        assert_eq!(counts.mark_at(&a, 1_000), 1);
+        assert_eq!(counts.mark_at(&a, 300_000), 2);
+        assert_eq!(counts.mark_at(&b, 300_000), 1);
+        // The window runs from the first mark, not the last: at 601 s it has ended.
+        assert_eq!(counts.mark_at(&a, 600_999), 3);
+        assert_eq!(counts.mark_at(&a, 601_000), 1);
+        assert_eq!(counts.slots.len(), 1024);
+    }
+
+    #[test]
+    fn marks_in_a_renewing_table_last_from_the_last_one() {
+        let recent = RecentKeys::new(Duration::from_secs(30));
+        let a = key("/a");
+        assert_eq!(recent.mark_at(&a, 1_000), 1);
+        assert_eq!(recent.mark_at(&a, 20_000), 2);
+        assert!(recent.contains_when(&a, || 49_999));
+        assert!(!recent.contains_when(&a, || 50_000));
     }
 
     #[test]
