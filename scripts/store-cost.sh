@@ -2,7 +2,7 @@
 # What storing a miss costs over forwarding it unstored: the proxy's own CPU per request.
 #
 #   bash scripts/store-cost.sh            # DURATION=8 seconds per case, ROUNDS=1
-#   ROUNDS=3 bash scripts/store-cost.sh   # the five cases in turn, three times: this machine's
+#   ROUNDS=3 bash scripts/store-cost.sh   # the cases in turn, three times: this machine's
 #                                         # figures move by a tenth from run to run
 #
 # Builds `bench_origin` and `caching_proxy` in release ($PROFILE, $FEATURES and $PROXY_BIN as
@@ -17,7 +17,10 @@
 #               forwarded as a miss is, not stored;
 #   stored, 0   captured and handed to a store of `--max-capacity 0` (nothing stays);
 #   stored, 16M stored in a 16 MiB store that is full and evicts;
-#   stored      stored in the default 256 MiB store while it fills.
+#   stored      stored in the default 256 MiB store while it fills;
+#   min-uses 3  through `--min-uses 3`: each URL's use counted, the response forwarded and not
+#               stored (not admitted yet).
+# CASES picks some of them, by these names without spaces and commas (default: all six).
 # Goal (issue 12): storing a miss costs at most 10% over forwarding it unstored ("forwarded").
 set -euo pipefail
 
@@ -63,11 +66,18 @@ run_case() {
     print_cpu_per_request "$label" "$before" "$after" "$requests"
 }
 
+cases=${CASES:-bypassed forwarded stored0 stored16M stored min-uses3}
 for round in $(seq "$rounds"); do
     if [ "$rounds" -gt 1 ]; then echo "$tag: round $round"; fi
-    run_case "bypassed" "$work/bypassed.lua"
-    run_case "forwarded" "$work/forwarded.lua"
-    run_case "stored, 0" "$work/stored.lua" --max-capacity 0
-    run_case "stored, 16M" "$work/stored.lua" --max-capacity 16M
-    run_case "stored" "$work/stored.lua"
+    for case in $cases; do
+        case $case in
+            bypassed) run_case "bypassed" "$work/bypassed.lua" ;;
+            forwarded) run_case "forwarded" "$work/forwarded.lua" ;;
+            stored0) run_case "stored, 0" "$work/stored.lua" --max-capacity 0 ;;
+            stored16M) run_case "stored, 16M" "$work/stored.lua" --max-capacity 16M ;;
+            stored) run_case "stored" "$work/stored.lua" ;;
+            min-uses3) run_case "min-uses 3" "$work/stored.lua" --min-uses 3 ;;
+            *) echo "$tag: unknown case $case (bypassed, forwarded, stored0, stored16M, stored, min-uses3)" >&2; exit 2 ;;
+        esac
+    done
 done
