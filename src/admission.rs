@@ -54,9 +54,7 @@ impl std::fmt::Debug for Admission {
 mod tests {
     use super::*;
 
-    fn key(path: &str) -> CacheKey {
-        CacheKey::from_uri(&format!("http://example.com{path}").parse().unwrap()).unwrap()
-    }
+    use crate::key::example_key as key;
 
     #[test]
     fn admits_from_the_nth_use() {

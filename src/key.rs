@@ -187,6 +187,12 @@ impl CacheKey {
     }
 }
 
+/// The key of `http://example.com{path}`, for tests.
+#[cfg(test)]
+pub(crate) fn example_key(path: &str) -> CacheKey {
+    CacheKey::from_uri(&format!("http://example.com{path}").parse().unwrap()).unwrap()
+}
+
 impl fmt::Display for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.uri)

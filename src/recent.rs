@@ -59,6 +59,15 @@ impl Slot {
     fn count(state: u64) -> u64 {
         state & COUNT_MASK
     }
+
+    /// Whether a mark of this state has ended at `now` (or the slot was never marked).
+    fn ended(state: u64, now: u64) -> bool {
+        Slot::until(state) <= now
+    }
+
+    fn packed(until: u64, count: u64) -> u64 {
+        until << COUNT_BITS | count
+    }
 }
 
 impl RecentKeys {
@@ -97,7 +106,6 @@ impl RecentKeys {
 
     /// [`mark`](Self::mark) at `now` (milliseconds since the epoch).
     fn mark_at(&self, key: &CacheKey, now: u64) -> u64 {
-        let hash = key.hash_value();
         let set = self.set(key);
         let until = now
             .saturating_add(millis(self.ttl))
@@ -105,22 +113,21 @@ impl RecentKeys {
         // Relaxed: whoever must see the mark at once (a flight's followers) is told after it
         // through a channel, which orders these writes before their reads.
         let state = |slot: &Slot| slot.state.load(Ordering::Relaxed);
-        if let Some(slot) = set
-            .iter()
-            .find(|slot| slot.hash.load(Ordering::Relaxed) == hash)
-        {
-            // Marks are counted while they last: a key whose mark ended starts again at one.
+        if let Some(slot) = holding(set, key) {
             let state = state(slot);
-            let count = (Slot::count(state) + 1).min(COUNT_MASK);
-            let (until, count) = if Slot::until(state) <= now {
+            // Marks are counted while they last: a key whose mark ended starts again at one.
+            let (until, count) = if Slot::ended(state, now) {
                 (until, 1)
-            } else if self.renew {
-                (until, count)
             } else {
-                (Slot::until(state), count)
+                let until = if self.renew {
+                    until
+                } else {
+                    Slot::until(state)
+                };
+                (until, (Slot::count(state) + 1).min(COUNT_MASK))
             };
             slot.state
-                .store(until << COUNT_BITS | count, Ordering::Relaxed);
+                .store(Slot::packed(until, count), Ordering::Relaxed);
             return count;
         }
         // A free or expired slot, else the one whose key was marked fewer times.
@@ -128,40 +135,49 @@ impl RecentKeys {
             .iter()
             .min_by_key(|slot| {
                 let state = state(slot);
-                if Slot::until(state) <= now {
+                if Slot::ended(state, now) {
                     0
                 } else {
                     Slot::count(state)
                 }
             })
             .unwrap_or(&set[0]);
-        victim.hash.store(hash, Ordering::Relaxed);
+        victim.hash.store(key.hash_value(), Ordering::Relaxed);
         victim
             .state
-            .store(until << COUNT_BITS | 1, Ordering::Relaxed);
+            .store(Slot::packed(until, 1), Ordering::Relaxed);
         1
     }
 
     /// [`contains`](Self::contains) at the time `now` gives, read only when the set holds
     /// the key.
     fn contains_when(&self, key: &CacheKey, now: impl FnOnce() -> u64) -> bool {
-        let hash = key.hash_value();
-        self.set(key)
-            .iter()
-            .find(|slot| slot.hash.load(Ordering::Relaxed) == hash)
-            .is_some_and(|slot| now() < Slot::until(slot.state.load(Ordering::Relaxed)))
+        holding(self.set(key), key)
+            .is_some_and(|slot| !Slot::ended(slot.state.load(Ordering::Relaxed), now()))
     }
 
+    /// The set of slots `key` may take.
     fn set(&self, key: &CacheKey) -> &[Slot] {
-        // The number of sets is a power of two: the low bits of the hash pick the set.
-        let index = key.hash_value() as usize & self.set_mask;
+        let index = self.set_index(key);
         &self.slots[index * WAYS..(index + 1) * WAYS]
+    }
+
+    fn set_index(&self, key: &CacheKey) -> usize {
+        // The number of sets is a power of two: the low bits of the hash pick the set.
+        key.hash_value() as usize & self.set_mask
     }
 
     /// Milliseconds since the table was made, from 1 (so that no mark ends at 0).
     fn now_ms(&self) -> u64 {
         millis(self.epoch.elapsed()).saturating_add(1)
     }
+}
+
+/// The slot of `set` that holds `key`, if one does.
+fn holding<'a>(set: &'a [Slot], key: &CacheKey) -> Option<&'a Slot> {
+    let hash = key.hash_value();
+    set.iter()
+        .find(|slot| slot.hash.load(Ordering::Relaxed) == hash)
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -181,16 +197,22 @@ impl std::fmt::Debug for RecentKeys {
 mod tests {
     use super::*;
 
-    fn key(path: &str) -> CacheKey {
-        CacheKey::from_uri(&format!("http://example.com{path}").parse().unwrap()).unwrap()
-    }
+    use crate::key::example_key as key;
 
-    /// Keys other than `of` whose hash picks its set in a table made by `new`.
-    fn same_set(of: &CacheKey) -> impl Iterator<Item = CacheKey> + '_ {
-        let set = |key: &CacheKey| key.hash_value() as usize & (SLOTS / WAYS - 1);
+    /// Keys other than `of` whose hash picks its set in `table`.
+    fn same_set<'a>(
+        table: &'a RecentKeys,
+        of: &'a CacheKey,
+    ) -> impl Iterator<Item = CacheKey> + 'a {
         (0..)
             .map(|n| key(&format!("/other/{n}")))
-            .filter(move |other| other != of && set(other) == set(of))
+            .filter(move |other| other != of && table.set_index(other) == table.set_index(of))
+    }
+
+    /// Two keys other than `of` in its set.
+    fn two_in_set(table: &RecentKeys, of: &CacheKey) -> (CacheKey, CacheKey) {
+        let mut others = same_set(table, of);
+        (others.next().unwrap(), others.next().unwrap())
     }
 
     #[test]
@@ -243,8 +265,7 @@ mod tests {
     fn a_full_set_gives_up_its_least_marked_key_never_confusing_them() {
         let recent = RecentKeys::new(Duration::from_secs(30));
         let hot = key("/hot");
-        let mut others = same_set(&hot);
-        let (one_off, newcomer) = (others.next().unwrap(), others.next().unwrap());
+        let (one_off, newcomer) = two_in_set(&recent, &hot);
         recent.mark_at(&hot, 1_000);
         recent.mark_at(&hot, 1_001);
         recent.mark_at(&one_off, 1_002);
@@ -265,7 +286,7 @@ mod tests {
         for n in 0..4 * SLOTS {
             recent.mark_at(&key(&format!("/flood/{n}")), 1_000);
         }
-        for other in same_set(&hot).take(8) {
+        for other in same_set(&recent, &hot).take(8) {
             recent.mark_at(&other, 1_000);
         }
         assert!(recent.contains_when(&hot, || 1_001));
@@ -275,8 +296,7 @@ mod tests {
     fn marks_are_counted_while_they_last() {
         let recent = RecentKeys::new(Duration::from_secs(30));
         let was_hot = key("/was-hot");
-        let mut others = same_set(&was_hot);
-        let (other, newcomer) = (others.next().unwrap(), others.next().unwrap());
+        let (other, newcomer) = two_in_set(&recent, &was_hot);
         for _ in 0..5 {
             recent.mark_at(&was_hot, 1_000);
         }
@@ -294,8 +314,7 @@ mod tests {
     fn an_expired_mark_is_taken_over_before_a_live_one_however_often_marked() {
         let recent = RecentKeys::new(Duration::from_secs(30));
         let hot = key("/hot");
-        let mut others = same_set(&hot);
-        let (later, newcomer) = (others.next().unwrap(), others.next().unwrap());
+        let (later, newcomer) = two_in_set(&recent, &hot);
         for _ in 0..5 {
             recent.mark_at(&hot, 1_000);
         }

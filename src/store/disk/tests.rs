@@ -9,7 +9,7 @@ use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 
 use super::DiskStore;
-use crate::key::CacheKey;
+use crate::key::example_key as key;
 use crate::policy::{ResponsePolicy, VaryKey};
 use crate::store::{MemoryStore, Opened, Store, StoredBody, StoredEntry, StoredResponse, Tiered};
 
@@ -45,10 +45,6 @@ impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn key(path: &str) -> CacheKey {
-    CacheKey::from_uri(&format!("http://example.com{path}").parse().unwrap()).unwrap()
 }
 
 fn response_time() -> SystemTime {
