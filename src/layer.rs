@@ -18,6 +18,7 @@ use crate::service::Cache;
 use crate::shared::{Bypass, Shared, Stats};
 use crate::status::{StatusHeaders, is_sf_token};
 use crate::store::{MemoryStore, Store};
+use crate::tally::KeyTally;
 
 /// Default largest storable response: 8 MiB.
 const DEFAULT_MAX_ENTRY_SIZE: usize = 8 * 1024 * 1024;
@@ -390,6 +391,7 @@ impl<St: Store> CacheLayerBuilder<St> {
                 key_headers: self.key_headers,
                 bypass: self.bypass,
                 metrics: Arc::new(Metrics::register()),
+                writes: KeyTally::default(),
             }),
         }
     }

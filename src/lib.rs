@@ -316,6 +316,7 @@ mod service;
 mod shared;
 mod status;
 pub mod store;
+mod tally;
 mod unreachable;
 
 #[doc(inline)]

@@ -20,6 +20,7 @@ use crate::policy::range::{ContentRange, combine_parts, content_range};
 use crate::policy::{CacheOptions, lifetime};
 use crate::status::StatusHeaders;
 use crate::store::{Store, StoreError, StoredEntry, StoredResponse};
+use crate::tally::KeyTally;
 
 /// A predicate that sends a request past the cache (`CacheLayerBuilder::bypass`).
 pub(crate) type Bypass = Arc<dyn Fn(&http::request::Parts) -> bool + Send + Sync>;
@@ -50,6 +51,10 @@ pub(crate) struct Shared<St> {
     pub(crate) bypass: Option<Bypass>,
     /// The metrics' handles (no-ops without the `metrics` feature).
     pub(crate) metrics: Arc<Metrics>,
+    /// This cache's writes, counted before each is made: a request that leads its key's
+    /// flight looks the key up again only if one was counted since it looked
+    /// (`Shared::written_since`).
+    pub(crate) writes: KeyTally,
 }
 
 /// The counters behind [`CacheStats`](crate::CacheStats).
@@ -131,22 +136,20 @@ impl<St: Store> Commit for Shared<St> {
         flight: Option<FlightGuard>,
     ) {
         // Read, add the variant, write: concurrent stores of two variants of one URL may keep
-        // only one of them, which costs a later miss, never a wrong answer.
+        // only one of them, which costs a later miss, never a wrong answer. A response that
+        // replaces every variant is written without reading what it replaces.
         // A store that answers at once (in memory) stores the entry here, before the client
         // has read the last byte; one that must wait continues in a task, without holding up
         // the body.
-        let stored = match self.store.get_now(&key) {
-            Some(Ok(stored)) => stored,
-            Some(Err(_)) | None => {
-                let shared = Arc::clone(&self);
-                spawn(async move {
-                    let stored = shared.get(&key).await;
-                    if let Some(entry) = shared.entry_with(stored, response, &req_headers) {
-                        let result = shared.put(key, entry).await;
-                        shared.stored(result, flight);
-                    }
-                });
-                return;
+        let stored = if replaces_every_variant(&response) {
+            None
+        } else {
+            match self.store.get_now(&key) {
+                Some(Ok(stored)) => stored,
+                Some(Err(_)) | None => {
+                    self.commit_later(key, response, req_headers, flight);
+                    return;
+                }
             }
         };
         // Released once stored, when waiting requests can be answered from the store;
@@ -155,7 +158,7 @@ impl<St: Store> Commit for Shared<St> {
             return;
         };
         let ttl = self.ttl(&entry);
-        if let Some(result) = self.store.put_now(&key, &entry, ttl) {
+        if let Some(result) = self.put_now(&key, &entry, ttl) {
             self.stored(result, flight);
             return;
         }
@@ -164,6 +167,15 @@ impl<St: Store> Commit for Shared<St> {
             self.stored(result, flight);
         });
     }
+}
+
+/// Does `response` leave no other variant of its URL worth keeping? RFC 9111 §4.1: when
+/// several stored responses match a request, "the most recent" is used. A complete response
+/// without `Vary` (and without configured key fields) matches every request, and is the most
+/// recent: no request would select another variant again. A part (`206`) may be combined
+/// with the stored one (RFC 9111 §3.4), so it is never written blind.
+fn replaces_every_variant(response: &StoredResponse) -> bool {
+    response.status != StatusCode::PARTIAL_CONTENT && response.vary.is_empty()
 }
 
 /// Runs `task` on the current tokio runtime; without one, the response is not stored.
@@ -177,6 +189,23 @@ fn spawn(task: impl Future<Output = ()> + Send + 'static) {
 }
 
 impl<St: Store> Shared<St> {
+    /// [`Commit::commit`] in a task, for a store that must wait to read what `key` holds.
+    fn commit_later(
+        self: Arc<Self>,
+        key: CacheKey,
+        response: StoredResponse,
+        req_headers: HeaderMap,
+        flight: Option<FlightGuard>,
+    ) {
+        spawn(async move {
+            let stored = self.get(&key).await;
+            if let Some(entry) = self.entry_with(stored, response, &req_headers) {
+                let result = self.put(key, entry).await;
+                self.stored(result, flight);
+            }
+        });
+    }
+
     /// The entry stored under `key`: at once when the store can answer so, else waiting. A
     /// store that fails is logged and counts as having nothing.
     pub(crate) async fn get(&self, key: &CacheKey) -> Option<Arc<StoredEntry>> {
@@ -199,10 +228,28 @@ impl<St: Store> Shared<St> {
         entry: Arc<StoredEntry>,
     ) -> Result<(), StoreError> {
         let ttl = self.ttl(&entry);
-        match self.store.put_now(&key, &entry, ttl) {
+        match self.put_now(&key, &entry, ttl) {
             Some(result) => result,
             None => self.store.put(key, entry, ttl).await,
         }
+    }
+
+    /// Writes `entry` under `key` at once when the store can; `None` when it must wait (the
+    /// caller awaits [`Store::put`] then). The write is counted first, either way.
+    fn put_now(
+        &self,
+        key: &CacheKey,
+        entry: &Arc<StoredEntry>,
+        ttl: Option<Duration>,
+    ) -> Option<Result<(), StoreError>> {
+        self.writes.count(key);
+        self.store.put_now(key, entry, ttl)
+    }
+
+    /// Has this cache written to `key` since `looked`, a reading of [`Shared::writes`] taken
+    /// before a look-up? Only then can the key hold what that look-up did not find.
+    pub(crate) fn written_since(&self, key: &CacheKey, looked: u64) -> bool {
+        self.writes.read(key) != looked
     }
 
     /// How long from now `entry` stays of use (policy's answer, given to the store).

@@ -151,16 +151,133 @@ async fn a_store_that_waits_is_asked_once_per_hit() {
     .await;
 
     assert_eq!(get(&server.url("/a"), &[]).await.x_cache(), "MISS");
-    // One `get` for the lookup, one when the miss leads the key's flight (another request
-    // may have stored it meanwhile), one for its store (it reads what is there first).
+    // One `get` for the lookup. None when the miss leads the key's flight: nothing was
+    // written to the key since it looked. None for its store: a response without `Vary`
+    // replaces whatever is stored, unread.
     let after_miss = store.gets.load(Ordering::SeqCst);
-    assert_eq!(after_miss, 3);
+    assert_eq!(after_miss, 1);
     for _ in 0..3 {
         let seen = get(&server.url("/a"), &[]).await;
         assert_eq!(seen.x_cache(), "HIT");
         assert_eq!(seen.body, "hello");
     }
     assert_eq!(store.gets.load(Ordering::SeqCst), after_miss + 3);
+    assert_eq!(server.calls(), 1);
+}
+
+/// A response that varies is added to what the URL has stored: its store reads the entry
+/// first, and the variant stored before it still answers its own requests.
+#[tokio::test]
+async fn a_varying_response_is_added_to_the_variants_stored() {
+    let store = WaitingStore::default();
+    let layer = CacheLayer::builder().store(store.clone()).build();
+    let server = serve(layer, |req| {
+        let lang = match req.headers()["accept-language"].as_bytes() {
+            b"en" => "en",
+            _ => "fr",
+        };
+        response(
+            &[("cache-control", "max-age=60"), ("vary", "accept-language")],
+            lang,
+        )
+    })
+    .await;
+    let url = server.url("/v");
+
+    assert_eq!(
+        get(&url, &[("accept-language", "en")]).await.x_cache(),
+        "MISS"
+    );
+    let gets = store.gets.load(Ordering::SeqCst);
+    assert_eq!(
+        get(&url, &[("accept-language", "fr")]).await.x_cache(),
+        "MISS"
+    );
+    // The lookup, and the read before the write that adds the variant.
+    assert_eq!(store.gets.load(Ordering::SeqCst), gets + 2);
+    for lang in ["en", "fr"] {
+        let seen = get(&url, &[("accept-language", lang)]).await;
+        assert_eq!(
+            (seen.x_cache(), seen.body.as_ref()),
+            ("HIT", lang.as_bytes())
+        );
+    }
+    assert_eq!(server.calls(), 2);
+}
+
+/// A store whose first look-up, once it has read what the store holds, waits until `open`
+/// is notified: the request making it looks the key up before another request's whole miss,
+/// and joins the key's flight after it.
+#[derive(Clone, Default)]
+struct FirstLookupHeld {
+    entries: Entries,
+    taken: Arc<AtomicUsize>,
+    waiting: Arc<tokio::sync::Notify>,
+    open: Arc<tokio::sync::Notify>,
+}
+
+impl Store for FirstLookupHeld {
+    async fn get(&self, key: &CacheKey) -> Result<Option<Arc<StoredEntry>>, StoreError> {
+        let found = self
+            .entries
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|(e, _)| Arc::clone(e));
+        if self.taken.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.waiting.notify_one();
+            self.open.notified().await;
+        }
+        Ok(found)
+    }
+
+    async fn put(
+        &self,
+        key: CacheKey,
+        value: Arc<StoredEntry>,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        self.entries.lock().unwrap().insert(key, (value, ttl));
+        Ok(())
+    }
+
+    async fn remove(&self, key: &CacheKey) -> Result<bool, StoreError> {
+        Ok(self.entries.lock().unwrap().remove(key).is_some())
+    }
+
+    async fn clear(&self) -> Result<u64, StoreError> {
+        let mut entries = self.entries.lock().unwrap();
+        let count = entries.len() as u64;
+        entries.clear();
+        Ok(count)
+    }
+}
+
+/// A request that found nothing, and leads its key's flight after another request stored
+/// the key, looks again and answers from the store: the origin is asked once.
+#[tokio::test]
+async fn a_miss_that_leads_after_another_stored_the_key_answers_from_the_store() {
+    let store = FirstLookupHeld::default();
+    let layer = CacheLayer::builder().store(store.clone()).build();
+    let server = serve(layer, |_| {
+        response(&[("cache-control", "max-age=60")], "hello")
+    })
+    .await;
+    let url = server.url("/a");
+
+    let late = tokio::spawn({
+        let url = url.clone();
+        async move { get(&url, &[]).await }
+    });
+    store.waiting.notified().await;
+    let early = get(&url, &[]).await;
+    assert_eq!(
+        (early.x_cache(), early.body.as_ref()),
+        ("MISS", &b"hello"[..])
+    );
+    store.open.notify_one();
+    let late = late.await.unwrap();
+    assert_eq!((late.x_cache(), late.body.as_ref()), ("HIT", &b"hello"[..]));
     assert_eq!(server.calls(), 1);
 }
 

@@ -85,7 +85,8 @@ pub(super) fn ask_for_rest<ReqBody>(
 impl<St: Store> Shared<St> {
     /// Collapsed forwarding: one request per key goes forward, the others wait for what it
     /// stores. A request whose own directives sent it forward (`Forward::Request`) does not
-    /// wait; nor do requests for keys whose responses were recently not storable.
+    /// wait; nor do requests for keys whose responses were recently not storable. `looked`
+    /// is [`Shared::writes`] for the key, read before the request's look-up.
     pub(super) async fn collapse<B>(
         &self,
         key: &CacheKey,
@@ -93,6 +94,7 @@ impl<St: Store> Shared<St> {
         req_headers: &HeaderMap,
         req_cc: &CacheControl,
         forward: Forward,
+        looked: u64,
     ) -> Collapse<B> {
         let Some(timeout) = self.collapse else {
             return Collapse::Forward(None);
@@ -112,7 +114,7 @@ impl<St: Store> Shared<St> {
             match self.flights.join(key) {
                 Join::Lead(guard) => {
                     return self
-                        .lead(key, method, req_headers, req_cc, forward, guard)
+                        .lead(key, (method, req_headers, req_cc), forward, guard, looked)
                         .await;
                 }
                 Join::Follow(mut follower) => {
@@ -149,26 +151,31 @@ impl<St: Store> Shared<St> {
     async fn lead<B>(
         &self,
         key: &CacheKey,
-        method: &Method,
-        req_headers: &HeaderMap,
-        req_cc: &CacheControl,
+        (method, req_headers, req_cc): (&Method, &HeaderMap, &CacheControl),
         forward: Forward,
         mut guard: FlightGuard,
+        looked: u64,
     ) -> Collapse<B> {
-        match self.store.fill_lock(key).await {
-            FillLock::Held(lock) => guard.hold(lock),
-            // Between this request's lookup and its joining, another may have led the key's
+        let look_again = match self.store.fill_lock(key).await {
+            FillLock::Held(lock) => {
+                guard.hold(lock);
+                false
+            }
+            FillLock::Released => true,
+            // Between this request's look-up and its joining, another may have led the key's
             // flight to its end: what it stored answers (a burst for a cold URL reaches the
-            // origin once, however its requests interleave).
-            FillLock::Released | FillLock::Unlocked => {
-                let answer = self
-                    .collapsed(key, method, req_headers, req_cc, forward)
-                    .await;
-                if let Some(answer) = answer {
-                    // This process's followers find it stored too.
-                    guard.release(Outcome::Stored);
-                    return Collapse::Answered(answer);
-                }
+            // origin once, however its requests interleave). Nothing can have been stored
+            // unless this cache wrote to the key since (`looked`).
+            FillLock::Unlocked => self.written_since(key, looked),
+        };
+        if look_again {
+            let answer = self
+                .collapsed(key, method, req_headers, req_cc, forward)
+                .await;
+            if let Some(answer) = answer {
+                // This process's followers find it stored too.
+                guard.release(Outcome::Stored);
+                return Collapse::Answered(answer);
             }
         }
         Collapse::Forward(Some(guard))

@@ -12,7 +12,8 @@ use std::fmt;
 #[non_exhaustive]
 pub enum FillLock {
     /// No lock across processes (the default, or the store could not take one): this process
-    /// goes forward.
+    /// goes forward (after looking the key up again if it wrote to it since the request's
+    /// look-up).
     Unlocked,
     /// This process holds the lock: it goes forward, and the lock is released when the guard
     /// is dropped, once the response is stored (or given up).

@@ -6,6 +6,7 @@ use moka::Expiry;
 
 use super::{Store, StoreError, StoredEntry};
 use crate::key::{CacheKey, KeyHashing};
+use crate::tally::KeyTally;
 
 /// The default store: in memory, on [`moka::sync::Cache`], bounded in bytes.
 ///
@@ -29,41 +30,23 @@ pub struct MemoryStore {
 /// [`Tiered`]: super::Tiered
 #[derive(Debug, Default)]
 struct Writes {
-    buckets: Box<[AtomicU64]>,
+    keys: KeyTally,
     cleared: AtomicU64,
 }
-
-/// Buckets of [`Writes`] (a key's bucket is its hash modulo this).
-const WRITE_BUCKETS: usize = 256;
 
 /// The writes that concerned a key, as of some moment ([`MemoryStore::writes_to`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct WriteMark(u64, u64);
 
 impl Writes {
-    fn new() -> Self {
-        Self {
-            buckets: (0..WRITE_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
-            ..Self::default()
-        }
-    }
-
-    fn bucket(&self, key: &CacheKey) -> &AtomicU64 {
-        let bucket = key.hash_value() % WRITE_BUCKETS as u64;
-        &self.buckets[usize::try_from(bucket).unwrap_or(0)]
-    }
-
     fn mark(&self, key: &CacheKey) -> WriteMark {
-        WriteMark(
-            self.bucket(key).load(Ordering::SeqCst),
-            self.cleared.load(Ordering::SeqCst),
-        )
+        WriteMark(self.keys.read(key), self.cleared.load(Ordering::SeqCst))
     }
 
     /// Counted before the write is made: a fill that checks after its own put sees it, or
     /// is overwritten by it.
     fn count(&self, key: &CacheKey) {
-        self.bucket(key).fetch_add(1, Ordering::SeqCst);
+        self.keys.count(key);
     }
 }
 
@@ -111,7 +94,7 @@ impl MemoryStore {
             .build_with_hasher(KeyHashing);
         Self {
             cache,
-            writes: Arc::new(Writes::new()),
+            writes: Arc::new(Writes::default()),
         }
     }
 

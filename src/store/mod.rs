@@ -250,6 +250,11 @@ pub trait Store: Send + Sync + 'static {
     /// The provided implementation says [`FillLock::Unlocked`] at once: no lock across
     /// processes. [`RedisStore`] takes a short lock in Redis, or waits for the process that
     /// holds it.
+    ///
+    /// After [`FillLock::Released`] the cache looks the key up again before going forward.
+    /// After [`FillLock::Unlocked`] it does so only if it wrote to the key itself since the
+    /// request's look-up (another request of this process led the key's flight to its end
+    /// meanwhile): a store shared without a lock may see a key fetched once per process.
     fn fill_lock(&self, key: &CacheKey) -> impl Future<Output = FillLock> + Send {
         let _ = key;
         std::future::ready(FillLock::Unlocked)
