@@ -8,7 +8,6 @@ use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::uri::PathAndQuery;
 use http::{HeaderName, Method, Request, Response};
 
 /// The log line of one request in progress; written by [`RequestLog::finish`], or with
@@ -25,19 +24,36 @@ pub(crate) struct RequestLog {
     finished: bool,
 }
 
-/// The request target as logged.
+/// The request target as logged: a copy. A reference to the request's own bytes would keep
+/// hyper's read buffer alive until the line is written, after hyper reads on for the
+/// connection's next request: it would then read into a new buffer, allocated (and the old one
+/// freed) for every request.
 #[derive(Debug)]
 enum Path {
-    /// An origin-form target's path and query: a reference to the request's own bytes.
-    Shared(PathAndQuery),
-    /// A forward proxy's absolute-form target, or CONNECT's host:port, written out whole.
+    /// A target of up to [`INLINE_PATH`] bytes, held in place.
+    Inline { len: u8, bytes: [u8; INLINE_PATH] },
+    /// A longer one, a forward proxy's absolute-form target, or CONNECT's host:port.
     Whole(String),
 }
 
+/// The longest target a log line holds without an allocation.
+const INLINE_PATH: usize = 96;
+
 impl Path {
+    fn new(target: &str) -> Self {
+        let mut bytes = [0; INLINE_PATH];
+        match (bytes.get_mut(..target.len()), u8::try_from(target.len())) {
+            (Some(place), Ok(len)) => {
+                place.copy_from_slice(target.as_bytes());
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Whole(target.to_owned()),
+        }
+    }
+
     fn as_bytes(&self) -> &[u8] {
         match self {
-            Self::Shared(path) => path.as_str().as_bytes(),
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
             Self::Whole(text) => text.as_bytes(),
         }
     }
@@ -64,7 +80,7 @@ impl RequestLog {
         // A forward proxy's absolute-form targets and CONNECT's host:port are logged whole.
         let path = match uri.path_and_query() {
             Some(path) if uri.scheme().is_none() && req.method() != Method::CONNECT => {
-                Path::Shared(path.clone())
+                Path::new(path.as_str())
             }
             _ => Path::Whole(uri.to_string()),
         };
@@ -382,6 +398,16 @@ mod tests {
             String::from_utf8(again).unwrap(),
             "2000-02-29T00:00:00.000042Z"
         );
+    }
+
+    #[test]
+    fn paths_are_copied_whole_in_place_or_not() {
+        for len in [0, 1, INLINE_PATH - 1, INLINE_PATH, INLINE_PATH + 1, 300] {
+            let target: String = "/a".chars().cycle().take(len).collect();
+            let path = Path::new(&target);
+            assert_eq!(path.as_bytes(), target.as_bytes());
+            assert_eq!(matches!(path, Path::Inline { .. }), len <= INLINE_PATH);
+        }
     }
 
     #[test]
