@@ -207,10 +207,11 @@ async fn a_varying_response_is_added_to_the_variants_stored() {
 
 /// A store whose first look-up, once it has read what the store holds, waits until `open`
 /// is notified: the request making it looks the key up before another request's whole miss,
-/// and joins the key's flight after it.
+/// and joins the key's flight after it. It keeps entries in a [`MemoryStore`], but answers
+/// only through the waiting path (`get`).
 #[derive(Clone, Default)]
 struct FirstLookupHeld {
-    entries: Entries,
+    memory: MemoryStore,
     taken: Arc<AtomicUsize>,
     waiting: Arc<tokio::sync::Notify>,
     open: Arc<tokio::sync::Notify>,
@@ -218,17 +219,12 @@ struct FirstLookupHeld {
 
 impl Store for FirstLookupHeld {
     async fn get(&self, key: &CacheKey) -> Result<Option<Arc<StoredEntry>>, StoreError> {
-        let found = self
-            .entries
-            .lock()
-            .unwrap()
-            .get(key)
-            .map(|(e, _)| Arc::clone(e));
+        let found = self.memory.get(key).await;
         if self.taken.fetch_add(1, Ordering::SeqCst) == 0 {
             self.waiting.notify_one();
             self.open.notified().await;
         }
-        Ok(found)
+        found
     }
 
     async fn put(
@@ -237,19 +233,15 @@ impl Store for FirstLookupHeld {
         value: Arc<StoredEntry>,
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
-        self.entries.lock().unwrap().insert(key, (value, ttl));
-        Ok(())
+        self.memory.put(key, value, ttl).await
     }
 
     async fn remove(&self, key: &CacheKey) -> Result<bool, StoreError> {
-        Ok(self.entries.lock().unwrap().remove(key).is_some())
+        self.memory.remove(key).await
     }
 
     async fn clear(&self) -> Result<u64, StoreError> {
-        let mut entries = self.entries.lock().unwrap();
-        let count = entries.len() as u64;
-        entries.clear();
-        Ok(count)
+        self.memory.clear().await
     }
 }
 
