@@ -214,8 +214,7 @@ impl<St: Store> Shared<St> {
             None => self.store.get(key).await,
         };
         result.unwrap_or_else(|error| {
-            self.metrics.store_error();
-            tracing::warn!(%key, %error, "cache lookup failed; forwarding");
+            self.store_failed("cache lookup failed; forwarding", Some(key), &error);
             None
         })
     }
@@ -282,15 +281,22 @@ impl<St: Store> Shared<St> {
                     flight.release(Outcome::Stored);
                 }
             }
-            Err(error) => {
-                self.metrics.store_error();
-                tracing::warn!(%error, "cache store failed");
-            }
+            Err(error) => self.store_failed("cache store failed", None, &error),
         }
     }
 }
 
 impl<St> Shared<St> {
+    /// A store's failure: counted, and logged with `what` failed (for `key`, when known). The
+    /// request goes on without the store: a lookup that failed found nothing.
+    pub(crate) fn store_failed(&self, what: &str, key: Option<&CacheKey>, error: &StoreError) {
+        self.metrics.store_error();
+        match key {
+            Some(key) => tracing::warn!(%key, %error, "{what}"),
+            None => tracing::warn!(%error, "{what}"),
+        }
+    }
+
     /// `entry` with `response` (received for a request with `req_headers`) in front; `None`
     /// when the entry is better kept as it is.
     ///

@@ -137,8 +137,7 @@ impl<St: Store> Shared<St> {
         if head_freshens(&stored.headers, head) {
             self.freshen(exchange, stored, head).await;
         } else if let Err(error) = self.store.remove(&exchange.key).await {
-            self.metrics.store_error();
-            tracing::warn!(key = %exchange.key, %error, "cache invalidation failed");
+            self.store_failed("cache invalidation failed", Some(&exchange.key), &error);
         }
     }
 
@@ -171,8 +170,7 @@ impl<St: Store> Shared<St> {
         if let Some(entry) = self.lookup(&exchange.key).await {
             let entry = entry.with_replaced(stored, Arc::clone(&updated));
             if let Err(error) = self.put(exchange.key.clone(), Arc::new(entry)).await {
-                self.metrics.store_error();
-                tracing::warn!(key = %exchange.key, %error, "cache update failed");
+                self.store_failed("cache update failed", Some(&exchange.key), &error);
             }
         }
         updated

@@ -88,8 +88,7 @@ impl<St: Store> Shared<St> {
     async fn invalidate(&self, uris: impl IntoIterator<Item = Uri>) {
         for key in uris.into_iter().filter_map(|uri| CacheKey::from_uri(&uri)) {
             if let Err(error) = self.store.remove(&key).await {
-                self.metrics.store_error();
-                tracing::warn!(%key, %error, "cache invalidation failed");
+                self.store_failed("cache invalidation failed", Some(&key), &error);
             }
         }
     }
