@@ -51,8 +51,19 @@ pub(super) struct StampedIo<T> {
 }
 
 impl<T: Connection> Connection for StampedIo<T> {
+    /// What the pool keeps of the connection: the inner connection's flags, and when it was
+    /// opened. Not the inner connection's extras (hyper-util's `HttpInfo`, its addresses): the
+    /// client puts every extra in every response's extensions, an allocation per response
+    /// that the proxy drops unread.
     fn connected(&self) -> Connected {
-        self.io.connected().extra(OpenedAt(self.opened))
+        let inner = self.io.connected();
+        let connected = Connected::new().proxy(inner.is_proxied());
+        let connected = if inner.is_negotiated_h2() {
+            connected.negotiated_h2()
+        } else {
+            connected
+        };
+        connected.extra(OpenedAt(self.opened))
     }
 }
 
