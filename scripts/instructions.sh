@@ -25,6 +25,11 @@
 # the calls of a function that runs once per request: the request log's
 # `caching_proxy::log::RequestLog::write` (the log must be on: the default level). Needs
 # valgrind (installed with apt-get when missing).
+#
+# PER_CALL_OF names another such function, for a proxy run without the request log: a hit's
+# cost without it is
+#   RUST_LOG=warn PER_CALL_OF='Shared<St>>::answer_from_store' CASES=hit bash scripts/instructions.sh
+# (the hit's answer from the store; it runs once per hit, and never for a miss).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -40,6 +45,7 @@ build_servers
 ensure_wrk
 origin_bin=${ORIGIN_BIN:-$origin_bin}
 miss_prefix=${MISS_PREFIX:-/miss/1024/}
+per_call_of=${PER_CALL_OF:-RequestLog::write}
 
 clean_up_on_exit
 
@@ -88,19 +94,19 @@ run_case() {
     out=$(ls -t "$out".* | head -1)
     total=$(callgrind_annotate --threshold=100 "$out" 2>/dev/null |
         awk '/PROGRAM TOTALS/ { gsub(/,/, "", $1); print $1 }')
-    # The calls of RequestLog::write: the sum of its callers' counts, the `<` lines above
-    # its `*` line in its block of the caller tree.
+    # The calls of the divisor: the sum of its callers' counts, the `<` lines above its `*`
+    # line in its block of the caller tree.
     calls=$(callgrind_annotate --tree=caller --threshold=100 "$out" 2>/dev/null | python3 -c '
 import re, sys
 for block in sys.stdin.read().split("\n\n"):
     lines = block.splitlines()
-    if any("*" in line and "RequestLog::write " in line for line in lines):
+    if any("*" in line and sys.argv[1] + " " in line for line in lines):
         counts = (re.search(r"\(([0-9,]+)x\)", line) for line in lines if " < " in line)
         print(sum(int(m.group(1).replace(",", "")) for m in counts if m))
         break
-')
+' "$per_call_of")
     if [ -z "$calls" ] || [ "$calls" -eq 0 ]; then
-        echo "$tag: $label: no call of RequestLog::write counted (inlined, or the log off?)" >&2
+        echo "$tag: $label: no call of $per_call_of counted (inlined, or the log off?)" >&2
         return 1
     fi
     python3 -c "import sys; t, n = map(int, sys.argv[1:3]); print(f'{sys.argv[3]:<11} {t / n / 1000:6.1f}k instructions per request ({n} requests)')" \
