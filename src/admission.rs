@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::key::CacheKey;
-use crate::recent::RecentKeys;
+use crate::recent::{MAX_MARKS, RecentKeys};
 
 /// Slots of the table that counts uses: 16 bytes each, 2 MiB in all, made only when a
 /// number of uses is configured.
@@ -38,7 +38,7 @@ impl Admission {
         let Some(counts) = &self.counts else {
             return true;
         };
-        counts.mark(key) >= u64::from(self.uses).min(u64::from(u16::MAX))
+        counts.mark(key) >= u64::from(self.uses).min(MAX_MARKS)
     }
 }
 

@@ -18,6 +18,9 @@ const WAYS: usize = 2;
 const COUNT_BITS: u32 = 16;
 const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
 
+/// The most marks of a key a table counts ([`RecentKeys::mark`] answers no more).
+pub(crate) const MAX_MARKS: u64 = COUNT_MASK;
+
 /// Keys marked for `ttl`, in a table of [`SLOTS`] slots in sets of [`WAYS`], the set picked by
 /// each key's hash (keyed with this process's random keys, so a client cannot aim URLs at one
 /// set). Marking or looking up a key takes no lock, allocates nothing and costs a few
@@ -94,7 +97,8 @@ impl RecentKeys {
     }
 
     /// Marks `key`, until `ttl` from now (from its first mark, in a
-    /// [`counting`](Self::counting) table); how many times it is marked now, at most 65,535.
+    /// [`counting`](Self::counting) table); how many times it is marked now, at most
+    /// [`MAX_MARKS`] (65,535).
     pub(crate) fn mark(&self, key: &CacheKey) -> u64 {
         self.mark_at(key, self.now_ms())
     }

@@ -141,7 +141,7 @@ impl<St: Store> Commit for Shared<St> {
         // A store that answers at once (in memory) stores the entry here, before the client
         // has read the last byte; one that must wait continues in a task, without holding up
         // the body.
-        let stored = if replaces_every_variant(&response) {
+        let stored = if response.replaces_every_variant() {
             None
         } else {
             match self.store.get_now(&key) {
@@ -167,15 +167,6 @@ impl<St: Store> Commit for Shared<St> {
             self.stored(result, flight);
         });
     }
-}
-
-/// Does `response` leave no other variant of its URL worth keeping? RFC 9111 §4.1: when
-/// several stored responses match a request, "the most recent" is used. A complete response
-/// without `Vary` (and without configured key fields) matches every request, and is the most
-/// recent: no request would select another variant again. A part (`206`) may be combined
-/// with the stored one (RFC 9111 §3.4), so it is never written blind.
-fn replaces_every_variant(response: &StoredResponse) -> bool {
-    response.status != StatusCode::PARTIAL_CONTENT && response.vary.is_empty()
 }
 
 /// Runs `task` on the current tokio runtime; without one, the response is not stored.

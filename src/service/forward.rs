@@ -112,10 +112,18 @@ impl<St: Store> Shared<St> {
         // A bounded number of rounds: a follower whose leader failed may lead next.
         for _ in 0..3 {
             match self.flights.join(key) {
-                Join::Lead(guard) => {
-                    return self
-                        .lead(key, (method, req_headers, req_cc), forward, guard, looked)
-                        .await;
+                Join::Lead(mut guard) => {
+                    if self.lead(key, &mut guard, looked).await {
+                        let answer = self
+                            .collapsed(key, method, req_headers, req_cc, forward)
+                            .await;
+                        if let Some(answer) = answer {
+                            // This process's followers find it stored too.
+                            guard.release(Outcome::Stored);
+                            return Collapse::Answered(answer);
+                        }
+                    }
+                    return Collapse::Forward(Some(guard));
                 }
                 Join::Follow(mut follower) => {
                     let deadline = Instant::now() + timeout;
@@ -145,18 +153,12 @@ impl<St: Store> Shared<St> {
         Collapse::Forward(None)
     }
 
-    /// Leading the key's flight in this process: across processes sharing the store, either
-    /// this one goes forward holding the store's lock, or another one did and what it stored
-    /// may answer (`Store::fill_lock`).
-    async fn lead<B>(
-        &self,
-        key: &CacheKey,
-        (method, req_headers, req_cc): (&Method, &HeaderMap, &CacheControl),
-        forward: Forward,
-        mut guard: FlightGuard,
-        looked: u64,
-    ) -> Collapse<B> {
-        let look_again = match self.store.fill_lock(key).await {
+    /// Leading the key's flight in this process (`guard`): across processes sharing the
+    /// store, either this one goes forward holding the store's lock, or another one did and
+    /// what it stored may answer (`Store::fill_lock`). Whether the key must be looked up
+    /// again before going forward.
+    async fn lead(&self, key: &CacheKey, guard: &mut FlightGuard, looked: u64) -> bool {
+        match self.store.fill_lock(key).await {
             FillLock::Held(lock) => {
                 guard.hold(lock);
                 false
@@ -167,18 +169,7 @@ impl<St: Store> Shared<St> {
             // origin once, however its requests interleave). Nothing can have been stored
             // unless this cache wrote to the key since (`looked`).
             FillLock::Unlocked => self.written_since(key, looked),
-        };
-        if look_again {
-            let answer = self
-                .collapsed(key, method, req_headers, req_cc, forward)
-                .await;
-            if let Some(answer) = answer {
-                // This process's followers find it stored too.
-                guard.release(Outcome::Stored);
-                return Collapse::Answered(answer);
-            }
         }
-        Collapse::Forward(Some(guard))
     }
 
     /// The response the request it followed is receiving (`provisional`, its body growing),

@@ -130,15 +130,15 @@ where
                 // RFC 9111 §5.2.1: the request's directives, parsed once for the request.
                 let req_cc = CacheControl::from_headers(req.headers());
                 // Read before the look-up: whatever is written after it counts.
-                let looked = shared.writes.read(&key);
+                let writes = shared.writes.read(&key);
                 let found = match shared.hit_now(&key, &req, &req_cc) {
                     FastLookup::Hit(response) => return ResponseFuture::ready(response),
                     FastLookup::Found(entry) => Some(entry),
                     FastLookup::Later => None,
                 };
                 let inner = take_ready(&mut self.inner);
-                let found = Looked { found, looked };
-                let future = cached_call(Arc::clone(shared), inner, req, req_cc, key, found);
+                let looked = Looked { found, writes };
+                let future = cached_call(Arc::clone(shared), inner, req, req_cc, key, looked);
                 return ResponseFuture::cached(Box::pin(future));
             }
             // RFC 9111 §4.4: unsafe methods invalidate what is stored for their target.
@@ -173,7 +173,7 @@ struct Looked {
     /// What the store held, when it answered at once; `None` when it must wait.
     found: Option<Option<Arc<StoredEntry>>>,
     /// [`Shared::writes`] for the key, read before the look-up.
-    looked: u64,
+    writes: u64,
 }
 
 /// A GET or HEAD request: answer from the store, or forward (validating what is stored) and
@@ -184,7 +184,7 @@ async fn cached_call<S, St, ReqBody, ResBody>(
     mut req: Request<ReqBody>,
     req_cc: CacheControl,
     key: CacheKey,
-    found: Looked,
+    looked: Looked,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
@@ -196,7 +196,7 @@ where
 {
     let now = shared.clock.now();
     // What the fast path in `call` already looked up, if the store answered it at once.
-    let Looked { found, looked } = found;
+    let Looked { found, writes } = looked;
     let stored = match found {
         Some(entry) => entry,
         None => shared.lookup(&key).await,
@@ -228,7 +228,7 @@ where
     };
     let (forward, flight) = if admitted {
         match shared
-            .collapse(&key, req.method(), req.headers(), &req_cc, forward, looked)
+            .collapse(&key, req.method(), req.headers(), &req_cc, forward, writes)
             .await
         {
             Collapse::Answered(answer) => return Ok(answer),

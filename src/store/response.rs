@@ -36,6 +36,17 @@ pub struct StoredResponse {
 }
 
 impl StoredResponse {
+    /// Whether this response, newly received, leaves no other variant of its URL worth
+    /// keeping, so that it may replace the URL's entry without reading it (see
+    /// [`StoredEntry::with_response`] for the rule when it does not). RFC 9111 §4.1: when
+    /// several stored responses match a request, "the most recent" is used. A complete
+    /// response without `Vary` (and without configured key fields) matches every request, and
+    /// is the most recent: no request would select another variant again. A part (`206`) may
+    /// be combined with the stored one (RFC 9111 §3.4), so it is never written blind.
+    pub(crate) fn replaces_every_variant(&self) -> bool {
+        self.status != StatusCode::PARTIAL_CONTENT && self.vary.is_empty()
+    }
+
     /// A stored response from its parts, without extensions.
     ///
     /// `headers` are served as they are: they should be those of a response the cache stored
