@@ -42,7 +42,10 @@ impl CacheLayer {
 
     /// A builder for a cache in memory; [`CacheLayerBuilder::store`] picks another store.
     pub fn builder() -> CacheLayerBuilder {
-        CacheLayerBuilder::with_store(MemoryStore::default())
+        CacheLayerBuilder::with_source(StoreSource::Memory {
+            capacity: crate::store::DEFAULT_CAPACITY,
+            make: MemoryStore::new,
+        })
     }
 }
 
@@ -55,7 +58,7 @@ impl Default for CacheLayer {
 impl<St: Store> CacheLayer<St> {
     /// A cache with default settings over `store`.
     pub fn with_store(store: St) -> Self {
-        CacheLayerBuilder::with_store(store).build()
+        CacheLayerBuilder::with_source(StoreSource::Made(store)).build()
     }
 
     /// A handle to clear the cache, remove entries and read its counters.
@@ -93,7 +96,7 @@ impl<S, St> Layer<S> for CacheLayer<St> {
 /// Builder for [`CacheLayer`], from [`CacheLayer::builder`].
 #[must_use]
 pub struct CacheLayerBuilder<St = MemoryStore> {
-    store: St,
+    store: StoreSource<St>,
     options: CacheOptions,
     max_entry_size: usize,
     clock: Arc<dyn Clock>,
@@ -105,6 +108,25 @@ pub struct CacheLayerBuilder<St = MemoryStore> {
     min_uses: Option<(u32, Duration)>,
     key_headers: Vec<HeaderName>,
     bypass: Option<Bypass>,
+}
+
+/// The store a builder will use: made only by [`CacheLayerBuilder::build`], so that a memory
+/// store replaced by [`CacheLayerBuilder::max_capacity`] or [`CacheLayerBuilder::store`] is never
+/// made (a memory store makes its hash table up front: megabytes).
+enum StoreSource<St> {
+    /// A store given by the user.
+    Made(St),
+    /// A memory store of `capacity` bytes, made by `make`.
+    Memory { capacity: u64, make: fn(u64) -> St },
+}
+
+impl<St> StoreSource<St> {
+    fn made(self) -> St {
+        match self {
+            Self::Made(store) => store,
+            Self::Memory { capacity, make } => make(capacity),
+        }
+    }
 }
 
 /// Default window of [`CacheLayerBuilder::min_uses`]: 10 minutes.
@@ -119,13 +141,16 @@ const DEFAULT_CAPTURE_BYTES: usize = 64 * 1024 * 1024;
 impl CacheLayerBuilder {
     /// Total bytes the in-memory store may hold, headers included. Default 256 MiB.
     pub fn max_capacity(mut self, bytes: u64) -> Self {
-        self.store = MemoryStore::new(bytes);
+        self.store = StoreSource::Memory {
+            capacity: bytes,
+            make: MemoryStore::new,
+        };
         self
     }
 }
 
 impl<St: Store> CacheLayerBuilder<St> {
-    fn with_store(store: St) -> Self {
+    fn with_source(store: StoreSource<St>) -> Self {
         Self {
             store,
             options: CacheOptions::default(),
@@ -145,7 +170,7 @@ impl<St: Store> CacheLayerBuilder<St> {
     /// Keeps responses in `store` instead.
     pub fn store<St2: Store>(self, store: St2) -> CacheLayerBuilder<St2> {
         CacheLayerBuilder {
-            store,
+            store: StoreSource::Made(store),
             options: self.options,
             max_entry_size: self.max_entry_size,
             clock: self.clock,
@@ -373,7 +398,7 @@ impl<St: Store> CacheLayerBuilder<St> {
     pub fn build(self) -> CacheLayer<St> {
         CacheLayer {
             shared: Arc::new(Shared {
-                store: self.store,
+                store: self.store.made(),
                 options: self.options,
                 max_entry_size: self.max_entry_size,
                 clock: self.clock,

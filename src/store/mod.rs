@@ -38,6 +38,7 @@ pub use self::boxed::BoxStore;
 pub use self::disk::DiskStore;
 #[doc(inline)]
 pub use self::fill::{FillGuard, FillLock};
+pub(crate) use self::memory::DEFAULT_CAPACITY;
 #[doc(inline)]
 pub use self::memory::MemoryStore;
 #[cfg(feature = "redis")]
