@@ -5,10 +5,12 @@
 #   bash scripts/capacity.sh              # CAPACITY=64M, FILL=2 (times the capacity), RUST_LOG=warn
 #
 # Builds `bench_origin` and `caching_proxy` in release, starts the proxy with
-# `--max-capacity CAPACITY`, reads its VmRSS, then sends GET /miss/1024/<n> for FILL × CAPACITY
-# / 1 KiB distinct URLs (wrk, one thread, 16 connections, a Lua counter for the URLs; every one
-# a cacheable miss that is stored) and reads VmRSS again, with the store's own counts from the
-# admin listener's /metrics. Goal (issue 12): RSS at most CAPACITY + 32 MiB.
+# `--max-capacity CAPACITY --no-doorkeeper`, reads its VmRSS, then sends GET /miss/1024/<n> for
+# FILL × CAPACITY / 1 KiB distinct URLs (wrk, one thread, 16 connections, a Lua counter for the
+# URLs; every one a cacheable miss handed to the store: without the doorkeeper a full store
+# keeps taking new entries and turning them or others out, the harder case for the allocator)
+# and reads VmRSS again, with the store's own counts from the admin listener's /metrics. Goal
+# (issue 12): RSS at most CAPACITY + 32 MiB.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -34,7 +36,8 @@ pids+=($!)
 wait_listening "$origin_port"
 port=$(free_port)
 RUST_LOG=${RUST_LOG:-warn} "$proxy_bin" --port "$port" --origin "http://127.0.0.1:$origin_port" \
-    --max-capacity "$capacity" --admin-file "$work/proxy.admin" >"$work/proxy.log" 2>&1 &
+    --max-capacity "$capacity" --no-doorkeeper --admin-file "$work/proxy.admin" \
+    >"$work/proxy.log" 2>&1 &
 pid=$!
 pids+=("$pid")
 wait_listening "$port"

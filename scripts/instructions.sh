@@ -6,11 +6,13 @@
 #               captured);
 #   forwarded   as miss, but the response says `Cache-Control: no-store` (bench_origin's
 #               `?no-store`): looked up, forwarded, not stored;
-#   stored, 0   as miss, with `--max-capacity 0` (captured and handed to a store that keeps
-#               nothing: each entry is evicted as it is inserted);
-#   evicting    as miss, into a 4 MiB store that the warm-up has filled (every insert evicts).
+#   stored, 0   as miss, with `--max-capacity 0 --no-doorkeeper` (captured and handed to a
+#               store that keeps nothing: each entry is evicted as it is inserted);
+#   evicting    as miss, into a 4 MiB store that the warm-up has filled (every insert evicts),
+#               with `--no-doorkeeper`: every response captured and inserted;
+#   full        as evicting, with default flags: the doorkeeper passes first uses on unstored.
 #
-#   bash scripts/instructions.sh               # all six; CASES="hit miss" for some
+#   bash scripts/instructions.sh               # all seven; CASES="hit miss" for some
 #
 # PROXY_BIN measures another build of the proxy (e.g. an older commit's, copied aside).
 # ORIGIN_BIN and MISS_PREFIX run them against another origin, e.g. the shared harness's, as
@@ -37,7 +39,7 @@ root=$(pwd)
 # shellcheck source=scripts/common.sh
 source scripts/common.sh instructions
 duration=${DURATION:-10}
-cases=${CASES:-hit miss bypassed forwarded stored0 evicting}
+cases=${CASES:-hit miss bypassed forwarded stored0 evicting full}
 work=$(mktemp -d)
 
 ensure_tool valgrind
@@ -126,8 +128,9 @@ for case in $cases; do
             fi
             run_case forwarded "lua:$work/forwarded.lua"
             ;;
-        stored0) run_case "stored, 0" "lua:$work/stored.lua" --max-capacity 0 ;;
-        evicting) run_case evicting "lua:$work/stored.lua" --max-capacity 4M ;;
-        *) echo "$tag: unknown case $case (hit, miss, bypassed, forwarded, stored0, evicting)" >&2; exit 2 ;;
+        stored0) run_case "stored, 0" "lua:$work/stored.lua" --max-capacity 0 --no-doorkeeper ;;
+        evicting) run_case evicting "lua:$work/stored.lua" --max-capacity 4M --no-doorkeeper ;;
+        full) run_case full "lua:$work/stored.lua" --max-capacity 4M ;;
+        *) echo "$tag: unknown case $case (hit, miss, bypassed, forwarded, stored0, evicting, full)" >&2; exit 2 ;;
     esac
 done

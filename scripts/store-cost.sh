@@ -15,12 +15,17 @@
 #               forwarded, nothing captured;
 #   forwarded   the response says `Cache-Control: no-store` (`?no-store`): looked up (a miss),
 #               forwarded as a miss is, not stored;
-#   stored, 0   captured and handed to a store of `--max-capacity 0` (nothing stays);
-#   stored, 16M stored in a 16 MiB store that is full and evicts;
-#   stored      stored in the default 256 MiB store while it fills;
+#   stored, 0   captured and handed to a store of `--max-capacity 0` (nothing stays), with
+#               `--no-doorkeeper` (else a store that is always full would be handed nothing);
+#   stored, 16M stored in a 16 MiB store that is full and evicts, with `--no-doorkeeper`:
+#               every response captured and inserted (moka turns most of them away);
+#   full, 16M   the same store with default flags: the doorkeeper passes a URL's first
+#               response on unstored while the store is full;
+#   stored      stored in a 1 GiB store, which the run does not fill (the default 256 MiB
+#               would fill within the run, and then turn URLs away as "full, 16M" does);
 #   min-uses 3  through `--min-uses 3`: each URL's use counted, the response forwarded and not
 #               stored (not admitted yet).
-# CASES picks some of them, by these names without spaces and commas (default: all six).
+# CASES picks some of them, by these names without spaces and commas (default: all seven).
 # Goal (issue 12): storing a miss costs at most 10% over forwarding it unstored ("forwarded").
 set -euo pipefail
 
@@ -66,18 +71,19 @@ run_case() {
     print_cpu_per_request "$label" "$before" "$after" "$requests"
 }
 
-cases=${CASES:-bypassed forwarded stored0 stored16M stored min-uses3}
+cases=${CASES:-bypassed forwarded stored0 stored16M full16M stored min-uses3}
 for round in $(seq "$rounds"); do
     if [ "$rounds" -gt 1 ]; then echo "$tag: round $round"; fi
     for case in $cases; do
         case $case in
             bypassed) run_case "bypassed" "$work/bypassed.lua" ;;
             forwarded) run_case "forwarded" "$work/forwarded.lua" ;;
-            stored0) run_case "stored, 0" "$work/stored.lua" --max-capacity 0 ;;
-            stored16M) run_case "stored, 16M" "$work/stored.lua" --max-capacity 16M ;;
-            stored) run_case "stored" "$work/stored.lua" ;;
+            stored0) run_case "stored, 0" "$work/stored.lua" --max-capacity 0 --no-doorkeeper ;;
+            stored16M) run_case "stored, 16M" "$work/stored.lua" --max-capacity 16M --no-doorkeeper ;;
+            full16M) run_case "full, 16M" "$work/stored.lua" --max-capacity 16M ;;
+            stored) run_case "stored" "$work/stored.lua" --max-capacity 1G ;;
             min-uses3) run_case "min-uses 3" "$work/stored.lua" --min-uses 3 ;;
-            *) echo "$tag: unknown case $case (bypassed, forwarded, stored0, stored16M, stored, min-uses3)" >&2; exit 2 ;;
+            *) echo "$tag: unknown case $case (bypassed, forwarded, stored0, stored16M, full16M, stored, min-uses3)" >&2; exit 2 ;;
         esac
     done
 done

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Doorkeeper};
 use crate::clock::{Clock, SystemClock};
 use crate::flight::{CaptureBudget, Flights};
 use crate::handle::CacheHandle;
@@ -106,6 +106,7 @@ pub struct CacheLayerBuilder<St = MemoryStore> {
     collapse: Option<Duration>,
     max_capture_bytes: Option<usize>,
     min_uses: Option<(u32, Duration)>,
+    doorkeeper: bool,
     key_headers: Vec<HeaderName>,
     bypass: Option<Bypass>,
 }
@@ -162,6 +163,7 @@ impl<St: Store> CacheLayerBuilder<St> {
             collapse: Some(DEFAULT_COLLAPSE_TIMEOUT),
             max_capture_bytes: None,
             min_uses: None,
+            doorkeeper: true,
             key_headers: Vec::new(),
             bypass: None,
         }
@@ -180,6 +182,7 @@ impl<St: Store> CacheLayerBuilder<St> {
             collapse: self.collapse,
             max_capture_bytes: self.max_capture_bytes,
             min_uses: self.min_uses,
+            doorkeeper: self.doorkeeper,
             key_headers: self.key_headers,
             bypass: self.bypass,
         }
@@ -333,6 +336,28 @@ impl<St: Store> CacheLayerBuilder<St> {
         self
     }
 
+    /// The doorkeeper: while the store is full ([`Store::is_full`]), a response is stored only
+    /// if its key was requested before within the last 10 minutes (counted while the store is
+    /// full). Default: on. Has no effect with [`min_uses`](Self::min_uses), which asks for
+    /// more uses anyway, nor with a store that never says it is full (the default of
+    /// [`Store::is_full`]; [`MemoryStore`] does, from 31/32 of its capacity).
+    ///
+    /// A full [`MemoryStore`] admits a new entry only if its key was asked for more often than
+    /// the keys of the entries it would evict (moka's TinyLFU), so it turns away most keys
+    /// asked for once, but only after the response was copied and inserted. The doorkeeper
+    /// decides first: a flood of one-off URLs (a crawler, cache-busting query strings) into
+    /// a full store costs little more than forwarding, instead of a third more, and a URL
+    /// requested a second time is stored as before. A request turned away goes forward on its
+    /// own (it does not wait for, nor lead, other requests for its key), and its response is
+    /// passed on unstored, marked `Cache-Status: <name>; fwd=miss; …; detail=store-full`
+    /// (`X-Cache: MISS`).
+    ///
+    /// Off, every storable response is handed to the store, which may turn it away.
+    pub fn doorkeeper(mut self, on: bool) -> Self {
+        self.doorkeeper = on;
+        self
+    }
+
     /// Request header fields whose values select a stored response besides the URL, such as
     /// a tenant header: each listed field is treated as if every response named it in `Vary`
     /// (RFC 9111 §4.1), in addition to the response's own `Vary`. A URL's responses for
@@ -413,6 +438,7 @@ impl<St: Store> CacheLayerBuilder<St> {
                 admission: self
                     .min_uses
                     .map(|(uses, window)| Admission::new(uses, window)),
+                doorkeeper: self.doorkeeper.then(Doorkeeper::new),
                 key_headers: self.key_headers,
                 bypass: self.bypass,
                 metrics: Arc::new(Metrics::register()),

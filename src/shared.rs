@@ -10,11 +10,12 @@ use std::time::Duration;
 use http::header::{CONTENT_LENGTH, CONTENT_RANGE};
 use http::{HeaderMap, HeaderName, StatusCode};
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Doorkeeper};
 use crate::clock::Clock;
 use crate::flight::{CaptureBudget, FlightGuard, Flights, Outcome};
 use crate::key::CacheKey;
 use crate::metrics::{Metrics, RequestOutcome};
+use crate::policy::decide::Unstored;
 use crate::policy::headers::{decimal_value, exact_value};
 use crate::policy::range::{ContentRange, combine_parts, content_range};
 use crate::policy::{CacheOptions, lifetime};
@@ -45,6 +46,9 @@ pub(crate) struct Shared<St> {
     pub(crate) collapse: Option<Duration>,
     /// Store a key's response only after it was requested this often (`min_uses`).
     pub(crate) admission: Option<Admission>,
+    /// While the store is full, store a key's response only from its second use
+    /// (`doorkeeper`); unused when `admission` asks for more uses anyway.
+    pub(crate) doorkeeper: Option<Doorkeeper>,
     /// Request fields that select a stored response besides its `Vary` (`key_headers`).
     pub(crate) key_headers: Vec<HeaderName>,
     /// Requests this predicate picks go past the cache (`bypass`).
@@ -240,6 +244,26 @@ impl<St: Store> Shared<St> {
     /// before a look-up? Only then can the key hold what that look-up did not find.
     pub(crate) fn written_since(&self, key: &CacheKey, looked: u64) -> bool {
         self.writes.read(key) != looked
+    }
+
+    /// Whether a response for `key`, with nothing stored under it, may be stored: the request
+    /// is a use of the key, counted by `min_uses` ([`Unstored::NotAdmitted`] until there were
+    /// enough), else by the doorkeeper while the store is full ([`Unstored::StoreFull`] for
+    /// a key's first use).
+    pub(crate) fn admit(&self, key: &CacheKey) -> Result<(), Unstored> {
+        if let Some(admission) = &self.admission {
+            return if admission.admit(key) {
+                Ok(())
+            } else {
+                Err(Unstored::NotAdmitted)
+            };
+        }
+        match &self.doorkeeper {
+            Some(doorkeeper) if !doorkeeper.admit(key, self.store.is_full()) => {
+                Err(Unstored::StoreFull)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// How long from now `entry` stays of use (policy's answer, given to the store).

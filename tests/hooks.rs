@@ -1,6 +1,7 @@
 //! The layer's operating hooks over TCP: key header fields (a tenant header selects its own
-//! stored response), the bypass predicate, admission after a number of uses, and the
-//! counters that separate misses from requests the cache does not handle.
+//! stored response), the bypass predicate, admission after a number of uses, the doorkeeper
+//! of a full store, and the counters that separate misses from requests the cache does not
+//! handle.
 
 mod support;
 
@@ -213,6 +214,80 @@ async fn requests_not_admitted_are_not_collapsed() {
     assert_eq!(server.calls(), 2);
     release.send(()).unwrap();
     assert_eq!(first.await.unwrap().body, "slow");
+}
+
+/// A 512-byte response, cacheable for a minute: about 1.5 KiB as the memory store weighs it,
+/// less than a 32nd of a 64 KiB store.
+fn half_kib(_req: &http::Request<hyper::body::Incoming>) -> http::Response<TestBody> {
+    let mut answer = http::Response::new(TestBody::full(vec![b'x'; 512]));
+    answer
+        .headers_mut()
+        .insert("cache-control", "max-age=60".parse().unwrap());
+    answer
+}
+
+/// A 64 KiB store, filled with twice what it holds; its weighed size made current (moka's
+/// pending upkeep run).
+async fn full_store(doorkeeper: bool) -> (support::Server, tower_cache_layer::CacheHandle) {
+    let cache = CacheLayer::builder()
+        .max_capacity(64 * 1024)
+        .doorkeeper(doorkeeper)
+        .build();
+    let handle = cache.handle();
+    let server = serve(cache, half_kib).await;
+    for n in 0..90 {
+        assert_eq!(
+            get(&server.url(&format!("/fill/{n}")), &[])
+                .await
+                .body
+                .len(),
+            512
+        );
+    }
+    let store = handle.store();
+    store.run_pending_tasks().await;
+    assert!(
+        store.weighted_size() > 62 * 1024,
+        "{}",
+        store.weighted_size()
+    );
+    (server, handle)
+}
+
+/// The doorkeeper: once the store is full, a new URL's first response is passed on unstored
+/// (`detail=store-full`), its second is stored, and the third request is a hit.
+#[tokio::test]
+async fn a_full_store_keeps_a_new_url_from_its_second_request() {
+    let (server, _handle) = full_store(true).await;
+    let calls = server.calls();
+    let url = server.url("/new");
+    let mut statuses = Vec::new();
+    for expected in ["MISS", "MISS", "HIT"] {
+        let seen = get(&url, &[]).await;
+        assert_eq!(seen.x_cache(), expected, "{}", seen.cache_status());
+        assert_eq!(seen.body.len(), 512);
+        statuses.push(seen.cache_status().to_owned());
+    }
+    assert_eq!(
+        statuses[..2],
+        [
+            "tower-cache-layer; fwd=miss; fwd-status=200; detail=store-full",
+            "tower-cache-layer; fwd=uri-miss; fwd-status=200",
+        ]
+    );
+    assert_eq!(server.calls() - calls, 2);
+}
+
+/// `doorkeeper(false)`: a full store is handed every storable response, the first included.
+#[tokio::test]
+async fn without_the_doorkeeper_a_full_store_is_handed_a_new_url_at_once() {
+    let (server, _handle) = full_store(false).await;
+    let seen = get(&server.url("/new"), &[]).await;
+    assert_eq!(
+        seen.cache_status(),
+        "tower-cache-layer; fwd=uri-miss; fwd-status=200"
+    );
+    assert_eq!(get(&server.url("/new"), &[]).await.x_cache(), "HIT");
 }
 
 /// A POST is a pass, not a miss.

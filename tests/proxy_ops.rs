@@ -1,5 +1,5 @@
-//! Operating the caching proxy, end to end over TCP: `--min-uses` admission and the admin
-//! listener's `GET /metrics`.
+//! Operating the caching proxy, end to end over TCP: `--min-uses` admission, the doorkeeper of
+//! a full store (`--no-doorkeeper`) and the admin listener's `GET /metrics`.
 //!
 //! `cargo test` builds the examples before running the tests; with a test filter such as
 //! `--test proxy_ops` build it first: `cargo build --example caching_proxy`.
@@ -97,6 +97,72 @@ async fn min_uses_window_is_a_positive_number_of_seconds() {
     let args = ["--origin", &origin.url(), "--min-uses-window", "0"];
     let (code, _, _) = run_binary(&args, None).await;
     assert_eq!(code, Some(2));
+}
+
+/// A proxy with a 64 KiB store, filled with 160 URLs (about twice what it holds); `GET /metrics`
+/// on the admin listener makes the store's weighed size current (moka's pending upkeep).
+async fn full_proxy(extra: &[&str]) -> (CountingOrigin, proxy_process::Proxy) {
+    let origin = start_origin().await;
+    let dir = test_runtime_dir();
+    let url = origin.url();
+    let mut args = vec!["--origin", &url, "--max-capacity", "64K"];
+    args.extend_from_slice(extra);
+    let proxy = start_proxy_in(&dir, &args).await;
+    for n in 0..160 {
+        let answer = send(proxy.addr, "GET", &format!("/fill/{n}"), &[]).await;
+        assert_eq!(answer.text(), "hello");
+    }
+    let (admin, token) = admin_of(&dir, proxy.addr.port());
+    let bearer = format!("Bearer {token}");
+    let metrics = send(admin, "GET", "/metrics", &[("authorization", &bearer)]).await;
+    let size = sample(&metrics.text(), "cache_size_bytes").expect("cache_size_bytes");
+    assert!(size > 62.0 * 1024.0, "{size}");
+    (origin, proxy)
+}
+
+/// Once the store is full, a new URL's first response is passed on unstored
+/// (`detail=store-full`), its second stored, its third a hit; with `--no-doorkeeper`, the
+/// first is stored.
+#[tokio::test]
+async fn a_full_store_stores_a_new_url_from_its_second_request_unless_no_doorkeeper() {
+    let (origin, proxy) = full_proxy(&[]).await;
+    let before = origin.hits();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let answer = send(proxy.addr, "GET", "/new", &[]).await;
+        assert_eq!(answer.text(), "hello");
+        seen.push((
+            answer.field("x-cache").to_owned(),
+            answer.field("cache-status").to_owned(),
+        ));
+    }
+    let x_cache: Vec<&str> = seen.iter().map(|(x, _)| x.as_str()).collect();
+    assert_eq!(x_cache, ["MISS", "MISS", "HIT"], "{seen:?}");
+    assert!(
+        seen[0]
+            .1
+            .ends_with("fwd=miss; fwd-status=200; detail=store-full"),
+        "{seen:?}"
+    );
+    assert!(
+        seen[1].1.ends_with("fwd=uri-miss; fwd-status=200"),
+        "{seen:?}"
+    );
+    assert_eq!(origin.hits() - before, 2);
+
+    let (origin, proxy) = full_proxy(&["--no-doorkeeper"]).await;
+    let before = origin.hits();
+    let first = send(proxy.addr, "GET", "/new", &[]).await;
+    assert!(
+        first
+            .field("cache-status")
+            .ends_with("fwd=uri-miss; fwd-status=200")
+    );
+    assert_eq!(
+        send(proxy.addr, "GET", "/new", &[]).await.field("x-cache"),
+        "HIT"
+    );
+    assert_eq!(origin.hits() - before, 1);
 }
 
 /// After one miss, two hits and a POST, `GET /metrics` on the admin listener (with the

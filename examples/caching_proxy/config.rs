@@ -94,6 +94,13 @@ pub(crate) struct Config {
     )]
     pub(crate) min_uses_window: u64,
 
+    /// Store every storable response, even while the memory store is full. By default a full
+    /// store keeps a response only from its URL's second request within 10 minutes (the
+    /// doorkeeper: a full store would turn most one-off URLs away after storing them anyway);
+    /// first requests are passed on unstored (`Cache-Status: …; detail=store-full`).
+    #[arg(long)]
+    pub(crate) no_doorkeeper: bool,
+
     /// Store responses that carry Set-Cookie, as RFC 9111 allows. Off by default: a shared
     /// cache would hand one user's cookie to the next, so such responses pass through
     /// uncached unless the origin names the cookie in `private="set-cookie"`.
@@ -255,10 +262,11 @@ pub(crate) struct Config {
 
 /// The flags that only make sense when serving: `--clear-cache`, `--purge` and `--purge-tag`
 /// conflict with them.
-const SERVING_FLAGS: [&str; 19] = [
+const SERVING_FLAGS: [&str; 20] = [
     "origin",
     "min_uses",
     "min_uses_window",
+    "no_doorkeeper",
     "max_capacity",
     "disk_capacity",
     "max_entry_size",

@@ -219,6 +219,9 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
     if config.min_uses > 1 {
         cache = cache.min_uses(config.min_uses, Duration::from_secs(config.min_uses_window));
     }
+    if config.no_doorkeeper {
+        cache = cache.doorkeeper(false);
+    }
     // Before the layer is built: it registers its metrics with the recorder installed then.
     let metrics = crate::metrics::install();
     let cache_layer = cache.build();

@@ -270,12 +270,15 @@ pub(crate) enum Unstored {
     TooLarge,
     /// Its key was not yet requested often enough (`min_uses`, configuration, not RFC).
     NotAdmitted,
+    /// The store is full and its key was requested for the first time (the doorkeeper,
+    /// configuration, not RFC).
+    StoreFull,
 }
 
 impl Unstored {
     /// Every reason, in the order of [`index`](Self::index).
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) const ALL: [Unstored; 12] = [
+    pub(crate) const ALL: [Unstored; 13] = [
         Unstored::Rule(NotStorable::Method),
         Unstored::Rule(NotStorable::Status),
         Unstored::Rule(NotStorable::NoStore),
@@ -288,6 +291,7 @@ impl Unstored {
         Unstored::Rule(NotStorable::VaryUnseen),
         Unstored::TooLarge,
         Unstored::NotAdmitted,
+        Unstored::StoreFull,
     ];
 
     /// The reason's token, for `Cache-Status; detail=` and the metrics' `reason` label.
@@ -296,6 +300,7 @@ impl Unstored {
             Unstored::Rule(rule) => rule.as_str(),
             Unstored::TooLarge => "too-large",
             Unstored::NotAdmitted => "min-uses",
+            Unstored::StoreFull => "store-full",
         }
     }
 
@@ -317,6 +322,7 @@ impl Unstored {
             },
             Unstored::TooLarge => 10,
             Unstored::NotAdmitted => 11,
+            Unstored::StoreFull => 12,
         }
     }
 }
@@ -324,8 +330,9 @@ impl Unstored {
 /// Decides whether a forwarded response is stored, from what [`is_storable_with`]
 /// (RFC 9111 §3) said of it (`storable`), its parsed `Cache-Control` `resp_cc`, the least
 /// size of its body and the largest the cache stores, and whether its key is `admitted`
-/// (requested often enough, when the cache counts uses; checked last, so that a response RFC
-/// 9111 forbids to store says so).
+/// (requested often enough, when the cache counts uses; else why not, [`Unstored::NotAdmitted`]
+/// or [`Unstored::StoreFull`]; checked last, so that a response RFC 9111 forbids to store says
+/// so).
 ///
 /// [`is_storable_with`]: super::storable::is_storable_with
 pub(crate) fn keep(
@@ -333,7 +340,7 @@ pub(crate) fn keep(
     resp_cc: &CacheControl,
     body_at_least: u64,
     max_entry_size: usize,
-    admitted: bool,
+    admitted: Result<(), Unstored>,
 ) -> Keep {
     match storable {
         Err(reason) => Keep::PassOn {
@@ -347,11 +354,13 @@ pub(crate) fn keep(
         },
         // Configuration (not RFC): a later request for the key may be admitted; such
         // requests never lead a flight, so there is nobody to wait for anyway.
-        Ok(()) if !admitted => Keep::PassOn {
-            reason: Unstored::NotAdmitted,
-            worth_waiting: true,
+        Ok(()) => match admitted {
+            Err(reason) => Keep::PassOn {
+                reason,
+                worth_waiting: true,
+            },
+            Ok(()) => Keep::Store,
         },
-        Ok(()) => Keep::Store,
     }
 }
 
@@ -590,13 +599,13 @@ mod tests {
     #[test]
     fn keep_decides_storing() {
         let cc = CacheControl::default();
-        assert_eq!(keep(Ok(()), &cc, 10, 100, true), Keep::Store);
+        assert_eq!(keep(Ok(()), &cc, 10, 100, Ok(())), Keep::Store);
         let too_large = Keep::PassOn {
             reason: Unstored::TooLarge,
             worth_waiting: false,
         };
-        assert_eq!(keep(Ok(()), &cc, 101, 100, true), too_large);
-        let not_admitted = keep(Ok(()), &cc, 10, 100, false);
+        assert_eq!(keep(Ok(()), &cc, 101, 100, Ok(())), too_large);
+        let not_admitted = keep(Ok(()), &cc, 10, 100, Err(Unstored::NotAdmitted));
         assert_eq!(
             not_admitted,
             Keep::PassOn {
@@ -604,10 +613,20 @@ mod tests {
                 worth_waiting: true
             }
         );
+        let store_full = keep(Ok(()), &cc, 10, 100, Err(Unstored::StoreFull));
+        assert!(
+            matches!(store_full, Keep::PassOn { reason, .. } if reason.as_str() == "store-full")
+        );
         // RFC 9111 §3 says it first.
-        let no_store = keep(Err(NotStorable::NoStore), &cc, 0, 100, false);
+        let no_store = keep(
+            Err(NotStorable::NoStore),
+            &cc,
+            0,
+            100,
+            Err(Unstored::NotAdmitted),
+        );
         assert!(matches!(no_store, Keep::PassOn { reason, .. } if reason.as_str() == "no-store"));
-        let auth = keep(Err(NotStorable::Authorization), &cc, 0, 100, true);
+        let auth = keep(Err(NotStorable::Authorization), &cc, 0, 100, Ok(()));
         assert!(matches!(
             auth,
             Keep::PassOn {
@@ -615,7 +634,7 @@ mod tests {
                 ..
             }
         ));
-        let private = keep(Err(NotStorable::Private), &cc, 0, 100, true);
+        let private = keep(Err(NotStorable::Private), &cc, 0, 100, Ok(()));
         assert!(matches!(
             private,
             Keep::PassOn {

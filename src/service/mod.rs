@@ -34,7 +34,7 @@ use crate::future::ResponseFuture;
 use crate::key::CacheKey;
 use crate::metrics::RequestOutcome;
 use crate::policy::CacheControl;
-use crate::policy::decide::{self, Lookup};
+use crate::policy::decide::{self, Lookup, Unstored};
 use crate::policy::invalidate::is_safe_method;
 use crate::shared::Shared;
 use crate::status::Forward;
@@ -220,13 +220,15 @@ where
         FromStore::Forward(forward) => forward,
     };
 
-    // Admission after a number of uses: only keys with nothing stored are counted; one not
-    // yet admitted goes forward alone (no collapsed forwarding) and is not stored.
-    let admitted = match &shared.admission {
-        Some(admission) if stored.is_none() && req.method() == Method::GET => admission.admit(&key),
-        _ => true,
+    // Admission after a number of uses, or the doorkeeper's while the store is full: only
+    // keys with nothing stored are counted; one not admitted goes forward alone (no collapsed
+    // forwarding) and is not stored.
+    let admitted = if stored.is_none() && req.method() == Method::GET {
+        shared.admit(&key)
+    } else {
+        Ok(())
     };
-    let (forward, flight) = if admitted {
+    let (forward, flight) = if admitted.is_ok() {
         match shared
             .collapse(&key, req.method(), req.headers(), &req_cc, forward, writes)
             .await
@@ -318,8 +320,9 @@ struct Exchange {
     response_time: SystemTime,
     /// The request asked for the rest of the selected stored part (RFC 9111 §3.4).
     completing: bool,
-    /// Its key was requested often enough for the response to be stored (`min_uses`).
-    admitted: bool,
+    /// Its key was requested often enough for the response to be stored (`min_uses`, the
+    /// doorkeeper), else why not.
+    admitted: Result<(), Unstored>,
     /// A client's GET or HEAD, counted as a miss when the response is passed on (not a
     /// background revalidation, nor an unsafe method, counted as it came).
     for_client: bool,

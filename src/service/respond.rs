@@ -242,7 +242,7 @@ impl<St: Store> Shared<St> {
             request_time,
             response_time: self.clock.now(),
             completing: false,
-            admitted: true,
+            admitted: Ok(()),
             for_client: false,
         };
         if response.status() == StatusCode::NOT_MODIFIED {

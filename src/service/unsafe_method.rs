@@ -68,7 +68,7 @@ where
                     request_time,
                     response_time,
                     completing: false,
-                    admitted: true,
+                    admitted: Ok(()),
                     for_client: false,
                 };
                 return Ok(shared.forwarded(response, exchange, None));

@@ -70,6 +70,7 @@ trait ErasedStore: Send + Sync + 'static {
     fn keys_tagged<'a>(&'a self, tag: &'a str) -> BoxFuture<'a, Result<Vec<CacheKey>, StoreError>>;
     fn body_sink(&self, key: &CacheKey, length: Option<u64>) -> Option<Box<dyn BodySink>>;
     fn size(&self) -> Option<(u64, u64)>;
+    fn is_full(&self) -> bool;
     fn failures(&self) -> u64;
     fn fill_lock<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, FillLock>;
 }
@@ -122,6 +123,10 @@ impl<S: Store> ErasedStore for S {
 
     fn size(&self) -> Option<(u64, u64)> {
         Store::size(self)
+    }
+
+    fn is_full(&self) -> bool {
+        Store::is_full(self)
     }
 
     fn failures(&self) -> u64 {
@@ -178,6 +183,10 @@ impl Store for BoxStore {
 
     fn size(&self) -> Option<(u64, u64)> {
         self.inner.size()
+    }
+
+    fn is_full(&self) -> bool {
+        self.inner.is_full()
     }
 
     fn failures(&self) -> u64 {

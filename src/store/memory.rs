@@ -22,6 +22,8 @@ use crate::tally::KeyTally;
 pub struct MemoryStore {
     cache: moka::sync::Cache<CacheKey, Held, KeyHashing>,
     writes: Arc<Writes>,
+    /// The weight from which the store counts as full ([`Store::is_full`]).
+    full_at: u64,
 }
 
 /// Counts of the writes (puts, removals) per bucket of keys, and of clears: a copy filled in
@@ -111,6 +113,7 @@ impl MemoryStore {
         Self {
             cache,
             writes: Arc::new(Writes::default()),
+            full_at: max_capacity - max_capacity / 32,
         }
     }
 
@@ -229,6 +232,13 @@ impl Store for MemoryStore {
 
     /// Scans every entry (moka's `iter`): the time it takes grows with the number of entries.
     /// Runs moka's pending maintenance first, so that the counts include recent writes.
+    /// From 31/32 of the capacity, as weighed when moka last did its upkeep (on reads and
+    /// writes, often under load): where inserts start to evict, give or take the weight of
+    /// the last few.
+    fn is_full(&self) -> bool {
+        self.cache.weighted_size() >= self.full_at
+    }
+
     fn size(&self) -> Option<(u64, u64)> {
         self.cache.run_pending_tasks();
         Some((self.cache.entry_count(), self.cache.weighted_size()))

@@ -204,6 +204,19 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// Whether the store is full: a new entry would now displace others (or be turned away).
+    /// While it is, the cache's doorkeeper ([`CacheLayerBuilder::doorkeeper`]) stores a new
+    /// key's response only from the key's second use. The default, `false`, suits a store
+    /// that does not know, or that makes room by other means (a disk store's own eviction).
+    /// [`MemoryStore`] says `true` from 31/32 of its capacity.
+    ///
+    /// Asked on every miss of a key with nothing stored: it must answer at once, cheaply.
+    ///
+    /// [`CacheLayerBuilder::doorkeeper`]: crate::CacheLayerBuilder::doorkeeper
+    fn is_full(&self) -> bool {
+        false
+    }
+
     /// How many failures the store has absorbed since it was made: operations it answered
     /// as a miss or skipped (a store that cannot be reached, a disk that fails) rather than
     /// returning an error. The default, 0, suits a store that returns its errors. Added to the
