@@ -16,7 +16,7 @@ use crate::flight::{FlightGuard, Flights, Reservation};
 use crate::growing::{Writer, growing, is_cut};
 use crate::key::CacheKey;
 use crate::metrics::ByteCount;
-use crate::policy::headers::{decimal_value, says_length};
+use crate::policy::headers::{compacted, decimal_value, says_length};
 use crate::policy::range::ContentRange;
 use crate::policy::{ResponsePolicy, VaryKey};
 use crate::shared::Commit;
@@ -380,6 +380,7 @@ impl Tee {
         // As `Tee::commit` sets it on the stored response.
         if !says_length(&headers, len) {
             headers.insert(CONTENT_LENGTH, decimal_value(len));
+            headers = compacted(&headers, 3);
         }
         let response = StoredResponse {
             status: self.status,
@@ -466,6 +467,8 @@ impl Tee {
         let len = body.len() as u64;
         if self.status != StatusCode::NO_CONTENT && !says_length(&headers, len) {
             headers.insert(CONTENT_LENGTH, decimal_value(len));
+            // A field added to a stored map: made again as the store weighs it.
+            headers = compacted(&headers, 3);
         }
         let response = StoredResponse {
             status: self.status,

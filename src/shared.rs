@@ -16,7 +16,7 @@ use crate::flight::{CaptureBudget, FlightGuard, Flights, Outcome};
 use crate::key::CacheKey;
 use crate::metrics::{Metrics, RequestOutcome};
 use crate::policy::decide::Unstored;
-use crate::policy::headers::{decimal_value, exact_value};
+use crate::policy::headers::{compacted, decimal_value, exact_value};
 use crate::policy::range::{ContentRange, combine_parts, content_range};
 use crate::policy::{CacheOptions, lifetime};
 use crate::status::StatusHeaders;
@@ -381,7 +381,8 @@ fn combined(
     headers.insert(CONTENT_LENGTH, decimal_value(body.len() as u64));
     Some(StoredResponse {
         status,
-        headers,
+        // Fields added to a stored map: made again as the store weighs it.
+        headers: compacted(&headers, 3),
         body: body.freeze().into(),
         policy: new.policy,
         vary: new.vary.clone(),

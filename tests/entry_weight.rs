@@ -62,17 +62,24 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// A typical cacheable origin response: 1 KiB of body and the fields servers send.
-fn origin_response() -> Response<Full<Bytes>> {
-    Response::builder()
+/// A typical cacheable origin response: 1 KiB of body and the fields servers send; without
+/// `Content-Length` (as a chunked one arrives) when `sized` is false, so that the cache adds
+/// the field to the map it stores.
+fn origin_response(sized: bool) -> Response<Full<Bytes>> {
+    let builder = Response::builder()
         .header("content-type", "text/html; charset=utf-8")
         .header("cache-control", "public, max-age=3600")
         .header("date", "Fri, 27 Nov 2026 12:00:00 GMT")
         .header("last-modified", "Thu, 26 Nov 2026 12:00:00 GMT")
         .header("etag", "\"5f3c-1a2b3c4d\"")
         .header("server", "origin/1.0")
-        .header("x-request-id", "7d1c2a9e-35b4-4c7e-8e11-0b6f3f1d9a42")
-        .header("content-length", "1024")
+        .header("x-request-id", "7d1c2a9e-35b4-4c7e-8e11-0b6f3f1d9a42");
+    let builder = if sized {
+        builder.header("content-length", "1024")
+    } else {
+        builder
+    };
+    builder
         .body(Full::new(Bytes::from(vec![b'x'; 1024])))
         .unwrap()
 }
@@ -84,38 +91,44 @@ async fn the_store_weighs_what_its_entries_cost() {
     let layer = CacheLayer::with_store(store.clone());
     let mut svc = tower::Layer::layer(
         &layer,
-        service_fn(|_req: Request<Full<Bytes>>| async { Ok::<_, Infallible>(origin_response()) }),
+        service_fn(|req: Request<Full<Bytes>>| async move {
+            let sized = !req.uri().path().starts_with("/chunked/");
+            Ok::<_, Infallible>(origin_response(sized))
+        }),
     );
     // Warm up what is allocated once (moka's tables, the runtime's timers, the clock).
     for i in 0..64 {
         fetch(&mut svc, &format!("http://example.com/warm/{i}")).await;
     }
     store.run_pending_tasks().await;
-    let (weighed_before, live_before) = (store.weighted_size(), LIVE.load(Ordering::SeqCst));
 
-    // A miss that stores each response, then a hit on it: what hits share with the entry
-    // (reference counts made on the first clone) is part of what it costs.
-    for round in 0..2 {
-        for i in 0..ENTRIES {
-            let url = format!("http://example.com/articles/2026/11/{i:08}?ref=home");
-            let body = fetch(&mut svc, &url).await;
-            assert_eq!(body.len(), 1024, "round {round}");
+    // Responses with `Content-Length`, then without (a field the cache adds).
+    for (kind, prefix) in [("sized", "articles"), ("chunked", "chunked")] {
+        let (weighed_before, live_before) = (store.weighted_size(), LIVE.load(Ordering::SeqCst));
+        // A miss that stores each response, then a hit on it: what hits share with the entry
+        // (reference counts made on the first clone) is part of what it costs.
+        for round in 0..2 {
+            for i in 0..ENTRIES {
+                let url = format!("http://example.com/{prefix}/2026/11/{i:08}?ref=home");
+                let body = fetch(&mut svc, &url).await;
+                assert_eq!(body.len(), 1024, "{kind}, round {round}");
+            }
         }
-    }
-    store.run_pending_tasks().await;
-    assert_eq!(store.entry_count(), ENTRIES as u64 + 64);
+        store.run_pending_tasks().await;
 
-    let weighed = (store.weighted_size() - weighed_before) as f64 / ENTRIES as f64;
-    let live = (LIVE.load(Ordering::SeqCst) - live_before) as f64 / ENTRIES as f64;
-    println!("per entry: {live:.0} bytes allocated, {weighed:.0} bytes weighed");
-    assert!(
-        weighed >= live,
-        "the store weighs {weighed:.0} bytes an entry, the allocator holds {live:.0}"
-    );
-    assert!(
-        weighed <= live * 1.25,
-        "the store weighs {weighed:.0} bytes an entry, far above the {live:.0} it holds"
-    );
+        let weighed = (store.weighted_size() - weighed_before) as f64 / ENTRIES as f64;
+        let live = (LIVE.load(Ordering::SeqCst) - live_before) as f64 / ENTRIES as f64;
+        println!("{kind}, per entry: {live:.0} bytes allocated, {weighed:.0} bytes weighed");
+        assert!(
+            weighed >= live,
+            "{kind}: the store weighs {weighed:.0} bytes an entry, the allocator holds {live:.0}"
+        );
+        assert!(
+            weighed <= live * 1.25,
+            "{kind}: the store weighs {weighed:.0} bytes an entry, far above the {live:.0} it holds"
+        );
+    }
+    assert_eq!(store.entry_count(), 2 * ENTRIES as u64 + 64);
 }
 
 async fn fetch<S>(svc: &mut S, url: &str) -> Bytes

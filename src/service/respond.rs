@@ -15,7 +15,7 @@ use crate::body::ResponseBody;
 use crate::flight::FlightGuard;
 use crate::key::CacheKey;
 use crate::policy::decide::{self, AfterResponse};
-use crate::policy::headers::decimal_value;
+use crate::policy::headers::{compacted, decimal_value};
 use crate::policy::range::{ContentRange, completing_part};
 use crate::policy::revalidate::{add_validators, freshen_headers, head_freshens};
 use crate::policy::{CacheControl, ResponsePolicy};
@@ -149,7 +149,10 @@ impl<St: Store> Shared<St> {
         stored: &Arc<StoredResponse>,
         update: &HeaderMap,
     ) -> Arc<StoredResponse> {
-        let headers = freshen_headers(&stored.headers, update);
+        // The update's values are slices of the 304's read buffer: copied, as for any
+        // response the cache stores, so the entry neither keeps that buffer nor weighs less
+        // than it holds.
+        let headers = compacted(&freshen_headers(&stored.headers, update), 3);
         let cc = self.cache_control(&headers);
         let policy = ResponsePolicy::new(
             stored.status,

@@ -151,8 +151,7 @@ fn decode_response(response: ResponseV1<'_>) -> Option<Arc<StoredResponse>> {
             HeaderValue::from_bytes(value).ok()?,
         );
     }
-    // As the cache keeps headers it stores: weighed as such by a memory tier.
-    let headers = crate::policy::headers::compacted(&headers, 3);
+    // `StoredResponse::new` keeps them as the cache keeps the headers it stores.
     let p = response.policy;
     let policy = ResponsePolicy::from_parts(p.freshness_lifetime, p.initial_age, p.response_time)
         .with_no_cache(p.no_cache)

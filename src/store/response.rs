@@ -61,7 +61,9 @@ impl StoredResponse {
     ) -> Self {
         Self {
             status,
-            headers,
+            // As the cache keeps the headers it stores: one buffer, tables no larger than
+            // needed, as `weight` counts them.
+            headers: crate::policy::headers::compacted(&headers, 3),
             body: body.into(),
             policy,
             vary,
@@ -208,8 +210,11 @@ fn is_static_name(name: &http::HeaderName) -> bool {
     )
 }
 
-/// The header map's tables (sized by its capacity, not its length), and each name and value
-/// the map owns.
+/// The header map's tables, and each name and value the map owns.
+///
+/// Stored maps are made by [`compacted`](crate::policy::headers::compacted), or are clones of
+/// such maps with no field added: their list of fields is as long as it is (a clone's is),
+/// their index table as large as their capacity says.
 fn header_map_weight(headers: &HeaderMap) -> usize {
     let slots = headers.capacity();
     // The index table has a slot of 4 bytes for every 3/4 of an entry slot.
@@ -224,7 +229,7 @@ fn header_map_weight(headers: &HeaderMap) -> usize {
             owned += allocation(name.as_str().len()) + SHARED_BYTES;
         }
     }
-    allocation(slots * HEADER_BUCKET)
+    allocation(headers.keys_len() * HEADER_BUCKET)
         + allocation(indices)
         + allocation(extra * HEADER_EXTRA)
         + owned
