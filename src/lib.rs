@@ -272,6 +272,9 @@
 //!   (`Cache-Status: …; fwd=bypass`).
 //! - [`CacheLayerBuilder::min_uses`]: store a response only once its key was requested a
 //!   number of times within a window (nginx's `proxy_cache_min_uses`).
+//! - [`CacheLayerBuilder::doorkeeper`]: on by default; while the store is full, a response is
+//!   stored only from its key's second request (what a full moka store would turn away is
+//!   not copied and inserted first).
 //! - [`CacheHandle::stats`]: hits, misses, passes (requests the cache does not handle) and
 //!   stores; with the `metrics` feature, counters, gauges and a histogram through the
 //!   `metrics` facade, listed in [`metrics`].
