@@ -56,10 +56,10 @@ impl Admission {
 /// removal of the entry turned away (about a third of a miss's CPU). Deciding before the
 /// response is captured saves that work for what would not have stayed anyway.
 ///
-/// The uses are counted only while the store is full, in a table made the first time it is
-/// (as for [`Admission`]: 2 MiB, no lock, no allocation per key).
+/// The uses are counted only while the store is full, by an [`Admission`] after 2 uses made the
+/// first time it is (2 MiB, no lock, no allocation per key).
 pub(crate) struct Doorkeeper {
-    seen: OnceLock<RecentKeys>,
+    counts: OnceLock<Admission>,
 }
 
 /// How long the doorkeeper remembers a key's first use while the store is full: 10 minutes.
@@ -68,7 +68,7 @@ pub(crate) const DOORKEEPER_WINDOW: Duration = Duration::from_secs(600);
 impl Doorkeeper {
     pub(crate) fn new() -> Self {
         Self {
-            seen: OnceLock::new(),
+            counts: OnceLock::new(),
         }
     }
 
@@ -76,20 +76,18 @@ impl Doorkeeper {
     /// response while it is not; while it is, only a key's from its second use on (the use
     /// is counted).
     pub(crate) fn admit(&self, key: &CacheKey, full: bool) -> bool {
-        if !full {
-            return true;
-        }
-        let seen = self
-            .seen
-            .get_or_init(|| RecentKeys::counting(COUNTED_SLOTS, DOORKEEPER_WINDOW));
-        seen.mark(key) >= 2
+        !full
+            || self
+                .counts
+                .get_or_init(|| Admission::new(2, DOORKEEPER_WINDOW))
+                .admit(key)
     }
 }
 
 impl std::fmt::Debug for Doorkeeper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Doorkeeper")
-            .field("counting", &self.seen.get().is_some())
+            .field("counting", &self.counts.get().is_some())
             .finish()
     }
 }
@@ -115,7 +113,7 @@ mod tests {
             assert!(doorkeeper.admit(&key("/a"), false));
         }
         // Nothing was counted, and no table made.
-        assert!(doorkeeper.seen.get().is_none());
+        assert!(doorkeeper.counts.get().is_none());
         assert!(!doorkeeper.admit(&key("/a"), true));
     }
 

@@ -452,7 +452,8 @@ pub(crate) fn exact_value(text: String) -> Option<HeaderValue> {
 
 /// `headers` rebuilt to hold no more than it must: every value copied into one buffer (one
 /// allocation, shared by reference count when hits clone the map, instead of one per value),
-/// and tables with room for `spare` more fields. Values that were slices of a larger buffer
+/// an index table with room for `spare` more fields, and a field list as long as the fields
+/// (what the store's weigher counts). Values that were slices of a larger buffer
 /// (hyper's read buffer) no longer keep it alive.
 pub(crate) fn compacted(headers: &HeaderMap, spare: usize) -> HeaderMap {
     let total = headers.values().map(HeaderValue::len).sum();

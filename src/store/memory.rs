@@ -88,7 +88,7 @@ fn entry_weight(key: &CacheKey, entry: &StoredEntry) -> usize {
 /// reads about six entries, each a cache miss in a large store, and each doubling copies and
 /// rehashes a whole segment of the table. moka makes twice as many slots as entries asked for,
 /// rounded up to a power of two per segment: 524,288 slots (4 MiB) for the default 256 MiB, at
-/// most 8 MiB from 512 MiB up. A store of 1 KiB responses (2.3 to 3.5 KiB each as weighed)
+/// most 8 MiB from 512 MiB up. A store of 1 KiB responses (about 3 KiB each as weighed)
 /// then stays under a quarter full and never grows its table; and the fewer live entries per
 /// slot, the less moka's table pays to clear out the slots of removed entries, which it does
 /// by copying a segment each time a tenth of its slots are such leftovers.
@@ -230,8 +230,6 @@ impl Store for MemoryStore {
         Ok(count)
     }
 
-    /// Scans every entry (moka's `iter`): the time it takes grows with the number of entries.
-    /// Runs moka's pending maintenance first, so that the counts include recent writes.
     /// From 31/32 of the capacity, as weighed when moka last did its upkeep (on reads and
     /// writes, often under load): where inserts start to evict, give or take the weight of
     /// the last few.
@@ -239,6 +237,8 @@ impl Store for MemoryStore {
         self.cache.weighted_size() >= self.full_at
     }
 
+    /// Scans every entry (moka's `iter`): the time it takes grows with the number of entries.
+    /// Runs moka's pending maintenance first, so that the counts include recent writes.
     fn size(&self) -> Option<(u64, u64)> {
         self.cache.run_pending_tasks();
         Some((self.cache.entry_count(), self.cache.weighted_size()))
