@@ -63,7 +63,7 @@ pub(crate) struct Doorkeeper {
 }
 
 /// How long the doorkeeper remembers a key's first use while the store is full: 10 minutes.
-pub(crate) const DOORKEEPER_WINDOW: Duration = Duration::from_secs(600);
+const DOORKEEPER_WINDOW: Duration = Duration::from_secs(600);
 
 impl Doorkeeper {
     pub(crate) fn new() -> Self {

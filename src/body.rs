@@ -377,10 +377,10 @@ impl Tee {
             }
         }
         let mut headers = self.headers.clone();
-        // As `Tee::commit` sets it on the stored response.
+        // As `Tee::commit` sets it on the stored response. This response is only served to
+        // followers, never stored or weighed: the map is not made again.
         if !says_length(&headers, len) {
             headers.insert(CONTENT_LENGTH, decimal_value(len));
-            headers = compacted(&headers, 3);
         }
         let response = StoredResponse {
             status: self.status,

@@ -51,7 +51,9 @@ impl StoredResponse {
     ///
     /// `headers` are served as they are: they should be those of a response the cache stored
     /// (read back with [`headers`](Self::headers)), with hop-by-hop fields removed and
-    /// `Content-Length` matching `body`.
+    /// `Content-Length` matching `body`. They are copied as the cache keeps the headers it
+    /// stores (the values in one buffer, tables no larger than needed), which is what
+    /// [`weight`](Self::weight) counts.
     pub fn new(
         status: StatusCode,
         headers: HeaderMap,
