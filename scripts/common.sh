@@ -32,15 +32,18 @@ ensure_tool() {
 # Installs wrk from Debian's packages when it is missing.
 ensure_wrk() { ensure_tool wrk; }
 
-# Writes to $1 a wrk script asking for a new URL every request, `$2<random>-<n>$4` (e.g.
+# Writes to $1 a wrk script asking for a new URL every request, `$2<run>-<random>-<n>$4` (e.g.
 # `/miss/1024/`, and `?no-store` or nothing), with the extra header fields $3 (a Lua table, or
-# `nil`).
+# `nil`). <run> is wrk's process id: Lua's random numbers start from the same seed in every
+# run, so without it a run after a warm-up would ask for the warm-up's URLs again, and hit.
 write_unique_urls_lua() {
     cat >"$1" <<LUA
+local stat = io.open("/proc/self/stat")
+local run = (stat and stat:read("*n")) or os.time()
 counter = 0
 request = function()
     counter = counter + 1
-    return wrk.format("GET", "$2" .. math.random(1, 1000000000) .. "-" .. counter .. "${4:-}", $3)
+    return wrk.format("GET", "$2" .. run .. "-" .. math.random(1, 1000000000) .. "-" .. counter .. "${4:-}", $3)
 end
 LUA
 }

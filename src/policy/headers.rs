@@ -28,6 +28,11 @@ pub const MAX_DELTA_SECONDS: u64 = 1 << 31;
 /// the future" to be read as the past, which needs a clock; the policy has none, and that
 /// format has been obsolete for decades.
 pub fn parse_http_date(value: &HeaderValue) -> Option<SystemTime> {
+    // The preferred format, as servers send it, read from the bytes as they are: it checks
+    // each of its 29 bytes, so it needs no other check.
+    if let Some(date) = imf_fixdate(value.as_bytes()) {
+        return date.to_system_time();
+    }
     // RFC 9110 §5.6.7: HTTP-date is ASCII; `to_str` rejects obs-text.
     let s = value.to_str().ok()?.trim_matches([' ', '\t']).as_bytes();
     let date = imf_fixdate(s)
@@ -88,13 +93,23 @@ const DAY_NAMES: [&[u8]; 7] = [
     b"saturday",
     b"sunday",
 ];
-const MONTHS: [&[u8]; 12] = [
-    b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
+const MONTHS: [[u8; 3]; 12] = [
+    *b"jan", *b"feb", *b"mar", *b"apr", *b"may", *b"jun", *b"jul", *b"aug", *b"sep", *b"oct",
+    *b"nov", *b"dec",
 ];
 
 /// A three-letter day name, any case.
 fn is_day_name(s: &[u8]) -> bool {
-    s.len() == 3 && DAY_NAMES.iter().any(|d| d[..3].eq_ignore_ascii_case(s))
+    matches!(
+        lowercase3(s).as_ref().map(<[u8; 3]>::as_slice),
+        Some(b"mon" | b"tue" | b"wed" | b"thu" | b"fri" | b"sat" | b"sun")
+    )
+}
+
+/// Three bytes, ASCII letters lowercased (others unchanged).
+fn lowercase3(s: &[u8]) -> Option<[u8; 3]> {
+    let &[a, b, c] = s else { return None };
+    Some([a, b, c].map(|byte| byte.to_ascii_lowercase()))
 }
 
 /// A full day name, any case (RFC 850 dates).
@@ -104,9 +119,10 @@ fn is_long_day_name(s: &[u8]) -> bool {
 
 /// A three-letter month name, any case: 1..=12.
 fn month(s: &[u8]) -> Option<u64> {
+    let lower = lowercase3(s)?;
     MONTHS
         .iter()
-        .position(|m| m.eq_ignore_ascii_case(s))
+        .position(|m| *m == lower)
         .map(|i| i as u64 + 1)
 }
 
@@ -456,33 +472,37 @@ pub(crate) fn exact_value(text: String) -> Option<HeaderValue> {
 /// (what the store's weigher counts). Values that were slices of a larger buffer
 /// (hyper's read buffer) no longer keep it alive.
 pub(crate) fn compacted(headers: &HeaderMap, spare: usize) -> HeaderMap {
-    let total = headers.values().map(HeaderValue::len).sum();
+    let needed = headers.len() + spare;
+    // A clone's field list is as long as the fields, and its index table as large as the
+    // original's: kept when that has room for `spare` more fields, and not over twice as much.
+    let mut owned = if (needed..=2 * needed + 8).contains(&headers.capacity()) {
+        headers.clone()
+    } else {
+        // `with_capacity` makes the field list as long as the index table allows (12 places
+        // for 4 fields with 3 spare: 1.2 KiB); its clone keeps the table and not the places.
+        let mut roomy = HeaderMap::with_capacity(needed);
+        for (name, value) in headers {
+            roomy.append(name.clone(), value.clone());
+        }
+        roomy.clone()
+    };
+    let total = owned.values().map(HeaderValue::len).sum();
     let mut buffer = BytesMut::with_capacity(total);
-    for value in headers.values() {
+    for value in owned.values() {
         buffer.extend_from_slice(value.as_bytes());
     }
     let buffer = buffer.freeze();
-    // Tables made at their final size (a clone would copy them, then grow them for `spare`);
-    // names are standard ones or own their bytes, and each value is pointed at its bytes in
-    // the buffer, in the same order.
-    let mut owned = HeaderMap::with_capacity(headers.len() + spare);
+    // Each value pointed at its bytes in the buffer, in the same order.
     let mut at = 0;
-    for (name, value) in headers {
+    for value in owned.values_mut() {
         let end = at + value.len();
-        let copy = match HeaderValue::from_maybe_shared(buffer.slice(at..end)) {
-            Ok(mut copy) => {
-                copy.set_sensitive(value.is_sensitive());
-                copy
-            }
-            Err(_) => value.clone(),
-        };
-        owned.append(name.clone(), copy);
+        if let Ok(mut copy) = HeaderValue::from_maybe_shared(buffer.slice(at..end)) {
+            copy.set_sensitive(value.is_sensitive());
+            *value = copy;
+        }
         at = end;
     }
-    // `with_capacity` made the field list as long as the index table allows (12 places for 4
-    // fields with 3 spare: 1.2 KiB); a clone keeps the table and makes the list as long as it
-    // is, which is all a stored map needs (a hit's copy is cloned at its length anyway).
-    owned.clone()
+    owned
 }
 
 #[cfg(test)]
@@ -553,6 +573,25 @@ mod tests {
         assert!(last - first < 32, "values not in one buffer");
     }
 
+    // A map with room for the spare fields is copied as it is (its index table kept), one
+    // with too much room or too little gets a table of its own.
+    #[test]
+    fn compacted_keeps_an_index_with_room_and_makes_one_otherwise() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [("content-type", "text/plain"), ("x-a", "1"), ("x-b", "2")] {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        headers.reserve(3);
+        let compact = compacted(&headers, 3);
+        assert_eq!(compact, headers);
+        assert_eq!(compact.capacity(), headers.capacity());
+        let mut roomy = headers.clone();
+        roomy.reserve(200);
+        let compact = compacted(&roomy, 3);
+        assert_eq!(compact, headers);
+        assert!(compact.capacity() >= 6 && compact.capacity() < 20);
+    }
+
     fn hv(s: &str) -> HeaderValue {
         HeaderValue::from_str(s).unwrap()
     }
@@ -567,6 +606,23 @@ mod tests {
     fn http_date_imf_fixdate() {
         assert_eq!(
             parse_http_date(&hv("Sun, 06 Nov 1994 08:49:37 GMT")),
+            Some(rfc_example())
+        );
+    }
+
+    // RFC 9110 §5.6.7: HTTP-date is ASCII; the preferred format is read from the raw bytes,
+    // so a byte of obs-text in any of its places must still fail it.
+    #[test]
+    fn http_date_with_obs_text_is_none() {
+        let good = *b"Sun, 06 Nov 1994 08:49:37 GMT";
+        for at in 0..good.len() {
+            let mut bad = good;
+            bad[at] = 0xE9;
+            let value = HeaderValue::from_bytes(&bad).unwrap();
+            assert_eq!(parse_http_date(&value), None, "byte {at}");
+        }
+        assert_eq!(
+            parse_http_date(&hv(" sun, 06 nov 1994 08:49:37 gmt ")),
             Some(rfc_example())
         );
     }

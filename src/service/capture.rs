@@ -66,7 +66,13 @@ impl<St: Store> Shared<St> {
         let cc = self.cache_control(&parts.headers);
         let forward = exchange.forward;
         let (body, detail) = match self.keep(&exchange, &parts, &cc, &body) {
-            Keep::Store => (self.capture(&parts, &cc, body, exchange, flight), None),
+            Keep::Store => {
+                // Room in the index for the fields the cache adds (its status fields here, a
+                // hit's to a copy of the stored map), made once: the stored copy is then a
+                // clone of this map (see `compacted`), not a map built anew.
+                parts.headers.reserve(3);
+                (self.capture(&parts, &cc, body, exchange, flight), None)
+            }
             Keep::PassOn {
                 reason,
                 worth_waiting,
