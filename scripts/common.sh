@@ -80,15 +80,18 @@ cpu_usage() {
 }
 
 # Prints LABEL's REQUESTS and its process's CPU per request between two cpu_usage readings
-# (BEFORE, AFTER): in all, in user space and in the kernel, and its page faults.
-print_cpu_per_request() { # LABEL BEFORE AFTER REQUESTS
-    python3 - "$@" "$(getconf CLK_TCK)" <<'PY'
+# (BEFORE, AFTER): in all, in user space and in the kernel, and its page faults; then EXTRA,
+# if given.
+print_cpu_per_request() { # LABEL BEFORE AFTER REQUESTS [EXTRA]
+    python3 - "$(getconf CLK_TCK)" "$@" <<'PY'
 import sys
-label, requests, hz = sys.argv[1], int(sys.argv[4]), int(sys.argv[5])
-before, after = (list(map(int, field.split())) for field in sys.argv[2:4])
+hz, label, requests = int(sys.argv[1]), sys.argv[2], int(sys.argv[5])
+before, after = (list(map(int, field.split())) for field in sys.argv[3:5])
+extra = "".join(f", {text}" for text in sys.argv[6:])
 user, system, faults = (b - a for a, b in zip(before, after))
 us = 1e6 / hz / requests
 print(f"{label:<12} {requests:>8} requests  proxy CPU {(user + system) * us:6.2f} us per request"
-      f" (user {user * us:5.2f}, system {system * us:5.2f}), {faults / requests:.2f} page faults")
+      f" (user {user * us:5.2f}, system {system * us:5.2f}), {faults / requests:.2f} page faults"
+      f"{extra}")
 PY
 }

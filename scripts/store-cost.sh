@@ -4,13 +4,14 @@
 #   bash scripts/store-cost.sh            # DURATION=8 seconds per case, ROUNDS=1
 #   ROUNDS=3 bash scripts/store-cost.sh   # the cases in turn, three times: this machine's
 #                                         # figures move by a tenth from run to run
+#   SIZE=16 bash scripts/store-cost.sh    # responses of 16 bytes instead of 1 KiB
 #
 # Builds `bench_origin` and `caching_proxy` in release ($PROFILE, $FEATURES and $PROXY_BIN as
 # in scripts/common.sh). For each case it starts both on CPU 1
 # (taskset) and runs wrk (one thread, 64 connections, CPU 0) on unique URLs
-# (/miss/1024/<n>, each a cacheable 1 KiB response), then prints the proxy's CPU time per
-# request (from /proc/PID/stat), in user space and in the kernel, and its minor page faults
-# (fresh memory touched) per request:
+# (/miss/$SIZE/<n>, each a cacheable response of SIZE bytes, default 1024), then prints the
+# proxy's CPU time per request (from /proc/PID/stat), in user space and in the kernel, its
+# minor page faults (fresh memory touched) per request, and its resident memory at the end:
 #   bypassed    the request says `Cache-Control: no-store`: not looked up, not collapsed,
 #               forwarded, nothing captured;
 #   forwarded   the response says `Cache-Control: no-store` (`?no-store`): looked up (a miss),
@@ -42,16 +43,17 @@ ensure_wrk
 
 clean_up_on_exit
 
-write_unique_urls_lua "$work/stored.lua" /miss/1024/ nil
-write_unique_urls_lua "$work/bypassed.lua" /miss/1024/ '{["Cache-Control"] = "no-store"}'
-write_unique_urls_lua "$work/forwarded.lua" /miss/1024/ nil '?no-store'
+size=${SIZE:-1024}
+write_unique_urls_lua "$work/stored.lua" "/miss/$size/" nil
+write_unique_urls_lua "$work/bypassed.lua" "/miss/$size/" '{["Cache-Control"] = "no-store"}'
+write_unique_urls_lua "$work/forwarded.lua" "/miss/$size/" nil '?no-store'
 
 
 # $1: label, $2: Lua script, then the proxy's extra flags.
 run_case() {
     local label=$1 lua=$2
     shift 2
-    local origin_port port origin proxy before after requests
+    local origin_port port origin proxy before after requests rss
     origin_port=$(free_port)
     taskset -c 1 "$origin_bin" --port "$origin_port" >"$work/origin.log" 2>&1 &
     origin=$!
@@ -66,9 +68,10 @@ run_case() {
     requests=$(taskset -c 0 wrk -t1 -c64 -d"${duration}s" -s "$lua" "http://127.0.0.1:$port/" |
         awk '/requests in/ { print $1 }')
     after=$(cpu_usage "$proxy")
+    rss=$(awk '/^VmRSS:/ { printf "RSS %.0f MiB", $2 / 1024 }' "/proc/$proxy/status")
     kill "$proxy" "$origin"
     wait "$proxy" "$origin" 2>/dev/null || true
-    print_cpu_per_request "$label" "$before" "$after" "$requests"
+    print_cpu_per_request "$label" "$before" "$after" "$requests" "$rss"
 }
 
 cases=${CASES:-bypassed forwarded stored0 stored16M full16M stored min-uses3}
