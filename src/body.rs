@@ -468,7 +468,7 @@ impl Tee {
         if self.status != StatusCode::NO_CONTENT && !says_length(&headers, len) {
             headers.insert(CONTENT_LENGTH, decimal_value(len));
             // A field added to a stored map: made again as the store weighs it.
-            headers = compacted(&headers, 3);
+            headers = compacted(&headers);
         }
         let response = StoredResponse {
             status: self.status,

@@ -382,7 +382,7 @@ fn combined(
     Some(StoredResponse {
         status,
         // Fields added to a stored map: made again as the store weighs it.
-        headers: compacted(&headers, 3),
+        headers: compacted(&headers),
         body: body.freeze().into(),
         policy: new.policy,
         vary: new.vary.clone(),

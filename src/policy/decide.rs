@@ -371,13 +371,12 @@ pub(crate) fn keep(
 /// The copy's values own their bytes, all in one buffer: values parsed by hyper are slices of
 /// its read buffer; stored as they are, they would keep that whole buffer alive, unaccounted.
 pub(crate) fn stored_fields(headers: &HeaderMap, resp_cc: &CacheControl) -> HeaderMap {
-    // Room for the fields the cache sets later (`Content-Length`, `Age` on a 304's update).
     if !has_unstored_fields(headers, resp_cc) {
-        return super::headers::compacted(headers, 3);
+        return super::headers::compacted(headers);
     }
     let mut kept = headers.clone();
     remove_unstored_fields(&mut kept, resp_cc);
-    super::headers::compacted(&kept, 3)
+    super::headers::compacted(&kept)
 }
 
 #[cfg(test)]

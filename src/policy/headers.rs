@@ -466,15 +466,20 @@ pub(crate) fn exact_value(text: String) -> Option<HeaderValue> {
     HeaderValue::from_maybe_shared(Bytes::from(text.into_bytes().into_boxed_slice())).ok()
 }
 
+/// The fields the cache may add to a stored header map or to a hit's copy of it (`Age`,
+/// `X-Cache` and `Cache-Status` on an answer; `Content-Length` and `Age` on a stored one):
+/// the room [`compacted`] leaves in a map's index table, so that adding them does not grow it.
+pub(crate) const ADDED_FIELDS: usize = 3;
+
 /// `headers` rebuilt to hold no more than it must: every value copied into one buffer (one
 /// allocation, shared by reference count when hits clone the map, instead of one per value),
-/// an index table with room for `spare` more fields, and a field list as long as the fields
-/// (what the store's weigher counts). Values that were slices of a larger buffer
+/// an index table with room for [`ADDED_FIELDS`] more fields, and a field list as long as the
+/// fields (what the store's weigher counts). Values that were slices of a larger buffer
 /// (hyper's read buffer) no longer keep it alive.
-pub(crate) fn compacted(headers: &HeaderMap, spare: usize) -> HeaderMap {
-    let needed = headers.len() + spare;
+pub(crate) fn compacted(headers: &HeaderMap) -> HeaderMap {
+    let needed = headers.len() + ADDED_FIELDS;
     // A clone's field list is as long as the fields, and its index table as large as the
-    // original's: kept when that has room for `spare` more fields, and not over twice as much.
+    // original's: kept when that has room for the added fields, and not over twice as much.
     let mut owned = if (needed..=2 * needed + 8).contains(&headers.capacity()) {
         headers.clone()
     } else {
@@ -558,7 +563,7 @@ mod tests {
         let mut secret = HeaderValue::from_static("s3cret");
         secret.set_sensitive(true);
         headers.insert("x-secret", secret);
-        let compact = compacted(&headers, 3);
+        let compact = compacted(&headers);
         assert_eq!(compact, headers);
         let two: Vec<_> = compact.get_all("x-two").iter().collect();
         assert_eq!(two, ["a", "b"]);
@@ -573,7 +578,7 @@ mod tests {
         assert!(last - first < 32, "values not in one buffer");
     }
 
-    // A map with room for the spare fields is copied as it is (its index table kept), one
+    // A map with room for the added fields is copied as it is (its index table kept), one
     // with too much room or too little gets a table of its own.
     #[test]
     fn compacted_keeps_an_index_with_room_and_makes_one_otherwise() {
@@ -581,13 +586,13 @@ mod tests {
         for (name, value) in [("content-type", "text/plain"), ("x-a", "1"), ("x-b", "2")] {
             headers.insert(name, HeaderValue::from_static(value));
         }
-        headers.reserve(3);
-        let compact = compacted(&headers, 3);
+        headers.reserve(ADDED_FIELDS);
+        let compact = compacted(&headers);
         assert_eq!(compact, headers);
         assert_eq!(compact.capacity(), headers.capacity());
         let mut roomy = headers.clone();
         roomy.reserve(200);
-        let compact = compacted(&roomy, 3);
+        let compact = compacted(&roomy);
         assert_eq!(compact, headers);
         assert!(compact.capacity() >= 6 && compact.capacity() < 20);
     }

@@ -15,7 +15,7 @@ use crate::body::{Kept, ResponseBody, Tee};
 use crate::flight::{FlightGuard, Reservation};
 use crate::metrics::RequestOutcome;
 use crate::policy::decide::{self, Keep};
-use crate::policy::headers::exact_value;
+use crate::policy::headers::{ADDED_FIELDS, exact_value};
 use crate::policy::storable::is_storable_with;
 use crate::policy::{CacheControl, ResponsePolicy, Vary, VaryKey, targeted_cache_control};
 use crate::shared::{Commit, Shared};
@@ -70,7 +70,7 @@ impl<St: Store> Shared<St> {
                 // Room in the index for the fields the cache adds (its status fields here, a
                 // hit's to a copy of the stored map), made once: the stored copy is then a
                 // clone of this map (see `compacted`), not a map built anew.
-                parts.headers.reserve(3);
+                parts.headers.reserve(ADDED_FIELDS);
                 (self.capture(&parts, &cc, body, exchange, flight), None)
             }
             Keep::PassOn {

@@ -152,7 +152,7 @@ impl<St: Store> Shared<St> {
         // The update's values are slices of the 304's read buffer: copied, as for any
         // response the cache stores, so the entry neither keeps that buffer nor weighs less
         // than it holds.
-        let headers = compacted(&freshen_headers(&stored.headers, update), 3);
+        let headers = compacted(&freshen_headers(&stored.headers, update));
         let cc = self.cache_control(&headers);
         let policy = ResponsePolicy::new(
             stored.status,

@@ -65,7 +65,7 @@ impl StoredResponse {
             status,
             // As the cache keeps the headers it stores: one buffer, tables no larger than
             // needed, as `weight` counts them.
-            headers: crate::policy::headers::compacted(&headers, 3),
+            headers: crate::policy::headers::compacted(&headers),
             body: body.into(),
             policy,
             vary,
