@@ -482,14 +482,16 @@ pub(crate) fn compacted(headers: &HeaderMap) -> HeaderMap {
     // original's: kept when that has room for the added fields, and not over twice as much.
     let mut owned = if (needed..=2 * needed + 8).contains(&headers.capacity()) {
         headers.clone()
-    } else {
+    } else if let Ok(mut roomy) = HeaderMap::try_with_capacity(needed) {
         // `with_capacity` makes the field list as long as the index table allows (12 places
         // for 4 fields with 3 spare: 1.2 KiB); its clone keeps the table and not the places.
-        let mut roomy = HeaderMap::with_capacity(needed);
         for (name, value) in headers {
             roomy.append(name.clone(), value.clone());
         }
         roomy.clone()
+    } else {
+        // Within `ADDED_FIELDS` of the most fields a map can hold: no room to leave.
+        headers.clone()
     };
     let total = owned.values().map(HeaderValue::len).sum();
     let mut buffer = BytesMut::with_capacity(total);
@@ -595,6 +597,25 @@ mod tests {
         let compact = compacted(&roomy);
         assert_eq!(compact, headers);
         assert!(compact.capacity() >= 6 && compact.capacity() < 20);
+    }
+
+    // A map of as many names as `http` allows (24,576: three quarters of its largest index
+    // table) is copied without the room, rather than failing to make one (`with_capacity`
+    // would panic).
+    #[test]
+    fn compacted_copies_a_map_at_the_size_limit() {
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::from_static("v");
+        for n in 0.. {
+            let name = HeaderName::try_from(format!("x-{n}")).unwrap();
+            if headers.try_insert(name, value.clone()).is_err() {
+                break;
+            }
+        }
+        assert_eq!(headers.len(), 24_576);
+        let compact = compacted(&headers);
+        assert_eq!(compact.len(), headers.len());
+        assert_eq!(compact, headers);
     }
 
     fn hv(s: &str) -> HeaderValue {
