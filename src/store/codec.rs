@@ -37,6 +37,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::{StoreError, StoredEntry, StoredResponse};
+use crate::policy::headers::ADDED_FIELDS;
 use crate::policy::{ResponsePolicy, VaryKey};
 
 /// The version of the form [`encode`] writes. [`decode`] reads this version only.
@@ -144,13 +145,16 @@ pub fn decode(bytes: &[u8]) -> Option<StoredEntry> {
 
 fn decode_response(response: ResponseV1<'_>) -> Option<Arc<StoredResponse>> {
     let status = StatusCode::from_u16(response.status).ok()?;
-    let mut headers = HeaderMap::with_capacity(response.headers.len() + 3);
+    // More names than a map can hold with the fields every answer adds (24,576 in all) is
+    // damage, not an entry: `None`, not a panic here or when a hit adds them.
+    let mut headers = HeaderMap::try_with_capacity(response.headers.len()).unwrap_or_default();
     for (name, value) in response.headers {
-        headers.append(
-            HeaderName::from_bytes(name.as_bytes()).ok()?,
-            HeaderValue::from_bytes(value).ok()?,
-        );
+        let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+        headers
+            .try_append(name, HeaderValue::from_bytes(value).ok()?)
+            .ok()?;
     }
+    headers.try_reserve(ADDED_FIELDS).ok()?;
     // `StoredResponse::new` keeps them as the cache keeps the headers it stores.
     let p = response.policy;
     let policy = ResponsePolicy::from_parts(p.freshness_lifetime, p.initial_age, p.response_time)
@@ -245,6 +249,54 @@ mod tests {
         for len in 0..bytes.len() {
             let _ = decode(&bytes[..len]);
         }
+    }
+
+    /// An encoded response with `names` distinct header names.
+    fn with_names(names: usize) -> Vec<u8> {
+        let names: Vec<String> = (0..names).map(|n| format!("x-{n}")).collect();
+        let response = ResponseV1 {
+            status: 200,
+            headers: names
+                .iter()
+                .map(|name| (name.as_str(), &b"v"[..]))
+                .collect(),
+            body: b"",
+            policy: PolicyV1 {
+                freshness_lifetime: Duration::ZERO,
+                initial_age: Duration::ZERO,
+                response_time: SystemTime::UNIX_EPOCH,
+                no_cache: false,
+                must_revalidate: false,
+                stale_while_revalidate: None,
+                stale_if_error: None,
+            },
+            vary: Vec::new(),
+        };
+        let mut out = MAGIC.to_vec();
+        out.push(FORMAT_VERSION);
+        postcard::to_extend(
+            &EntryV1 {
+                variants: vec![response],
+            },
+            out,
+        )
+        .unwrap()
+    }
+
+    // What a store hands back may be damaged or written by anyone who can write to it: an
+    // entry of more header names than `http` allows with the fields a hit adds decodes as
+    // none, never panics; one just below decodes whole, and a hit can add them.
+    #[test]
+    fn an_entry_of_too_many_header_names_is_none() {
+        let most = 24_576 - ADDED_FIELDS;
+        let decoded = decode(&with_names(most)).unwrap();
+        let mut answer = decoded.variants()[0].headers().clone();
+        assert_eq!(answer.keys_len(), most);
+        for name in ["age", "x-cache", "cache-status"] {
+            answer.insert(name, HeaderValue::from_static("1"));
+        }
+        assert!(decode(&with_names(most + 1)).is_none());
+        assert!(decode(&with_names(24_577)).is_none());
     }
 
     #[test]
