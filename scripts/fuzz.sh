@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Fuzzes the header parsers and pure policy functions (fuzz/fuzz_targets/header_parsers.rs)
-# with cargo-fuzz / libFuzzer for SECONDS seconds (default 60).
+# Fuzzes with cargo-fuzz / libFuzzer for SECONDS seconds (default 60) one of the targets in
+# fuzz/fuzz_targets/ (TARGET):
+#   header_parsers   the header parsers and pure policy functions (the default);
+#   entry_decode     stored entries decoded from arbitrary bytes, as a disk or Redis store
+#                    hands them back (store::codec).
 #
 #   scripts/fuzz.sh            # 60 seconds
 #   scripts/fuzz.sh 600        # 10 minutes
-#   TARGET=header_parsers scripts/fuzz.sh 30 -jobs=2   # extra arguments go to libFuzzer
+#   TARGET=entry_decode scripts/fuzz.sh 30 -jobs=2   # extra arguments go to libFuzzer
 #
 # cargo-fuzz needs nightly-only `-Z` flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept
 # them. The corpus is kept in fuzz/corpus/, crashes land in fuzz/artifacts/ (both ignored by
