@@ -40,6 +40,7 @@ write_unique_urls_lua() {
     cat >"$1" <<LUA
 local stat = io.open("/proc/self/stat")
 local run = (stat and stat:read("*n")) or os.time()
+if stat then stat:close() end
 counter = 0
 request = function()
     counter = counter + 1

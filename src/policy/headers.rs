@@ -100,10 +100,7 @@ const MONTHS: [[u8; 3]; 12] = [
 
 /// A three-letter day name, any case.
 fn is_day_name(s: &[u8]) -> bool {
-    matches!(
-        lowercase3(s).as_ref().map(<[u8; 3]>::as_slice),
-        Some(b"mon" | b"tue" | b"wed" | b"thu" | b"fri" | b"sat" | b"sun")
-    )
+    lowercase3(s).is_some_and(|lower| DAY_NAMES.iter().any(|day| day[..3] == lower))
 }
 
 /// Three bytes, ASCII letters lowercased (others unchanged).
@@ -479,8 +476,9 @@ pub(crate) const ADDED_FIELDS: usize = 3;
 pub(crate) fn compacted(headers: &HeaderMap) -> HeaderMap {
     let needed = headers.len() + ADDED_FIELDS;
     // A clone's field list is as long as the fields, and its index table as large as the
-    // original's: kept when that has room for the added fields, and not over twice as much.
-    let mut owned = if (needed..=2 * needed + 8).contains(&headers.capacity()) {
+    // original's: kept when that has room for the added fields, and is no larger than
+    // `reserve` or `with_capacity` make for them (at most twice as many).
+    let mut owned = if (needed..=2 * needed).contains(&headers.capacity()) {
         headers.clone()
     } else if let Ok(mut roomy) = HeaderMap::try_with_capacity(needed) {
         // `with_capacity` makes the field list as long as the index table allows (12 places

@@ -69,8 +69,8 @@ impl<St: Store> Shared<St> {
             Keep::Store => {
                 // Room in the index for the fields the cache adds (its status fields here, a
                 // hit's to a copy of the stored map), made once: the stored copy is then a
-                // clone of this map (see `compacted`), not a map built anew.
-                // A map at `http`'s size limit is left as it is (`compacted` copies it so).
+                // clone of this map (see `compacted`), not a map built anew. A map at `http`'s
+                // size limit gets none, and is copied as it is.
                 let _ = parts.headers.try_reserve(ADDED_FIELDS);
                 (self.capture(&parts, &cc, body, exchange, flight), None)
             }
