@@ -189,7 +189,8 @@ impl<St: Store> CacheLayerBuilder<St> {
     }
 
     /// Largest response body that is stored, in bytes. Default 8 MiB. Larger responses are
-    /// streamed to the client uncached.
+    /// streamed to the client uncached (`Cache-Status: ...; detail=too-large`), as are
+    /// responses of more than 16,384 header field names, whatever this is.
     pub fn max_entry_size(mut self, bytes: usize) -> Self {
         self.max_entry_size = bytes;
         self

@@ -118,7 +118,7 @@ impl StatusHeaders {
     /// (negative when stale).
     pub(crate) fn served(&self, headers: &mut HeaderMap, served: Served, ttl: i64) {
         if self.x_cache {
-            headers.insert(X_CACHE, HIT);
+            let _ = headers.try_insert(X_CACHE, HIT);
         }
         let name = self.name.as_bytes();
         let mut buf = [0; 20];
@@ -177,7 +177,7 @@ impl StatusHeaders {
     /// forwarding the request (e.g. `only-if-cached`): no `fwd`, as nothing went forward.
     pub(crate) fn generated(&self, headers: &mut HeaderMap, detail: &str) {
         if self.x_cache {
-            headers.insert(X_CACHE, MISS);
+            let _ = headers.try_insert(X_CACHE, MISS);
         }
         let value = joined(&[self.name.as_bytes(), b"; detail=", detail.as_bytes()]);
         append(headers, value);
@@ -214,12 +214,12 @@ impl StatusHeaders {
         detail: Option<&str>,
     ) {
         if self.x_cache {
-            headers.insert(X_CACHE, MISS);
+            let _ = headers.try_insert(X_CACHE, MISS);
         }
         if let (Some(StatusCode::OK), None, Some(value)) =
             (fwd_status, detail, &self.forwarded_ok[forward as usize])
         {
-            headers.append(CACHE_STATUS, value.clone());
+            let _ = headers.try_append(CACHE_STATUS, value.clone());
             return;
         }
         let (status_key, status): (&[u8], &[u8]) = match &fwd_status {
@@ -257,9 +257,12 @@ fn joined(parts: &[&[u8]]) -> Option<HeaderValue> {
 }
 
 /// RFC 9211 §2: a cache adds its member at the end, after those of caches nearer the origin.
+///
+/// The status fields are added with `try_`: a response of the inner service at `http`'s size
+/// limit (24,576 names) goes out without them rather than panicking.
 fn append(headers: &mut HeaderMap, value: Option<HeaderValue>) {
     if let Some(value) = value {
-        headers.append(CACHE_STATUS, value);
+        let _ = headers.try_append(CACHE_STATUS, value);
     }
 }
 

@@ -400,3 +400,90 @@ async fn hop_by_hop_fields_are_not_stored() {
     assert_eq!(hit.header("keep-alive"), None);
     assert_eq!(hit.header("x-end"), Some("2"));
 }
+
+/// A response fresh for a minute, of `names` distinct header names in all.
+fn of_names(names: usize) -> http::Response<Full<bytes::Bytes>> {
+    let mut response = http::Response::new(Full::from("body"));
+    let headers = response.headers_mut();
+    headers.insert("cache-control", "max-age=60".parse().unwrap());
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    headers.insert("date", date.parse().unwrap());
+    for n in 2..names {
+        let name = HeaderName::try_from(format!("x-{n}")).unwrap();
+        headers.insert(name, http::HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// Two GETs of `/` with `request_names` header names through the layer around a service
+/// answering `of_names(names)`: the second's status, `X-Cache`, and the inner service's calls.
+/// (Not over TCP: hyper reads 100 fields at most.)
+async fn twice_of_names(names: usize, request_names: usize) -> (u16, Option<String>, usize) {
+    use http_body_util::BodyExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower::{ServiceExt, service_fn};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&calls);
+    let inner = service_fn(move |_: Request<Full<bytes::Bytes>>| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async move { Ok::<_, std::convert::Infallible>(of_names(names)) }
+    });
+    let svc = tower::ServiceBuilder::new()
+        .layer(CacheLayer::new())
+        .service(inner);
+    let mut last = None;
+    for _ in 0..2 {
+        let mut req = Request::get("http://example.test/")
+            .body(Full::default())
+            .unwrap();
+        for n in 0..request_names {
+            let name = HeaderName::try_from(format!("x-{n}")).unwrap();
+            req.headers_mut()
+                .insert(name, http::HeaderValue::from_static("1"));
+        }
+        let response = svc.clone().oneshot(req).await.unwrap();
+        let status = response.status().as_u16();
+        let x_cache = response
+            .headers()
+            .get("x-cache")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "body");
+        last = Some((status, x_cache));
+    }
+    let (status, x_cache) = last.unwrap();
+    (status, x_cache, calls.load(Ordering::SeqCst))
+}
+
+// `http`'s maps hold 24,576 names and panic past that; a hit adds the cache's fields to a copy
+// of the stored map. Responses of up to 16,384 names are stored and hit; larger ones are
+// forwarded unstored, and one at `http`'s limit goes out without the cache's fields (there is
+// no room for them) rather than panicking.
+#[tokio::test]
+async fn responses_of_too_many_names_are_forwarded_unstored() {
+    let most = 16_384;
+    assert_eq!(twice_of_names(most, 0).await, (200, Some("HIT".into()), 1));
+    assert_eq!(
+        twice_of_names(most + 1, 0).await,
+        (200, Some("MISS".into()), 2)
+    );
+    assert_eq!(twice_of_names(24_576, 0).await, (200, None, 2));
+}
+
+// A request of more names than the cache handles goes forward as it is (the cache would add
+// validators or `Range` to it), and is not answered from the store.
+#[tokio::test]
+async fn requests_of_too_many_names_go_forward() {
+    assert_eq!(
+        twice_of_names(3, 16_384).await,
+        (200, Some("HIT".into()), 1)
+    );
+    assert_eq!(
+        twice_of_names(3, 16_385).await,
+        (200, Some("MISS".into()), 2)
+    );
+    assert_eq!(
+        twice_of_names(3, 24_576).await,
+        (200, Some("MISS".into()), 2)
+    );
+}

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use http::header::ETAG;
 use http::{HeaderMap, Method, StatusCode};
 
+use super::headers::within_name_limit;
 use super::reuse::{
     Reuse, is_stale_if_error_status, may_serve_stale_if_error_with,
     may_serve_stale_if_unreachable_with, reuse_with,
@@ -328,8 +329,9 @@ impl Unstored {
 }
 
 /// Decides whether a forwarded response is stored, from what [`is_storable_with`]
-/// (RFC 9111 §3) said of it (`storable`), its parsed `Cache-Control` `resp_cc`, the least
-/// size of its body and the largest the cache stores, and whether its key is `admitted`
+/// (RFC 9111 §3) said of it (`storable`), its parsed `Cache-Control` `resp_cc`, its
+/// `headers` (no more names than [`MAX_NAMES`](super::headers::MAX_NAMES)), the least size of
+/// its body and the largest the cache stores, and whether its key is `admitted`
 /// (requested often enough, when the cache counts uses; else why not, [`Unstored::NotAdmitted`]
 /// or [`Unstored::StoreFull`]; checked last, so that a response RFC 9111 forbids to store says
 /// so).
@@ -338,6 +340,7 @@ impl Unstored {
 pub(crate) fn keep(
     storable: Result<(), NotStorable>,
     resp_cc: &CacheControl,
+    headers: &HeaderMap,
     body_at_least: u64,
     max_entry_size: usize,
     admitted: Result<(), Unstored>,
@@ -347,11 +350,14 @@ pub(crate) fn keep(
             reason: Unstored::Rule(reason),
             worth_waiting: !reason.holds_for_later_requests(resp_cc),
         },
-        // Configuration (not RFC): larger bodies stream through uncached.
-        Ok(()) if body_at_least > max_entry_size as u64 => Keep::PassOn {
-            reason: Unstored::TooLarge,
-            worth_waiting: false,
-        },
+        // Configuration (not RFC): larger bodies, and header sections of more names than a
+        // hit's map could take the cache's fields into, stream through uncached.
+        Ok(()) if body_at_least > max_entry_size as u64 || !within_name_limit(headers) => {
+            Keep::PassOn {
+                reason: Unstored::TooLarge,
+                worth_waiting: false,
+            }
+        }
         // Configuration (not RFC): a later request for the key may be admitted; such
         // requests never lead a flight, so there is nobody to wait for anyway.
         Ok(()) => match admitted {
@@ -598,13 +604,14 @@ mod tests {
     #[test]
     fn keep_decides_storing() {
         let cc = CacheControl::default();
-        assert_eq!(keep(Ok(()), &cc, 10, 100, Ok(())), Keep::Store);
+        let few = HeaderMap::new();
+        assert_eq!(keep(Ok(()), &cc, &few, 10, 100, Ok(())), Keep::Store);
         let too_large = Keep::PassOn {
             reason: Unstored::TooLarge,
             worth_waiting: false,
         };
-        assert_eq!(keep(Ok(()), &cc, 101, 100, Ok(())), too_large);
-        let not_admitted = keep(Ok(()), &cc, 10, 100, Err(Unstored::NotAdmitted));
+        assert_eq!(keep(Ok(()), &cc, &few, 101, 100, Ok(())), too_large);
+        let not_admitted = keep(Ok(()), &cc, &few, 10, 100, Err(Unstored::NotAdmitted));
         assert_eq!(
             not_admitted,
             Keep::PassOn {
@@ -612,7 +619,7 @@ mod tests {
                 worth_waiting: true
             }
         );
-        let store_full = keep(Ok(()), &cc, 10, 100, Err(Unstored::StoreFull));
+        let store_full = keep(Ok(()), &cc, &few, 10, 100, Err(Unstored::StoreFull));
         assert!(
             matches!(store_full, Keep::PassOn { reason, .. } if reason.as_str() == "store-full")
         );
@@ -620,12 +627,13 @@ mod tests {
         let no_store = keep(
             Err(NotStorable::NoStore),
             &cc,
+            &few,
             0,
             100,
             Err(Unstored::NotAdmitted),
         );
         assert!(matches!(no_store, Keep::PassOn { reason, .. } if reason.as_str() == "no-store"));
-        let auth = keep(Err(NotStorable::Authorization), &cc, 0, 100, Ok(()));
+        let auth = keep(Err(NotStorable::Authorization), &cc, &few, 0, 100, Ok(()));
         assert!(matches!(
             auth,
             Keep::PassOn {
@@ -633,7 +641,7 @@ mod tests {
                 ..
             }
         ));
-        let private = keep(Err(NotStorable::Private), &cc, 0, 100, Ok(()));
+        let private = keep(Err(NotStorable::Private), &cc, &few, 0, 100, Ok(()));
         assert!(matches!(
             private,
             Keep::PassOn {
@@ -641,6 +649,27 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    // Names a hit's copy could not take the cache's fields into: forwarded, not stored.
+    #[test]
+    fn keep_passes_on_too_many_names() {
+        let cc = CacheControl::default();
+        let mut many = HeaderMap::new();
+        for n in 0..=crate::policy::headers::MAX_NAMES {
+            let name = http::HeaderName::try_from(format!("x-{n}")).unwrap();
+            many.insert(name, http::HeaderValue::from_static("1"));
+        }
+        let kept = keep(Ok(()), &cc, &many, 10, 100, Ok(()));
+        assert!(matches!(
+            kept,
+            Keep::PassOn {
+                reason: Unstored::TooLarge,
+                ..
+            }
+        ));
+        many.remove("x-0");
+        assert_eq!(keep(Ok(()), &cc, &many, 10, 100, Ok(())), Keep::Store);
     }
 
     #[test]

@@ -468,6 +468,19 @@ pub(crate) fn exact_value(text: String) -> Option<HeaderValue> {
 /// the room [`compacted`] leaves in a map's index table, so that adding them does not grow it.
 pub(crate) const ADDED_FIELDS: usize = 3;
 
+/// The most field names a stored response, or a request the cache looks up, may have.
+/// `http`'s maps hold at most 24,576 names and panic past that; the cache adds fields to a
+/// hit (its status fields, `Content-Range` and `Content-Length` to a part) and to a forwarded
+/// request (validators, `Range` and `If-Range`), so what it keeps or looks up stays well
+/// below. Larger responses are forwarded unstored; larger requests go forward as they are.
+/// (hyper accepts 100 fields by default; Varnish stores no more than 64.)
+pub(crate) const MAX_NAMES: usize = 16_384;
+
+/// Has `headers` no more names than the cache handles ([`MAX_NAMES`])?
+pub(crate) fn within_name_limit(headers: &HeaderMap) -> bool {
+    headers.keys_len() <= MAX_NAMES
+}
+
 /// `headers` rebuilt to hold no more than it must: every value copied into one buffer (one
 /// allocation, shared by reference count when hits clone the map, instead of one per value),
 /// an index table with room for [`ADDED_FIELDS`] more fields, and a field list as long as the
@@ -488,7 +501,8 @@ pub(crate) fn compacted(headers: &HeaderMap) -> HeaderMap {
         }
         roomy.clone()
     } else {
-        // Within `ADDED_FIELDS` of the most fields a map can hold: no room to leave.
+        // More values than a map's index can hold with room to spare (names are bounded by
+        // `MAX_NAMES`, values are not): no room to leave.
         headers.clone()
     };
     let total = owned.values().map(HeaderValue::len).sum();

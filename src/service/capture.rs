@@ -60,7 +60,8 @@ impl<St: Store> Shared<St> {
         if !parts.headers.contains_key(DATE) {
             let date = httpdate::fmt_http_date(exchange.response_time);
             if let Some(date) = exact_value(date) {
-                parts.headers.insert(DATE, date);
+                // A map at `http`'s size limit goes without (and is not stored).
+                let _ = parts.headers.try_insert(DATE, date);
             }
         }
         let cc = self.cache_control(&parts.headers);
@@ -69,8 +70,8 @@ impl<St: Store> Shared<St> {
             Keep::Store => {
                 // Room in the index for the fields the cache adds (its status fields here, a
                 // hit's to a copy of the stored map), made once: the stored copy is then a
-                // clone of this map (see `compacted`), not a map built anew. A map at `http`'s
-                // size limit gets none, and is copied as it is.
+                // clone of this map (see `compacted`), not a map built anew. A stored map has
+                // at most `MAX_NAMES` names (`decide::keep`): far within `http`'s limit.
                 let _ = parts.headers.try_reserve(ADDED_FIELDS);
                 (self.capture(&parts, &cc, body, exchange, flight), None)
             }
@@ -116,6 +117,7 @@ impl<St: Store> Shared<St> {
         decide::keep(
             storable,
             cc,
+            &parts.headers,
             at_least,
             self.max_entry_size,
             exchange.admitted,

@@ -35,6 +35,7 @@ use crate::key::CacheKey;
 use crate::metrics::RequestOutcome;
 use crate::policy::CacheControl;
 use crate::policy::decide::{self, Lookup, Unstored};
+use crate::policy::headers::within_name_limit;
 use crate::policy::invalidate::is_safe_method;
 use crate::shared::Shared;
 use crate::status::Forward;
@@ -119,7 +120,9 @@ where
             _ => (req, false),
         };
 
-        let key = if bypassed {
+        // A GET or HEAD of more names than the cache handles goes forward as it is: a forwarded
+        // request may get validators, `Range` and `If-Range` added.
+        let key = if bypassed || (cacheable && !within_name_limit(req.headers())) {
             None
         } else {
             CacheKey::from_parts(req.uri(), req.headers())
