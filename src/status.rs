@@ -1,6 +1,8 @@
 //! The `X-Cache` and `Cache-Status` (RFC 9211) response fields.
 
-use bytes::Bytes;
+use std::cell::RefCell;
+
+use bytes::BytesMut;
 
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -243,17 +245,35 @@ impl StatusHeaders {
     }
 }
 
-/// A field value made of `parts`, in one allocation of its size, without formatting
-/// machinery: every hit and every forwarded response gets one. `None` if a part holds a byte
-/// a field value may not (the parts are the cache's name, checked when it is configured, and
-/// fixed texts).
+/// The room a thread's status values are written in at a time ([`joined`]).
+const VALUES_CHUNK: usize = 4096;
+
+thread_local! {
+    /// Where this thread writes the status values it makes ([`joined`]): each value is a
+    /// slice of it, and the buffer is used again once the responses that hold its values
+    /// have gone out, as hyper does with its read buffer.
+    static VALUES: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// A field value made of `parts`, without formatting machinery and, mostly, without an
+/// allocation: every hit and every forwarded response gets one. It is written in this
+/// thread's buffer ([`VALUES`]), allocated once per [`VALUES_CHUNK`] of values, and taken as a
+/// slice of it (a reference count). `None` if a part holds a byte a field value may not (the
+/// parts are the cache's name, checked when it is configured, and fixed texts).
 fn joined(parts: &[&[u8]]) -> Option<HeaderValue> {
-    let mut value = Vec::with_capacity(parts.iter().map(|part| part.len()).sum());
-    for part in parts {
-        value.extend_from_slice(part);
-    }
-    // Length and capacity are equal: `Bytes` takes the vector as it is.
-    HeaderValue::from_maybe_shared(Bytes::from(value)).ok()
+    let len: usize = parts.iter().map(|part| part.len()).sum();
+    let value = VALUES.with_borrow_mut(|buffer| {
+        if buffer.capacity() < len {
+            // The whole buffer is taken back when no value still holds a part of it; else
+            // a new one is allocated.
+            buffer.reserve(len.max(VALUES_CHUNK));
+        }
+        for part in parts {
+            buffer.extend_from_slice(part);
+        }
+        buffer.split_to(len).freeze()
+    });
+    HeaderValue::from_maybe_shared(value).ok()
 }
 
 /// RFC 9211 §2: a cache adds its member at the end, after those of caches nearer the origin.
