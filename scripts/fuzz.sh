@@ -4,6 +4,10 @@
 #   header_parsers   the header parsers and pure policy functions (the default);
 #   entry_decode     stored entries decoded from arbitrary bytes, as a disk or Redis store
 #                    hands them back (store::codec).
+#   layer_exchanges  a CacheLayer driven by sequences of requests and origin responses
+#                    (methods, targets, fields, statuses, bodies): no panic, every answer
+#                    marked, and no hit serves a body the origin did not send, storably, for
+#                    its key.
 #
 #   scripts/fuzz.sh            # 60 seconds
 #   scripts/fuzz.sh 600        # 10 minutes
@@ -28,4 +32,8 @@ fi
 export RUSTC_BOOTSTRAP=1
 dict=()
 [ -f "fuzz/$target.dict" ] && dict=(-dict="fuzz/$target.dict")
-exec cargo fuzz run "$target" -- -max_total_time="$seconds" "${dict[@]}" "$@"
+# Seed inputs, where a target has some (fuzz/seeds/TARGET/), join the corpus at the start.
+corpus=("$PWD/fuzz/corpus/$target")
+[ -d "fuzz/seeds/$target" ] && corpus+=("$PWD/fuzz/seeds/$target")
+mkdir -p "${corpus[0]}"
+exec cargo fuzz run "$target" "${corpus[@]}" -- -max_total_time="$seconds" "${dict[@]}" "$@"
