@@ -12,6 +12,7 @@ mod support;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::Request;
@@ -66,9 +67,13 @@ impl Drop for Dir {
     }
 }
 
-/// Whether the proxy binary has the disk store; prints why not when it lacks it.
+/// Whether the proxy binary has the disk store; prints why not when it lacks it. Any other
+/// failure of the probe fails the test: only a binary built without the feature skips it.
 fn disk_proxy_available() -> bool {
-    let dir = Dir::new("probe");
+    // A directory of each probe's own: tests run at once, and a shared one was removed under
+    // a running probe.
+    static PROBES: AtomicUsize = AtomicUsize::new(0);
+    let dir = Dir::new(&format!("probe-{}", PROBES.fetch_add(1, Ordering::Relaxed)));
     let output = Command::new(proxy_binary())
         .args(["--clear-cache", "--store", &dir.spec()])
         .args(["--port", &free_port().to_string()])
@@ -77,13 +82,18 @@ fn disk_proxy_available() -> bool {
     if output.status.success() {
         return true;
     }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("built without the disk store"),
+        "the disk store's probe failed: {stderr}"
+    );
     // Straight to stderr, past the test harness's capture: shown in every run.
     let _ = writeln!(
         std::io::stderr(),
         "skipped: {} lacks the disk store ({}); build it with \
          `cargo build --features disk --example caching_proxy`",
         proxy_binary().display(),
-        String::from_utf8_lossy(&output.stderr).trim()
+        stderr.trim()
     );
     false
 }
