@@ -16,13 +16,15 @@
 //! ```
 //!
 //! Checks, besides never panicking (nor hanging):
-//! - every answer says `X-Cache: HIT` or `MISS`, and every hit has an `Age`;
+//! - every answer says `X-Cache: HIT` or `MISS`, every hit has an `Age`, and a hit to HEAD
+//!   has no body;
 //! - a `200` hit to a GET carries the body of a `200` response the origin sent for that key
 //!   (for the same cache key), one that was storable as far as a plain reading of its fields
 //!   tells: not `no-store` (without `must-understand`), not unqualified `private`, not to a request with `Authorization`
 //!   unless `public`, `s-maxage` or `must-revalidate` allowed it, and no `Set-Cookie` unless
-//!   its `Cache-Control` names the field. Keys the origin ever sent a `206` for are left out:
-//!   a completed part joins two of its responses.
+//!   its `Cache-Control` names the field; a `206` hit to a GET with a `Content-Range`, the
+//!   slice it names of such a body of the length it names. Keys the origin ever sent a `206`
+//!   for are left out: a completed part joins two of its responses.
 #![no_main]
 
 use std::collections::{HashMap, HashSet};
@@ -68,10 +70,10 @@ impl Origin {
     }
 }
 
-/// The directives of `headers`' `Cache-Control` lines: lowercased names, quoted strings
-/// skipped as a whole.
-fn directives(headers: &HeaderMap) -> Vec<String> {
-    let mut names = Vec::new();
+/// The directives of `headers`' `Cache-Control` lines: lowercased names, and whether each has
+/// an argument (`=`, a token or a quoted string, skipped as a whole).
+fn directives(headers: &HeaderMap) -> Vec<(String, bool)> {
+    let mut found = Vec::new();
     for line in headers.get_all("cache-control") {
         let mut name = String::new();
         let (mut in_value, mut quoted) = (false, false);
@@ -80,7 +82,7 @@ fn directives(headers: &HeaderMap) -> Vec<String> {
                 b'"' if in_value => quoted = !quoted,
                 _ if quoted => {}
                 b',' => {
-                    names.push(std::mem::take(&mut name));
+                    found.push((std::mem::take(&mut name), in_value));
                     in_value = false;
                 }
                 b'=' => in_value = true,
@@ -90,22 +92,23 @@ fn directives(headers: &HeaderMap) -> Vec<String> {
                 _ => {}
             }
         }
-        names.push(name);
+        found.push((name, in_value));
     }
-    names
+    found
 }
 
 /// Whether a plain reading of its fields lets a shared cache store a response (`resp`) to a
 /// request (`req`); `true` whenever in doubt.
 fn may_be_stored(req: &HeaderMap, resp: &HeaderMap) -> bool {
-    let names = directives(resp);
-    let has = |d: &str| names.iter().any(|n| n == d);
-    let qualified = resp
-        .get_all("cache-control")
-        .iter()
-        .any(|line| line.as_bytes().contains(&b'"'));
+    let found = directives(resp);
+    let has = |d: &str| found.iter().any(|(n, _)| n == d);
+    // Only the bare form, and only when no form with an argument stands beside it (a
+    // qualified `private="x"`, or the token form `private=x`, is storable without the field).
+    let only_bare = |d: &str| {
+        found.iter().any(|(n, arg)| n == d && !arg) && !found.iter().any(|(n, arg)| n == d && *arg)
+    };
     // RFC 9111 §5.2.2.3: `must-understand` may override `no-store`.
-    if (has("no-store") && !has("must-understand")) || (has("private") && !qualified) {
+    if (only_bare("no-store") && !has("must-understand")) || only_bare("private") {
         return false;
     }
     if req.contains_key("authorization")
@@ -120,6 +123,14 @@ fn may_be_stored(req: &HeaderMap, resp: &HeaderMap) -> bool {
             .any(|w| w == b"set-cookie")
     });
     !resp.contains_key("set-cookie") || names_set_cookie
+}
+
+/// `Content-Range: bytes FIRST-LAST/LENGTH`, as numbers.
+fn content_range(headers: &HeaderMap) -> Option<(usize, usize, usize)> {
+    let value = headers.get("content-range")?.to_str().ok()?;
+    let (range, len) = value.strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    Some((first.parse().ok()?, last.parse().ok()?, len.parse().ok()?))
 }
 
 /// An exchange read from the input: the request, and the origin's response to it.
@@ -208,6 +219,7 @@ fuzz_target!(|data: &[u8]| {
         for Exchange { request, response } in exchanges {
             origin.lock().unwrap().next = Some(response);
             let is_get = request.method() == Method::GET;
+            let is_head = request.method() == Method::HEAD;
             let key = CacheKey::from_parts(request.uri(), request.headers());
             let answer = tokio::time::timeout(
                 std::time::Duration::from_secs(5),
@@ -230,18 +242,37 @@ fuzz_target!(|data: &[u8]| {
                 continue;
             }
             assert!(parts.headers.contains_key("age"), "a hit without Age");
-            let (Some(key), true, StatusCode::OK) = (key, is_get, parts.status) else {
+            if is_head {
+                assert!(body.is_empty(), "a hit to HEAD with a body: {body:?}");
+            }
+            let Some(key) = key.filter(|_| is_get) else {
                 continue;
             };
             let origin = origin.lock().unwrap();
-            match origin.sent.get(&key.to_string()) {
-                Some((_, true)) => {}
-                Some((bodies, false)) => assert!(
+            let bodies = match origin.sent.get(&key.to_string()) {
+                Some((_, true)) => continue,
+                Some((bodies, false)) => bodies,
+                None => panic!("a hit for {key}, which never reached the origin"),
+            };
+            match parts.status {
+                StatusCode::OK => assert!(
                     bodies.contains(&body),
                     "a hit for {key} served {body:?}, not a storable 200 body the origin sent \
                      for it ({bodies:?})"
                 ),
-                None => panic!("a hit for {key}, which never reached the origin"),
+                // A single part: a slice of such a body, where `Content-Range` says.
+                StatusCode::PARTIAL_CONTENT => {
+                    let Some((first, last, len)) = content_range(&parts.headers) else {
+                        continue;
+                    };
+                    assert!(
+                        bodies.iter().any(|whole| whole.len() == len
+                            && whole.get(first..=last) == Some(&body[..])),
+                        "a part {first}-{last}/{len} of {key} served {body:?}, not a slice of a \
+                         storable 200 body the origin sent for it ({bodies:?})"
+                    );
+                }
+                _ => {}
             }
         }
     });
