@@ -456,6 +456,8 @@ async fn bad_limit_flags_exit_2_with_one_line() {
         ("--header-read-timeout", "0"),
         ("--max-connections", "0"),
         ("--max-connections", "many"),
+        ("--threads", "0"),
+        ("--threads", "70000"),
     ] {
         let (code, stdout, stderr) = run(&["--origin", "http://127.0.0.1:1", flag, value]).await;
         assert_eq!(code, Some(2), "{flag} {value}: {stderr}");

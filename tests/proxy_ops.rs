@@ -1,5 +1,5 @@
 //! Operating the caching proxy, end to end over TCP: `--min-uses` admission, the doorkeeper of
-//! a full store (`--no-doorkeeper`) and the admin listener's `GET /metrics`.
+//! a full store (`--no-doorkeeper`), the admin listener's `GET /metrics`, and `--threads 1`.
 //!
 //! `cargo test` builds the examples before running the tests; with a test filter such as
 //! `--test proxy_ops` build it first: `cargo build --example caching_proxy`.
@@ -11,7 +11,7 @@ mod proxy_process;
 use proxy_process::{start_proxy_in, test_runtime_dir};
 #[path = "support/counting_origin.rs"]
 mod counting_origin;
-use counting_origin::{CountingOrigin, admin_of, reply, run_binary, send};
+use counting_origin::{CountingOrigin, admin_of, gated, reply, run_binary, send};
 
 /// A counting origin: a `GET` is answered `hello` and cacheable for a minute, anything else
 /// `posted`, not cacheable.
@@ -203,5 +203,60 @@ async fn metrics_on_the_admin_listener_count_what_happened() {
     assert!(
         text.contains("cache_origin_duration_seconds_bucket"),
         "{text}"
+    );
+}
+
+/// `--threads 1` runs the proxy on a single-threaded runtime: a miss then a hit; 20 requests
+/// at once for a URL whose response is held back collapse onto one origin request and all get
+/// its whole body, streamed to them as it arrives; the admin listener answers meanwhile.
+#[tokio::test]
+async fn one_thread_serves_hits_misses_and_collapsed_requests() {
+    let origin = CountingOrigin::builder()
+        .route("/slow", |exchange| {
+            let builder = Response::builder().header("cache-control", "max-age=60");
+            gated(builder, b"head ", 1000, exchange.gate.clone())
+        })
+        .fallback(|_| {
+            reply(
+                Response::builder().header("cache-control", "max-age=60"),
+                "hello",
+            )
+        })
+        .start()
+        .await;
+    let dir = test_runtime_dir();
+    let proxy = start_proxy_in(&dir, &["--origin", &origin.url(), "--threads", "1"]).await;
+
+    let first = send(proxy.addr, "GET", "/a", &[]).await;
+    let second = send(proxy.addr, "GET", "/a", &[]).await;
+    assert_eq!((first.x_cache(), first.text()), ("MISS", "hello".into()));
+    assert_eq!((second.x_cache(), second.text()), ("HIT", "hello".into()));
+    assert_eq!(origin.hits(), 1);
+
+    let addr = proxy.addr;
+    let waiting: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(async move { send(addr, "GET", "/slow", &[]).await }))
+        .collect();
+    // The origin has the one request while the others wait on it; the admin listener answers.
+    while origin.hits() < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (admin, token) = admin_of(&dir, proxy.addr.port());
+    let auth = format!("Bearer {token}");
+    let metrics = send(admin, "GET", "/metrics", &[("authorization", &auth)]).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    origin.open_gate();
+    let expected = format!("head {}", "x".repeat(1000));
+    for answer in waiting {
+        let answer = answer.await.unwrap();
+        assert_eq!(
+            (answer.status, answer.text()),
+            (StatusCode::OK, expected.clone())
+        );
+    }
+    assert_eq!(
+        origin.hits(),
+        2,
+        "the 20 requests for /slow reached the origin once"
     );
 }
