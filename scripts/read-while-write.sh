@@ -5,11 +5,11 @@
 #
 #   bash scripts/read-while-write.sh      # SIZE=10485760 (10 MiB), CHUNK=65536, PAUSE=0.005 (s)
 #
-# Builds `caching_proxy` in release (started with `--max-entry-size 64M`, so that SIZE is
-# storable) and starts a slow origin (python3's http.server, inline
-# below): for any GET it waits THINK=0.5 s, then sends `200`, `Content-Length: SIZE` and
-# `Cache-Control: max-age=60`, then SIZE bytes in CHUNK-byte writes with PAUSE seconds between
-# them (10 MiB in about 0.8 s), and counts its requests. Then, from one python3 process (one
+# Builds `caching_proxy` with cargo profile $PROFILE (default release), or runs $PROXY_BIN, with
+# `--max-entry-size 64M` (so that SIZE is storable) and $PROXY_FLAGS. It starts a slow origin
+# (python3's http.server, inline below): for any GET it waits THINK=0.5 s, then sends `200`,
+# `Content-Length: SIZE` and `Cache-Control: max-age=60`, then SIZE bytes in CHUNK-byte writes
+# with PAUSE seconds between them (10 MiB in about 0.8 s), and counts its requests. Then, from one python3 process (one
 # clock): the leader GETs /slow through the proxy; 0.2 s later (while the origin still
 # thinks) the follower GETs it too. Each records when its response head, its first body byte
 # and its last byte arrived. Prints those times, the follower's first byte minus the leader's,
@@ -28,9 +28,14 @@ pause=${PAUSE:-0.005}
 think=${THINK:-0.5}
 work=$(mktemp -d)
 
-echo "read-while-write: cargo build --release --example caching_proxy"
-cargo build --quiet --release --example caching_proxy
-proxy_bin="$root/target/release/examples/caching_proxy"
+profile=${PROFILE:-release}
+if [ -n "${PROXY_BIN:-}" ]; then
+    proxy_bin=$PROXY_BIN
+else
+    echo "read-while-write: cargo build --profile $profile --example caching_proxy"
+    cargo build --quiet --profile "$profile" --example caching_proxy
+    proxy_bin="$root/target/$profile/examples/caching_proxy"
+fi
 
 clean_up_on_exit
 
@@ -133,6 +138,9 @@ port=$(free_port)
 # The default `--max-entry-size` (8M) would keep a 10 MiB response out of the store, and
 # its followers would go to the origin themselves.
 cmd=("$proxy_bin" --port "$port" --origin "http://127.0.0.1:$origin_port" --max-entry-size 64M)
+# PROXY_FLAGS: more flags for the proxy, e.g. `--threads 1`.
+read -r -a extra <<<"${PROXY_FLAGS:-}"
+cmd+=("${extra[@]}")
 echo "read-while-write: RUST_LOG=warn ${cmd[*]}"
 RUST_LOG=warn "${cmd[@]}" >"$work/proxy.log" 2>&1 &
 pids+=($!)
