@@ -54,11 +54,17 @@ LUA
 # origin_bin and proxy_bin. PROXY_BIN runs another build of the proxy instead (e.g. an older
 # commit's, copied aside).
 build_servers() {
-    local features=() profile=${PROFILE:-release}
+    build_examples bench_origin caching_proxy
+    origin_bin="$root/target/${PROFILE:-release}/examples/bench_origin"
+}
+
+# Builds the examples named, as build_servers says; sets proxy_bin.
+build_examples() {
+    local features=() profile=${PROFILE:-release} examples=() example
     if [ -n "${FEATURES:-}" ]; then features=(--features "$FEATURES"); fi
-    echo "$tag: cargo build --profile $profile ${features[*]} --example bench_origin --example caching_proxy"
-    cargo build --quiet --profile "$profile" "${features[@]}" --example bench_origin --example caching_proxy
-    origin_bin="$root/target/$profile/examples/bench_origin"
+    for example in "$@"; do examples+=(--example "$example"); done
+    echo "$tag: cargo build --profile $profile ${features[*]} ${examples[*]}"
+    cargo build --quiet --profile "$profile" "${features[@]}" "${examples[@]}"
     proxy_bin=${PROXY_BIN:-"$root/target/$profile/examples/caching_proxy"}
 }
 

@@ -5,13 +5,14 @@
 #
 #   bash scripts/read-while-write.sh      # SIZE=10485760 (10 MiB), CHUNK=65536, PAUSE=0.005 (s)
 #
-# Builds `caching_proxy` with cargo profile $PROFILE (default release), or runs $PROXY_BIN, with
-# `--max-entry-size 64M` (so that SIZE is storable) and $PROXY_FLAGS. It starts a slow origin
-# (python3's http.server, inline below): for any GET it waits THINK=0.5 s, then sends `200`,
-# `Content-Length: SIZE` and `Cache-Control: max-age=60`, then SIZE bytes in CHUNK-byte writes
-# with PAUSE seconds between them (10 MiB in about 0.8 s), and counts its requests. Then, from one python3 process (one
-# clock): the leader GETs /slow through the proxy; 0.2 s later (while the origin still
-# thinks) the follower GETs it too. Each records when its response head, its first body byte
+# Builds `caching_proxy` in release ($PROFILE, $FEATURES and $PROXY_BIN as in
+# scripts/common.sh) and runs it with `--max-entry-size 64M` (so that SIZE is storable) and
+# $PROXY_FLAGS. It starts a slow origin (python3's http.server, inline below): for any GET it
+# waits THINK=0.5 s, then sends `200`, `Content-Length: SIZE` and `Cache-Control: max-age=60`,
+# then SIZE bytes in CHUNK-byte writes with PAUSE seconds between them (10 MiB in about
+# 0.8 s), and counts its requests. Then, from one python3 process (one clock): the leader
+# GETs /slow through the proxy; 0.2 s later (while the origin still thinks) the follower GETs
+# it too. Each records when its response head, its first body byte
 # and its last byte arrived. Prints those times, the follower's first byte minus the leader's,
 # both `Cache-Status` values, whether both bodies are the origin's bytes, and the origin's
 # request count. Exits non-zero when a body differs, the origin saw more than one request, or
@@ -28,14 +29,7 @@ pause=${PAUSE:-0.005}
 think=${THINK:-0.5}
 work=$(mktemp -d)
 
-profile=${PROFILE:-release}
-if [ -n "${PROXY_BIN:-}" ]; then
-    proxy_bin=$PROXY_BIN
-else
-    echo "read-while-write: cargo build --profile $profile --example caching_proxy"
-    cargo build --quiet --profile "$profile" --example caching_proxy
-    proxy_bin="$root/target/$profile/examples/caching_proxy"
-fi
+build_examples caching_proxy
 
 clean_up_on_exit
 

@@ -238,9 +238,14 @@ async fn one_thread_serves_hits_misses_and_collapsed_requests() {
         .map(|_| tokio::spawn(async move { send(addr, "GET", "/slow", &[]).await }))
         .collect();
     // The origin has the one request while the others wait on it; the admin listener answers.
-    while origin.hits() < 2 {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let leader = async {
+        while origin.hits() < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), leader)
+        .await
+        .expect("the request for /slow reached the origin within 10 s");
     let (admin, token) = admin_of(&dir, proxy.addr.port());
     let auth = format!("Bearer {token}");
     let metrics = send(admin, "GET", "/metrics", &[("authorization", &auth)]).await;

@@ -1,10 +1,17 @@
-//! What is not stored (RFC 9111 §3) and request directives (§5.2.1), over TCP.
+//! What is not stored (RFC 9111 §3) and request directives (§5.2.1), over TCP; header sections
+//! past the cache's name limit through the layer in process (hyper reads 100 fields at most).
 
 mod support;
 
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
 use http::{HeaderName, Request};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use support::{get, response, send, serve};
+use tower::{ServiceExt, service_fn};
 use tower_cache_layer::CacheLayer;
 use tower_cache_layer::policy::CacheOptions;
 use tower_cache_layer::store::MemoryStore;
@@ -402,7 +409,7 @@ async fn hop_by_hop_fields_are_not_stored() {
 }
 
 /// A response fresh for a minute, of `names` distinct header names in all.
-fn of_names(names: usize) -> http::Response<Full<bytes::Bytes>> {
+fn of_names(names: usize) -> http::Response<Full<Bytes>> {
     let mut response = http::Response::new(Full::from("body"));
     let headers = response.headers_mut();
     headers.insert("cache-control", "max-age=60".parse().unwrap());
@@ -419,14 +426,11 @@ fn of_names(names: usize) -> http::Response<Full<bytes::Bytes>> {
 /// answering `of_names(names)`: the second's status, `X-Cache`, and the inner service's calls.
 /// (Not over TCP: hyper reads 100 fields at most.)
 async fn twice_of_names(names: usize, request_names: usize) -> (u16, Option<String>, usize) {
-    use http_body_util::BodyExt;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use tower::{ServiceExt, service_fn};
-    let calls = std::sync::Arc::new(AtomicUsize::new(0));
-    let counted = std::sync::Arc::clone(&calls);
-    let inner = service_fn(move |_: Request<Full<bytes::Bytes>>| {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let inner = service_fn(move |_: Request<Full<Bytes>>| {
         counted.fetch_add(1, Ordering::SeqCst);
-        async move { Ok::<_, std::convert::Infallible>(of_names(names)) }
+        async move { Ok::<_, Infallible>(of_names(names)) }
     });
     let svc = tower::ServiceBuilder::new()
         .layer(CacheLayer::new())

@@ -136,8 +136,6 @@ async fn proxy_listening(config: &Config) -> bool {
     )
 }
 
-/// Entry point: `--clear-cache`, `--purge` and `--purge-tag` talk to a running proxy,
-/// otherwise runs one.
 /// The tokio runtime for `threads` worker threads (`--threads`; default one per CPU the
 /// process may run on). One thread gets a single-threaded runtime: it serves every task itself,
 /// without the multi-threaded runtime's queues, wake-ups across threads and parking, which
@@ -160,6 +158,8 @@ fn runtime(threads: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
+/// Entry point: `--clear-cache`, `--purge` and `--purge-tag` talk to a running proxy,
+/// otherwise runs one.
 fn main() -> ExitCode {
     let config = parse_config();
     // RUST_LOG as `level` or `target=level,...` (e.g. `warn`, `info,caching_proxy=debug`);

@@ -155,6 +155,7 @@ fn fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> HeaderMap {
     map
 }
 
+/// The exchange `input` writes (see the module's docs); `None` when it is not one.
 fn exchange(input: &[u8]) -> Option<Exchange> {
     let split = input.windows(4).position(|w| w == b"\n--\n")?;
     let (req, rest) = (&input[..split], &input[split + 4..]);

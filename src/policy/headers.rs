@@ -487,7 +487,8 @@ pub(crate) fn within_name_limit(headers: &HeaderMap) -> bool {
 /// fields (what the store's weigher counts). Values that were slices of a larger buffer
 /// (hyper's read buffer) no longer keep it alive.
 pub(crate) fn compacted(headers: &HeaderMap) -> HeaderMap {
-    let needed = headers.len() + ADDED_FIELDS;
+    // The index holds names: room for the added ones beside those there.
+    let needed = headers.keys_len() + ADDED_FIELDS;
     // A clone's field list is as long as the fields, and its index table as large as the
     // original's: kept when that has room for the added fields, and is no larger than
     // `reserve` or `with_capacity` make for them (at most twice as many).
@@ -501,8 +502,7 @@ pub(crate) fn compacted(headers: &HeaderMap) -> HeaderMap {
         }
         roomy.clone()
     } else {
-        // More values than a map's index can hold with room to spare (names are bounded by
-        // `MAX_NAMES`, values are not): no room to leave.
+        // Within `ADDED_FIELDS` of the most names a map can hold: no room to leave.
         headers.clone()
     };
     let total = owned.values().map(HeaderValue::len).sum();

@@ -86,10 +86,15 @@ pub fn encode(entry: &StoredEntry) -> Result<Vec<u8>, StoreError> {
         .iter()
         .map(|response| encode_response(response))
         .collect::<Result<_, _>>()?;
-    let mut out = Vec::with_capacity(entry.weight() + 64);
+    framed(&EntryV1 { variants }, entry.weight() + 64)
+}
+
+/// `entry` after the magic bytes and [`FORMAT_VERSION`], in a buffer of `capacity` bytes.
+fn framed(entry: &EntryV1<'_>, capacity: usize) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(capacity);
     out.extend_from_slice(MAGIC);
     out.push(FORMAT_VERSION);
-    postcard::to_extend(&EntryV1 { variants }, out).map_err(StoreError::new)
+    postcard::to_extend(entry, out).map_err(StoreError::new)
 }
 
 fn encode_response(response: &StoredResponse) -> Result<ResponseV1<'_>, StoreError> {
@@ -275,15 +280,10 @@ mod tests {
             },
             vary: Vec::new(),
         };
-        let mut out = MAGIC.to_vec();
-        out.push(FORMAT_VERSION);
-        postcard::to_extend(
-            &EntryV1 {
-                variants: vec![response],
-            },
-            out,
-        )
-        .unwrap()
+        let entry = EntryV1 {
+            variants: vec![response],
+        };
+        framed(&entry, 0).unwrap()
     }
 
     // What a store hands back may be damaged or written by anyone who can write to it: an
