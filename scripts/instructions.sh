@@ -21,7 +21,9 @@
 #
 # Builds `bench_origin` and `caching_proxy` in release (cargo profile $PROFILE, default
 # release: the count needs the proxy's symbols, see below). For each case it runs the proxy
-# under `valgrind --tool=callgrind`, warms it up with wrk (one thread, 4 connections, 3 s),
+# under `valgrind --tool=callgrind` on CPU 1 with the origin, as the shared harness places
+# them (so the proxy sees one CPU and runs its single-threaded runtime), warms it up with wrk
+# (on CPU 0, one thread, 4 connections, 3 s),
 # zeroes the counters, runs wrk for DURATION (default 10) seconds, and dumps them. Under
 # valgrind the counters are zeroed late, so the total is divided not by wrk's count but by
 # the calls of a function that runs once per request: the request log's
@@ -61,11 +63,11 @@ run_case() {
     shift 2
     local origin_port port origin proxy out total calls
     origin_port=$(free_port)
-    "$origin_bin" --port "$origin_port" >"$work/origin.log" 2>&1 &
+    taskset -c 1 "$origin_bin" --port "$origin_port" >"$work/origin.log" 2>&1 &
     origin=$!
     port=$(free_port)
     out="$work/$label.callgrind"
-    valgrind --tool=callgrind --callgrind-out-file="$out" \
+    taskset -c 1 valgrind --tool=callgrind --callgrind-out-file="$out" \
         "$proxy_bin" --port "$port" --origin "http://127.0.0.1:$origin_port" "$@" \
         >"$work/proxy.log" 2>&1 &
     proxy=$!
@@ -86,9 +88,9 @@ run_case() {
         path:*) load=("http://127.0.0.1:$port${target#path:}") ;;
         lua:*) load=(-s "${target#lua:}" "http://127.0.0.1:$port/") ;;
     esac
-    wrk -t1 -c4 -d3s "${load[@]}" >/dev/null
+    taskset -c 0 wrk -t1 -c4 -d3s "${load[@]}" >/dev/null
     callgrind_control -z "$proxy" >/dev/null 2>&1
-    wrk -t1 -c4 -d"${duration}s" "${load[@]}" >/dev/null
+    taskset -c 0 wrk -t1 -c4 -d"${duration}s" "${load[@]}" >/dev/null
     callgrind_control -d "$proxy" >/dev/null 2>&1
     sleep 1
     kill "$proxy" "$origin"
