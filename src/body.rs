@@ -41,7 +41,8 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<B> {
-        Full { data: Option<Bytes> },
+        // `hit`: built from a stored response (`X-Cache: HIT`), or made by the cache itself.
+        Full { data: Option<Bytes>, hit: bool },
         // A stored body a store streams from its own medium.
         Source { body: Option<SourceBody> },
         // `prefix`: stored bytes sent before the inner body (a stored part completed by the
@@ -55,10 +56,70 @@ pin_project! {
 }
 
 impl<B> ResponseBody<B> {
+    /// Whether this is the body of an answer from a stored response: exactly the responses
+    /// the layer marks `X-Cache: HIT` (fresh, revalidated, stale or collapsed; see
+    /// `Cache-Status` for which), whether or not it sends that field. A miss, a response passed
+    /// through and one the cache made itself (`504` for `only-if-cached`) say `false`.
+    ///
+    /// For a request log or metrics beside the cache, without looking a header field up:
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    ///
+    /// use http::{Method, Request, Response};
+    /// use http_body_util::{BodyExt, Full};
+    /// use tower::{Service, ServiceBuilder, ServiceExt};
+    /// use tower_cache_layer::CacheLayer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let origin = tower::service_fn(|_req: Request<Full<bytes::Bytes>>| async {
+    ///     let response = Response::builder().header("cache-control", "max-age=60");
+    ///     Ok::<_, Infallible>(response.body(Full::from("hello")).unwrap())
+    /// });
+    /// let mut service = ServiceBuilder::new().layer(CacheLayer::new()).service(origin);
+    /// let asks = [
+    ///     (Method::GET, "http://example.com/a", None, false),  // a miss, stored
+    ///     (Method::GET, "http://example.com/a", None, true),   // a hit
+    ///     (Method::HEAD, "http://example.com/a", None, true),  // a hit, without the body
+    ///     (Method::GET, "http://example.com/b", Some("only-if-cached"), false), // the 504 it makes
+    /// ];
+    /// for (method, path, cache_control, hit) in asks {
+    ///     let mut request = Request::builder().method(method).uri(path);
+    ///     if let Some(value) = cache_control {
+    ///         request = request.header("cache-control", value);
+    ///     }
+    ///     let response = service.ready().await?.call(request.body(Full::default())?).await?;
+    ///     assert_eq!(response.body().is_hit(), hit);
+    ///     assert_eq!(response.headers()["x-cache"], if hit { "HIT" } else { "MISS" });
+    ///     response.into_body().collect().await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn is_hit(&self) -> bool {
+        match &self.kind {
+            Kind::Full { hit, .. } => *hit,
+            Kind::Source { .. } => true,
+            Kind::Miss { .. } | Kind::Pass { .. } => false,
+        }
+    }
+
+    /// A body the cache made itself (not a hit).
     pub(crate) fn full(data: Bytes) -> Self {
+        Self::bytes(data, false)
+    }
+
+    /// The body of an answer from a stored response without its stored body (HEAD, 304).
+    pub(crate) fn served_empty() -> Self {
+        Self::bytes(Bytes::new(), true)
+    }
+
+    fn bytes(data: Bytes, hit: bool) -> Self {
         Self {
             kind: Kind::Full {
                 data: (!data.is_empty()).then_some(data),
+                hit,
             },
         }
     }
@@ -66,7 +127,7 @@ impl<B> ResponseBody<B> {
     /// A stored body: its bytes, or a stream from the store.
     pub(crate) fn stored(body: &StoredBody) -> Self {
         match body.open() {
-            Opened::Bytes(data) => Self::full(data),
+            Opened::Bytes(data) => Self::bytes(data, true),
             Opened::Stream(body) => Self {
                 kind: Kind::Source { body: Some(body) },
             },
@@ -127,7 +188,9 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().kind.project() {
-            KindProj::Full { data } => Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
+            KindProj::Full { data, .. } => {
+                Poll::Ready(data.take().map(|data| Ok(Frame::data(data))))
+            }
             KindProj::Source { body } => poll_source(body, cx),
             KindProj::Pass {
                 prefix,
@@ -203,7 +266,7 @@ where
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Full { data } => data.is_none(),
+            Kind::Full { data, .. } => data.is_none(),
             Kind::Source { body } => body.as_ref().is_none_or(|body| body.is_end_stream()),
             Kind::Miss { prefix, body, .. } | Kind::Pass { prefix, body, .. } => {
                 prefix.is_none() && body.is_end_stream()
@@ -213,7 +276,7 @@ where
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Full { data } => {
+            Kind::Full { data, .. } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
             Kind::Source { body } => body

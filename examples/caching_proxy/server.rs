@@ -36,7 +36,7 @@ use crate::forward::{ClientBody, ForwardLimits, Proxy, ProxyBody};
 use crate::front::{
     Admission, Admitted, FrontDoor, FrontDoorConfig, OriginFields, Peer, UNSEEN_FIELDS,
 };
-use crate::log::RequestLog;
+use crate::log::{LogPeer, RequestLog};
 use crate::tunnel::Tunnels;
 use crate::wire::Explained;
 
@@ -62,7 +62,7 @@ struct Connection {
     /// The client's forwarding fields.
     client: Arc<Peer>,
     /// The client's address as the request log writes it.
-    peer_text: Arc<str>,
+    peer_text: LogPeer,
     slot: Arc<Slot>,
 }
 
@@ -129,7 +129,13 @@ impl Future for Responding {
             }
         };
         if let Some(log) = this.log.take() {
-            log.finish(&response, at_once);
+            // What the cache's `X-Cache` says, known without looking the field up.
+            let cache = match response.body() {
+                Either::Left(body) if body.is_hit() => "HIT",
+                Either::Left(_) => "MISS",
+                Either::Right(_) => "-",
+            };
+            log.finish(response.status(), cache, at_once);
         }
         let in_flight = this.in_flight.take().expect("polled after completion");
         Poll::Ready(Ok(response.map(|body| TrackedBody::new(body, in_flight))))
@@ -324,7 +330,7 @@ pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn StdError>> {
             front: Arc::clone(&front),
             tunnels: Arc::clone(&tunnels),
             client,
-            peer_text: peer.to_string().into(),
+            peer_text: LogPeer::new(peer),
             slot: Arc::new(admitted.slot),
         });
         let slot = Arc::clone(&connection.slot);

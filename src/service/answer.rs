@@ -135,7 +135,7 @@ impl<St> Shared<St> {
         headers.insert(AGE, decimal_value(age.as_secs()));
         self.status.served(&mut headers, served, ttl);
         let body = if method == Method::HEAD {
-            ResponseBody::full(Bytes::new())
+            ResponseBody::served_empty()
         } else {
             self.metrics.served_from_cache(body.len());
             ResponseBody::stored(&body)
