@@ -90,8 +90,9 @@ pub(crate) fn reuse_with(
         }
     }
 
-    // RFC 9111 §4.2: fresh when freshness_lifetime > current_age.
-    if stored.is_fresh(now) {
+    // RFC 9111 §4.2: fresh when freshness_lifetime > current_age (`is_fresh`, with the age
+    // read once).
+    if age < stored.freshness_lifetime {
         return Reuse::Fresh;
     }
 
@@ -103,7 +104,7 @@ pub(crate) fn reuse_with(
 
     // RFC 9111 §4.2.4, §5.2.1.2: the client accepts staleness up to max-stale (any without a
     // value).
-    let staleness = stored.staleness(now);
+    let staleness = age.saturating_sub(stored.freshness_lifetime);
     match cc.max_stale() {
         Some(None) => return Reuse::StaleAllowed,
         Some(Some(limit)) if staleness <= limit => return Reuse::StaleAllowed,
