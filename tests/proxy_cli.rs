@@ -690,6 +690,19 @@ async fn the_log_has_a_line_per_request_and_499_for_a_client_that_left() {
     )
     .await;
     assert_eq!(hit.status, StatusCode::OK);
+    // A HEAD hit, and a method the line spells out from the request (not a fixed prefix).
+    let head = send(
+        addr,
+        Request::head("/max-age").body(Full::default()).unwrap(),
+    )
+    .await;
+    assert_eq!(head.status, StatusCode::OK);
+    let posted = send(
+        addr,
+        Request::post("/posted").body(Full::from("x")).unwrap(),
+    )
+    .await;
+    assert!(posted.status.is_success(), "{}", posted.status);
     let mut leaver = TcpStream::connect(addr).await.expect("connect");
     leaver
         .write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -726,6 +739,17 @@ async fn the_log_has_a_line_per_request_and_499_for_a_client_that_left() {
     assert!(
         hit.contains("status=200 cache=HIT elapsed_ms=0 peer=127.0.0.1:"),
         "{hit}"
+    );
+    let head = log
+        .lines()
+        .find(|l| l.contains("method=HEAD path=/max-age "))
+        .expect("a log line for the HEAD request");
+    assert!(head.contains("status=200 cache=HIT elapsed_ms=0"), "{head}");
+    let posted = line("/posted").expect("a log line for the POST");
+    assert!(
+        posted.contains("  INFO caching_proxy::log: method=POST path=/posted status=")
+            && posted.contains(" cache=MISS elapsed_ms="),
+        "{posted}"
     );
     let abandoned = line("/slow").expect("a log line for the abandoned request");
     assert!(abandoned.contains("status=499"), "{abandoned}");

@@ -135,9 +135,20 @@ impl RequestLog {
             // waiting for the writer: no allocation, no `fmt` machinery, no copy of its own.
             let mut line = out.pending.room();
             timestamp(&mut line, now);
-            line.extend_from_slice(b"  INFO caching_proxy::log: method=");
-            line.extend_from_slice(self.method.as_str().as_bytes());
-            line.extend_from_slice(b" path=");
+            // The commonest methods with the fields around them: one copy of a known length.
+            match self.method {
+                Method::GET => {
+                    line.extend_from_slice(b"  INFO caching_proxy::log: method=GET path=")
+                }
+                Method::HEAD => {
+                    line.extend_from_slice(b"  INFO caching_proxy::log: method=HEAD path=");
+                }
+                _ => {
+                    line.extend_from_slice(b"  INFO caching_proxy::log: method=");
+                    line.extend_from_slice(self.method.as_str().as_bytes());
+                    line.extend_from_slice(b" path=");
+                }
+            }
             line.extend_from_slice(self.path.as_bytes());
             line.extend_from_slice(b" status=");
             // A status is three digits: a copy of a known length.
@@ -146,11 +157,11 @@ impl RequestLog {
                 Err(_) => line.extend_from_slice(status.as_bytes()),
             }
             // The cache's outcomes with the fields around them: one copy, of a known length.
-            line.extend_from_slice(match cache {
-                "HIT" => b" cache=HIT elapsed_ms=",
-                "MISS" => b" cache=MISS elapsed_ms=",
-                _ => b" cache=- elapsed_ms=",
-            });
+            match cache {
+                "HIT" => line.extend_from_slice(b" cache=HIT elapsed_ms="),
+                "MISS" => line.extend_from_slice(b" cache=MISS elapsed_ms="),
+                _ => line.extend_from_slice(b" cache=- elapsed_ms="),
+            }
             push_number(&mut line, elapsed_ms);
             line.extend_from_slice(self.peer.0.as_bytes());
             return;
@@ -277,19 +288,39 @@ fn timestamp(out: &mut Vec<u8>, at: SystemTime) {
         }
         out.extend_from_slice(text);
     });
+    // Six digits, two at a time.
     let micros = since.subsec_micros();
     let mut digits = [b'0'; 6];
-    let mut rest = micros;
-    for digit in digits.iter_mut().rev() {
-        *digit = b'0' + (rest % 10) as u8;
-        rest /= 10;
+    for (place, pair) in digits
+        .chunks_exact_mut(2)
+        .zip([micros / 10_000, micros / 100, micros])
+    {
+        let pair = (pair % 100) as usize;
+        place.copy_from_slice(&DIGIT_PAIRS[2 * pair..2 * pair + 2]);
     }
     out.extend_from_slice(&digits);
     out.push(b'Z');
 }
 
+/// "00" to "99", for two digits at a time.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut pairs = [0; 200];
+    let mut n = 0;
+    while n < 100 {
+        pairs[2 * n] = b'0' + (n / 10) as u8;
+        pairs[2 * n + 1] = b'0' + (n % 10) as u8;
+        n += 1;
+    }
+    pairs
+};
+
 /// Appends `n` in decimal.
 fn push_number(out: &mut Vec<u8>, mut n: u64) {
+    // Most lines: a hit's 0 ms, or a few.
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
@@ -430,7 +461,7 @@ mod tests {
 
     #[test]
     fn numbers_in_decimal() {
-        for n in [0, 7, 499, 1_000, u64::MAX] {
+        for n in [0, 7, 9, 10, 99, 499, 1_000, u64::MAX] {
             let mut out = b"x=".to_vec();
             push_number(&mut out, n);
             assert_eq!(out, format!("x={n}").into_bytes());

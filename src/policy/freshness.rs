@@ -287,7 +287,7 @@ impl ResponsePolicy {
         // RFC 9111 §5.2.2.4: qualified `no-cache="field"` only restricts the named fields,
         // which the cache does not store; the rest may be reused without validation.
         let no_cache = (cc.no_cache() && cc.no_cache_fields().is_none())
-            || (cc.is_empty() && !headers.contains_key(CACHE_CONTROL) && pragma_no_cache(headers));
+            || (cc.is_empty() && pragma_no_cache(headers) && !headers.contains_key(CACHE_CONTROL));
         // RFC 9111 §5.2.2.2, §5.2.2.8; §5.2.2.10: s-maxage "also implies the semantics of the
         // proxy-revalidate response directive".
         let must_revalidate =

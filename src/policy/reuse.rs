@@ -230,11 +230,13 @@ pub(crate) fn may_serve_stale_if_unreachable_with(
 }
 
 /// Request `no-cache`, or `Pragma: no-cache` without any `Cache-Control` (RFC 9111 §5.4).
+/// `Pragma` is looked up first: most requests have none, and then `Cache-Control` is not
+/// looked up again.
 fn request_no_cache(cc: &CacheControl, req_headers: &HeaderMap) -> bool {
     cc.no_cache()
         || (cc.is_empty()
-            && !req_headers.contains_key(CACHE_CONTROL)
-            && pragma_no_cache(req_headers))
+            && pragma_no_cache(req_headers)
+            && !req_headers.contains_key(CACHE_CONTROL))
 }
 
 /// May a stale response stand in for this status from the origin? RFC 5861 §4: for
