@@ -41,7 +41,8 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<B> {
-        // `hit`: built from a stored response (`X-Cache: HIT`), or made by the cache itself.
+        // `hit`: built from a stored response (`X-Cache: HIT`); false for a body the cache
+        // made itself (the `only-if-cached` 504).
         Full { data: Option<Bytes>, hit: bool },
         // A stored body a store streams from its own medium.
         Source { body: Option<SourceBody> },

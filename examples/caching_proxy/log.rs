@@ -86,7 +86,8 @@ static INFO_ENABLED: OnceLock<bool> = OnceLock::new();
 const CLIENT_CLOSED: &str = "499";
 
 impl RequestLog {
-    /// Starts the line for `req` from the client `peer`, or `None` when the log level hides it (nothing is gathered then).
+    /// Starts the line for `req` from the client `peer`, or `None` when the log level hides it
+    /// (nothing is gathered then).
     pub(crate) fn start<B>(req: &Request<B>, peer: &LogPeer) -> Option<Self> {
         if !*INFO_ENABLED.get_or_init(|| tracing::enabled!(tracing::Level::INFO)) {
             return None;
