@@ -85,6 +85,35 @@ static INFO_ENABLED: OnceLock<bool> = OnceLock::new();
 /// The status logged for a request whose client went away first (nginx's convention).
 const CLIENT_CLOSED: &str = "499";
 
+/// What the line reports as the cache's outcome: what the cache's `X-Cache` says, or `-` for
+/// an answer the cache did not make (a refusal, a tunnel, a client that left first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Hit,
+    Miss,
+    None,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "HIT",
+            Self::Miss => "MISS",
+            Self::None => "-",
+        }
+    }
+
+    /// Appends the field with the text around it, as a line has it: in each case one copy of
+    /// a length known when compiled (no call to `memcpy`).
+    fn push_field(self, line: &mut Vec<u8>) {
+        match self {
+            Self::Hit => line.extend_from_slice(b" cache=HIT elapsed_ms="),
+            Self::Miss => line.extend_from_slice(b" cache=MISS elapsed_ms="),
+            Self::None => line.extend_from_slice(b" cache=- elapsed_ms="),
+        }
+    }
+}
+
 impl RequestLog {
     /// Starts the line for `req` from the client `peer`, or `None` when the log level hides it
     /// (nothing is gathered then).
@@ -109,21 +138,20 @@ impl RequestLog {
         })
     }
 
-    /// Writes the line for an answer with `status`, whose `X-Cache` is `cache` (`-` for one
-    /// the cache did not make). `at_once`: it was made as the request arrived (a hit, a
+    /// Writes the line for an answer with `status` and the cache's `outcome`. `at_once`: it was made as the request arrived (a hit, a
     /// refusal), so the time it started stands for the time it was made, well within the
     /// line's millisecond, without reading the clock again.
-    pub(crate) fn finish(mut self, status: StatusCode, cache: &str, at_once: bool) {
+    pub(crate) fn finish(mut self, status: StatusCode, outcome: Outcome, at_once: bool) {
         self.finished = true;
         let now = if at_once {
             self.started
         } else {
             SystemTime::now()
         };
-        self.write(status.as_str(), cache, now);
+        self.write(status.as_str(), outcome, now);
     }
 
-    fn write(&self, status: &str, cache: &str, now: SystemTime) {
+    fn write(&self, status: &str, outcome: Outcome, now: SystemTime) {
         // A line made at once (`finish`'s `at_once`) took no time: no clock difference.
         let elapsed_ms = if now == self.started {
             0
@@ -157,12 +185,7 @@ impl RequestLog {
                 Ok(digits) => line.extend_from_slice(digits),
                 Err(_) => line.extend_from_slice(status.as_bytes()),
             }
-            // The cache's outcomes with the fields around them: one copy, of a known length.
-            match cache {
-                "HIT" => line.extend_from_slice(b" cache=HIT elapsed_ms="),
-                "MISS" => line.extend_from_slice(b" cache=MISS elapsed_ms="),
-                _ => line.extend_from_slice(b" cache=- elapsed_ms="),
-            }
+            outcome.push_field(&mut line);
             push_number(&mut line, elapsed_ms);
             line.extend_from_slice(self.peer.0.as_bytes());
             return;
@@ -171,7 +194,7 @@ impl RequestLog {
             method = %self.method,
             path = %String::from_utf8_lossy(self.path.as_bytes()),
             status = %status,
-            cache = %cache,
+            cache = %outcome.as_str(),
             elapsed_ms,
             peer = %self.peer.address(),
         );
@@ -181,7 +204,7 @@ impl RequestLog {
 impl Drop for RequestLog {
     fn drop(&mut self) {
         if !self.finished {
-            self.write(CLIENT_CLOSED, "-", SystemTime::now());
+            self.write(CLIENT_CLOSED, Outcome::None, SystemTime::now());
         }
     }
 }

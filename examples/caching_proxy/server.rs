@@ -36,7 +36,7 @@ use crate::forward::{ClientBody, ForwardLimits, Proxy, ProxyBody};
 use crate::front::{
     Admission, Admitted, FrontDoor, FrontDoorConfig, OriginFields, Peer, UNSEEN_FIELDS,
 };
-use crate::log::{LogPeer, RequestLog};
+use crate::log::{LogPeer, Outcome, RequestLog};
 use crate::tunnel::Tunnels;
 use crate::wire::Explained;
 
@@ -130,12 +130,12 @@ impl Future for Responding {
         };
         if let Some(log) = this.log.take() {
             // What the cache's `X-Cache` says, known without looking the field up.
-            let cache = match response.body() {
-                Either::Left(body) if body.is_hit() => "HIT",
-                Either::Left(_) => "MISS",
-                Either::Right(_) => "-",
+            let outcome = match response.body() {
+                Either::Left(body) if body.is_hit() => Outcome::Hit,
+                Either::Left(_) => Outcome::Miss,
+                Either::Right(_) => Outcome::None,
             };
-            log.finish(response.status(), cache, at_once);
+            log.finish(response.status(), outcome, at_once);
         }
         let in_flight = this.in_flight.take().expect("polled after completion");
         Poll::Ready(Ok(response.map(|body| TrackedBody::new(body, in_flight))))

@@ -18,7 +18,10 @@
 //!   invalid, and permissive flags (`public`, `only-if-cached`) are ignored
 //!   (RFC 9111 §4.2.1: "the most restrictive directive should be honored").
 
-use super::headers::{is_ows, is_tchar, parse_delta_seconds, skip_list_gap, skip_ows, trim_ows};
+use super::headers::{
+    is_ows, is_tchar, parse_delta_seconds, pragma_no_cache, skip_list_gap, skip_ows, trim_ows,
+};
+use http::header::CACHE_CONTROL;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::time::Duration;
 
@@ -91,6 +94,15 @@ impl CacheControl {
     /// Unknown but well-formed directives count as present.
     pub fn is_empty(&self) -> bool {
         !self.any
+    }
+
+    /// `Pragma: no-cache` stands for `Cache-Control: no-cache` (RFC 9111 §5.4): `headers`, whose
+    /// `Cache-Control` this is, say `Pragma: no-cache` and have no `Cache-Control` line at all.
+    /// A targeted field's directives are never empty, so `Pragma` never applies beside them.
+    /// `Pragma` is looked up first: most messages have none, and `Cache-Control` is then not
+    /// looked up again.
+    pub(crate) fn pragma_no_cache_applies(&self, headers: &HeaderMap) -> bool {
+        self.is_empty() && pragma_no_cache(headers) && !headers.contains_key(CACHE_CONTROL)
     }
 
     /// Parsed from a targeted field such as `CDN-Cache-Control` by [`targeted_cache_control`].

@@ -3,9 +3,9 @@
 //! All computations saturate: no input (dates in the far past or future, huge `Age` values,
 //! odd [`CacheOptions`]) can overflow or panic.
 
-use super::headers::{list_members, parse_delta_seconds, parse_http_date, pragma_no_cache};
+use super::headers::{list_members, parse_delta_seconds, parse_http_date};
 use super::{CacheControl, CacheOptions};
-use http::header::{AGE, CACHE_CONTROL, DATE, EXPIRES, LAST_MODIFIED};
+use http::header::{AGE, DATE, EXPIRES, LAST_MODIFIED};
 use http::{HeaderMap, StatusCode};
 use std::time::{Duration, SystemTime};
 
@@ -282,12 +282,11 @@ impl ResponsePolicy {
         let freshness_lifetime = freshness_lifetime(status, headers, cc, options, response_time)
             .map_or(Duration::ZERO, |f| f.lifetime);
         // RFC 9111 §5.2.2.4 (no-cache, any form); RFC 9111 §5.4 (Pragma: no-cache, only when
-        // there is no Cache-Control field at all). Pragma stays tied to the real
-        // Cache-Control field: a targeted `cc` is never empty, so Pragma never applies then.
+        // there is no Cache-Control field at all, and never beside a targeted field).
         // RFC 9111 §5.2.2.4: qualified `no-cache="field"` only restricts the named fields,
         // which the cache does not store; the rest may be reused without validation.
         let no_cache = (cc.no_cache() && cc.no_cache_fields().is_none())
-            || (cc.is_empty() && pragma_no_cache(headers) && !headers.contains_key(CACHE_CONTROL));
+            || cc.pragma_no_cache_applies(headers);
         // RFC 9111 §5.2.2.2, §5.2.2.8; §5.2.2.10: s-maxage "also implies the semantics of the
         // proxy-revalidate response directive".
         let must_revalidate =
@@ -405,7 +404,12 @@ impl ResponsePolicy {
 
     /// `freshness_lifetime > current_age` (§4.2).
     pub fn is_fresh(&self, now: SystemTime) -> bool {
-        self.age(now) < self.freshness_lifetime
+        self.is_fresh_at_age(self.age(now))
+    }
+
+    /// [`is_fresh`](Self::is_fresh) for a current `age` already read.
+    pub(crate) fn is_fresh_at_age(&self, age: Duration) -> bool {
+        age < self.freshness_lifetime
     }
 
     /// Remaining freshness at `now` (zero when stale).
@@ -415,7 +419,12 @@ impl ResponsePolicy {
 
     /// How long past its freshness lifetime the response is at `now` (zero while fresh).
     pub fn staleness(&self, now: SystemTime) -> Duration {
-        self.age(now).saturating_sub(self.freshness_lifetime)
+        self.staleness_at_age(self.age(now))
+    }
+
+    /// [`staleness`](Self::staleness) for a current `age` already read.
+    pub(crate) fn staleness_at_age(&self, age: Duration) -> Duration {
+        age.saturating_sub(self.freshness_lifetime)
     }
 
     /// This policy, soft-purged at `now`: stale from `now` on, so that the next request

@@ -1,8 +1,6 @@
 //! May a stored response be reused for a request? (RFC 9111 §4, §4.2.4, §5.2.1)
 
-use super::headers::pragma_no_cache;
 use super::{CacheControl, ResponsePolicy};
-use http::header::CACHE_CONTROL;
 use http::{HeaderMap, StatusCode};
 use std::time::{Duration, SystemTime};
 
@@ -90,9 +88,8 @@ pub(crate) fn reuse_with(
         }
     }
 
-    // RFC 9111 §4.2: fresh when freshness_lifetime > current_age (`is_fresh`, with the age
-    // read once).
-    if age < stored.freshness_lifetime {
+    // RFC 9111 §4.2: fresh when freshness_lifetime > current_age.
+    if stored.is_fresh_at_age(age) {
         return Reuse::Fresh;
     }
 
@@ -104,7 +101,7 @@ pub(crate) fn reuse_with(
 
     // RFC 9111 §4.2.4, §5.2.1.2: the client accepts staleness up to max-stale (any without a
     // value).
-    let staleness = age.saturating_sub(stored.freshness_lifetime);
+    let staleness = stored.staleness_at_age(age);
     match cc.max_stale() {
         Some(None) => return Reuse::StaleAllowed,
         Some(Some(limit)) if staleness <= limit => return Reuse::StaleAllowed,
@@ -230,13 +227,8 @@ pub(crate) fn may_serve_stale_if_unreachable_with(
 }
 
 /// Request `no-cache`, or `Pragma: no-cache` without any `Cache-Control` (RFC 9111 §5.4).
-/// `Pragma` is looked up first: most requests have none, and then `Cache-Control` is not
-/// looked up again.
 fn request_no_cache(cc: &CacheControl, req_headers: &HeaderMap) -> bool {
-    cc.no_cache()
-        || (cc.is_empty()
-            && pragma_no_cache(req_headers)
-            && !req_headers.contains_key(CACHE_CONTROL))
+    cc.no_cache() || cc.pragma_no_cache_applies(req_headers)
 }
 
 /// May a stale response stand in for this status from the origin? RFC 5861 §4: for
@@ -252,6 +244,7 @@ mod tests {
     use super::*;
     use crate::policy::test_util::{at, headers};
     use http::HeaderValue;
+    use http::header::CACHE_CONTROL;
     use std::time::Duration;
 
     const T0: u64 = 1_431_696_861;
