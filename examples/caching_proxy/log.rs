@@ -82,6 +82,14 @@ impl LogPeer {
 /// of the subscriber at the first request, not at every one.
 static INFO_ENABLED: OnceLock<bool> = OnceLock::new();
 
+/// The bytes of a line after its timestamp, up to and with `$fields`: the level and target
+/// `tracing`'s formatter writes, then the fields, as one literal of a known length.
+macro_rules! line_start {
+    ($fields:literal) => {
+        concat!("  INFO caching_proxy::log: ", $fields).as_bytes()
+    };
+}
+
 /// The status logged for a request whose client went away first (nginx's convention).
 const CLIENT_CLOSED: &str = "499";
 
@@ -166,14 +174,12 @@ impl RequestLog {
             timestamp(&mut line, now);
             // The commonest methods with the fields around them: one copy of a known length.
             match self.method {
-                Method::GET => {
-                    line.extend_from_slice(b"  INFO caching_proxy::log: method=GET path=")
-                }
+                Method::GET => line.extend_from_slice(line_start!("method=GET path=")),
                 Method::HEAD => {
-                    line.extend_from_slice(b"  INFO caching_proxy::log: method=HEAD path=");
+                    line.extend_from_slice(line_start!("method=HEAD path="));
                 }
                 _ => {
-                    line.extend_from_slice(b"  INFO caching_proxy::log: method=");
+                    line.extend_from_slice(line_start!("method="));
                     line.extend_from_slice(self.method.as_str().as_bytes());
                     line.extend_from_slice(b" path=");
                 }

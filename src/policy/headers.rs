@@ -6,6 +6,7 @@
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue};
+use std::cell::Cell;
 use std::time::{Duration, SystemTime};
 
 /// The largest delta-seconds value the policy represents: 2^31 seconds (RFC 9111 §1.2.2).
@@ -30,8 +31,14 @@ pub const MAX_DELTA_SECONDS: u64 = 1 << 31;
 pub fn parse_http_date(value: &HeaderValue) -> Option<SystemTime> {
     // The preferred format, as servers send it, read from the bytes as they are: it checks
     // each of its 29 bytes, so it needs no other check.
-    if let Some(date) = imf_fixdate(value.as_bytes()) {
-        return date.to_system_time();
+    if let Ok(fixed) = <&[u8; IMF_FIXDATE_LEN]>::try_from(value.as_bytes()) {
+        if let Some(time) = LAST_IMF_FIXDATE.with(|last| last.get().recall(fixed)) {
+            return Some(time);
+        }
+        if let Some(time) = imf_fixdate(fixed).and_then(|date| date.to_system_time()) {
+            LAST_IMF_FIXDATE.with(|last| last.set(LastDate(Some((*fixed, time)))));
+            return Some(time);
+        }
     }
     // RFC 9110 §5.6.7: HTTP-date is ASCII; `to_str` rejects obs-text.
     let s = value.to_str().ok()?.trim_matches([' ', '\t']).as_bytes();
@@ -39,6 +46,29 @@ pub fn parse_http_date(value: &HeaderValue) -> Option<SystemTime> {
         .or_else(|| rfc850_date(s))
         .or_else(|| asctime_date(s))?;
     date.to_system_time()
+}
+
+/// The length of an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
+const IMF_FIXDATE_LEN: usize = 29;
+
+thread_local! {
+    /// The IMF-fixdate this thread parsed last, and its time: an origin's responses carry the
+    /// same `Date` all through a second, so a miss's `Date` is read with one comparison of 29
+    /// bytes instead of parsed again (about 300 instructions).
+    static LAST_IMF_FIXDATE: Cell<LastDate> = const { Cell::new(LastDate(None)) };
+}
+
+/// An IMF-fixdate, byte for byte, and the time it parsed to.
+#[derive(Clone, Copy)]
+struct LastDate(Option<([u8; IMF_FIXDATE_LEN], SystemTime)>);
+
+impl LastDate {
+    /// The time of `date` when it is this one, byte for byte.
+    fn recall(self, date: &[u8; IMF_FIXDATE_LEN]) -> Option<SystemTime> {
+        self.0
+            .filter(|(bytes, _)| bytes == date)
+            .map(|(_, time)| time)
+    }
 }
 
 /// A calendar date and time of day, not yet checked.
@@ -147,7 +177,10 @@ fn time_of_day(s: &[u8]) -> Option<(u64, u64, u64)> {
 fn imf_fixdate(s: &[u8]) -> Option<DateTime> {
     // Every part has a fixed length, so in 29 bytes each sits at a fixed place:
     // `Sun, 06 Nov 1994 08:49:37 GMT`.
-    if s.len() != 29 || s[3] != b',' || [4, 7, 11, 16, 25].iter().any(|&i| s[i] != b' ') {
+    if s.len() != IMF_FIXDATE_LEN
+        || s[3] != b','
+        || [4, 7, 11, 16, 25].iter().any(|&i| s[i] != b' ')
+    {
         return None;
     }
     if !is_day_name(&s[..3]) || !s[26..].eq_ignore_ascii_case(b"GMT") {
@@ -646,6 +679,32 @@ mod tests {
             parse_http_date(&hv("Sun, 06 Nov 1994 08:49:37 GMT")),
             Some(rfc_example())
         );
+    }
+
+    // The date parsed last is recalled only for the same bytes: each date parses to its own
+    // time however they alternate, and an invalid one after a valid one is still invalid.
+    #[test]
+    fn http_date_recalled_only_for_the_same_bytes() {
+        let later = rfc_example() + Duration::from_secs(1);
+        for _ in 0..2 {
+            assert_eq!(
+                parse_http_date(&hv("Sun, 06 Nov 1994 08:49:37 GMT")),
+                Some(rfc_example())
+            );
+            assert_eq!(
+                parse_http_date(&hv("Sun, 06 Nov 1994 08:49:37 GMT")),
+                Some(rfc_example())
+            );
+            assert_eq!(
+                parse_http_date(&hv("Sun, 06 Nov 1994 08:49:38 GMT")),
+                Some(later)
+            );
+            assert_eq!(
+                parse_http_date(&hv("SUN, 06 NOV 1994 08:49:38 gmt")),
+                Some(later)
+            );
+            assert_eq!(parse_http_date(&hv("Sun, 31 Nov 1994 08:49:38 GMT")), None);
+        }
     }
 
     // RFC 9110 §5.6.7: HTTP-date is ASCII; the preferred format is read from the raw bytes,
