@@ -28,7 +28,7 @@
 #               stored (not admitted yet).
 # CASES picks some of them, by these names without spaces and commas (default: all seven).
 # At the end it prints each case's median over the rounds and, for each case, the median of
-# its ratio to "forwarded" in the same round (run "forwarded" first in CASES for that).
+# its ratio to "forwarded" in the same round (when "forwarded" is one of CASES).
 # Goal (issue 12): storing a miss costs at most 10% over forwarding it unstored ("forwarded").
 set -euo pipefail
 
@@ -77,8 +77,8 @@ run_case() {
 }
 
 # Each case's median CPU per request over the rounds, and the median of its per-round ratio
-# to "forwarded" in the same round: the figure the goal is
-# checked against, less at the mercy of one noisy round than a single run.
+# to "forwarded" in the same round: the figure the goal is checked against, less at the
+# mercy of one noisy round than a single run.
 summarize() {
     python3 - "$work/results" "$rounds" <<'PY'
 import re, statistics, sys
