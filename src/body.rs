@@ -111,7 +111,8 @@ impl<B> ResponseBody<B> {
         Self::bytes(data, false)
     }
 
-    /// The body of an answer from a stored response without its stored body (HEAD, 304).
+    /// The body of a HEAD request's answer from a stored response. (A 304 or 412 from the
+    /// cache is made by [`stored`](Self::stored) from an empty stored body.)
     pub(crate) fn served_empty() -> Self {
         Self::bytes(Bytes::new(), true)
     }

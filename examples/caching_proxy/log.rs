@@ -146,9 +146,10 @@ impl RequestLog {
         })
     }
 
-    /// Writes the line for an answer with `status` and the cache's `outcome`. `at_once`: it was made as the request arrived (a hit, a
-    /// refusal), so the time it started stands for the time it was made, well within the
-    /// line's millisecond, without reading the clock again.
+    /// Writes the line for an answer with `status` and the cache's `outcome`. `at_once`: it
+    /// was made as the request arrived (a hit, a refusal), so the time it started stands for
+    /// the time it was made, well within the line's millisecond, without reading the clock
+    /// again.
     pub(crate) fn finish(mut self, status: StatusCode, outcome: Outcome, at_once: bool) {
         self.finished = true;
         let now = if at_once {
