@@ -6,6 +6,8 @@
 #                                         # figures move by a tenth from run to run
 #   SIZE=16 bash scripts/store-cost.sh    # responses of 16 bytes instead of 1 KiB
 #
+# It first measures what touching a fresh page costs here in system time, and its summary
+# says how much of each case's extra time its extra page faults take at that cost.
 # Builds `bench_origin` and `caching_proxy` in release ($PROFILE, $FEATURES and $PROXY_BIN as
 # in scripts/common.sh). For each case it starts both on CPU 1
 # (taskset) and runs wrk (one thread, 64 connections, CPU 0) on unique URLs
@@ -51,6 +53,24 @@ write_unique_urls_lua "$work/bypassed.lua" "/miss/$size/" '{["Cache-Control"] = 
 write_unique_urls_lua "$work/forwarded.lua" "/miss/$size/" nil '?no-store'
 
 
+# System time per page the first time a process touches it (fresh memory: a page fault, the
+# kernel's zeroing, and on a virtual machine whose host backs memory only on demand, the
+# host's own work), over 256 MiB on CPU 1. A store that fills touches new pages with every
+# entry (its page faults above): this is what each costs here, a few tenths of a microsecond
+# on bare metal.
+page_cost() {
+    taskset -c 1 python3 - <<'PY'
+import mmap, resource
+size = 256 << 20
+before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+memory = mmap.mmap(-1, size)
+for at in range(0, size, mmap.PAGESIZE):
+    memory[at] = 1
+after = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+print(f"{(after - before) / (size // mmap.PAGESIZE) * 1e6:.2f}")
+PY
+}
+
 # $1: label, $2: Lua script, then the proxy's extra flags.
 run_case() {
     local label=$1 lua=$2
@@ -78,16 +98,18 @@ run_case() {
 
 # Each case's median CPU per request over the rounds, and the median of its per-round ratio
 # to "forwarded" in the same round: the figure the goal is checked against, less at the
-# mercy of one noisy round than a single run.
+# mercy of one noisy round than a single run. With the cost of a fresh page ($1, µs), also
+# the share of each case's extra time that its extra page faults account for.
 summarize() {
-    python3 - "$work/results" "$rounds" <<'PY'
+    python3 - "$work/results" "$rounds" "$1" <<'PY'
 import re, statistics, sys
-rows = [re.match(r"(.+?)\s+\d+ requests\s+proxy CPU\s+([\d.]+) us", line)
+rows = [re.match(r"(.+?)\s+\d+ requests\s+proxy CPU\s+([\d.]+) us.*?([\d.]+) page faults", line)
         for line in open(sys.argv[1])]
-rounds, cases, seen = int(sys.argv[2]), {}, []
+rounds, page, cases, faults, seen = int(sys.argv[2]), float(sys.argv[3]), {}, {}, []
 for m in filter(None, rows):
     label, us = m.group(1).strip(), float(m.group(2))
     cases.setdefault(label, []).append(us)
+    faults.setdefault(label, []).append(float(m.group(3)))
     if label not in seen:
         seen.append(label)
 base = cases.get("forwarded")
@@ -99,11 +121,16 @@ for label in seen:
         ratios = [us / b - 1 for us, b in zip(runs, base)]
         each = ", ".join(f"{r:+.1%}" for r in ratios)
         line += f"  {statistics.median(ratios):+.1%} over forwarded (rounds: {each})"
+        more = statistics.median(faults[label]) - statistics.median(faults["forwarded"])
+        if more > 0.05:
+            line += f"; {more:.2f} more page faults, about {more * page:.2f} us here"
     print(line)
 PY
 }
 
 cases=${CASES:-bypassed forwarded stored0 stored16M full16M stored min-uses3}
+page=$(page_cost)
+echo "$tag: a fresh page costs $page us of system time here (first touch of 256 MiB)"
 for round in $(seq "$rounds"); do
     if [ "$rounds" -gt 1 ]; then echo "$tag: round $round"; fi
     for case in $cases; do
@@ -119,4 +146,4 @@ for round in $(seq "$rounds"); do
         esac
     done
 done
-summarize
+summarize "$page"

@@ -202,7 +202,7 @@ impl StatusHeaders {
 
     /// Marks a response that came from the inner service. `fwd_status` is the status the
     /// next hop answered with; `None` when the inner service could not reach it and made the
-    /// response itself ([`OriginUnreachable`](crate::OriginUnreachable)).
+    /// response itself ([`crate::OriginUnreachable`]).
     ///
     /// `stored` (RFC 9211 §2.6) is never claimed: this field goes out before the body has
     /// arrived, and a body cut short, a store error or the memory store's admission policy

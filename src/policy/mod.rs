@@ -7,7 +7,7 @@
 //! Public here is what configuring the cache, implementing a [`Store`](crate::store::Store)
 //! or inspecting a stored response needs: the [`CacheOptions`]; the per-response metadata
 //! every stored response carries ([`ResponsePolicy`], [`VaryKey`]); the reuse decision made
-//! on it ([`reuse`], [`may_serve_stale_if_error`], [`may_serve_stale_if_unreachable`]); and
+//! on it ([`reuse()`], [`may_serve_stale_if_error`], [`may_serve_stale_if_unreachable`]); and
 //! [`remove_hop_by_hop`], which a proxy in front of or behind the cache needs too. The
 //! parsers and the other rules behind them (each citing its RFC section) are private, so that
 //! they can change without a breaking release.

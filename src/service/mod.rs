@@ -1,5 +1,5 @@
 //! The [`Cache`] service: looks up what is stored, asks the policy
-//! ([`decide`](crate::policy::decide)) what to do, and acts on it.
+//! ([`policy::decide`](crate::policy::decide)) what to do, and acts on it.
 //!
 //! - `lookup`: the store lookup and the hit path that needs no waiting;
 //! - `answer`: answers from stored responses (fresh, stale, ranges, preconditions);

@@ -262,8 +262,8 @@ pub trait Store: Send + Sync + 'static {
     /// ([`FillLock`]).
     ///
     /// The provided implementation says [`FillLock::Unlocked`] at once: no lock across
-    /// processes. [`RedisStore`] takes a short lock in Redis, or waits for the process that
-    /// holds it.
+    /// processes. The Redis store (`RedisStore`, feature `redis`) takes a short lock in
+    /// Redis, or waits for the process that holds it.
     ///
     /// After [`FillLock::Released`] the cache looks the key up again before going forward.
     /// After [`FillLock::Unlocked`] it does so only if it wrote to the key itself since the
