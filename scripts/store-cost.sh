@@ -56,8 +56,8 @@ write_unique_urls_lua "$work/forwarded.lua" "/miss/$size/" nil '?no-store'
 # System time per page the first time a process touches it (fresh memory: a page fault, the
 # kernel's zeroing, and on a virtual machine whose host backs memory only on demand, the
 # host's own work), over 256 MiB on CPU 1. A store that fills touches new pages with every
-# entry (its page faults above): this is what each costs here, a few tenths of a microsecond
-# on bare metal.
+# entry (its page faults above): this is what each costs on the machine the script runs on,
+# printed so that runs on different machines can be compared.
 page_cost() {
     taskset -c 1 python3 - <<'PY'
 import mmap, resource
